@@ -1,0 +1,459 @@
+//! `Dict<K, V>`: a namespaced, typed dictionary over Redis.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use futures::stream::{self, Stream, StreamExt, TryStreamExt};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::key::{DictKey, KeyText};
+use crate::namespace::Namespace;
+use crate::space::{PageEntry, Pages, RepairReport, SetMode, Space, Ttl};
+
+/// A typed dictionary stored in Redis under one namespace.
+///
+/// Entries live at `{namespace}:<key>` as CBOR values; a sorted-set index
+/// keeps `len` O(log n) and lets iteration walk only this namespace. Every
+/// write updates entry, index and change event in one atomic round trip.
+///
+/// `K` is `String` or an integer type; look-ups take anything the key type
+/// borrows as (`&str` for `String` keys). `V` is any serde type.
+///
+/// ```no_run
+/// # async fn demo(store: redis_pydict::Store) -> redis_pydict::Result<()> {
+/// use futures::TryStreamExt;
+/// let d = store.dict::<String, serde_json::Value>("mykeyspace")?;
+/// d.set("int", &10.into()).await?;
+/// assert_eq!(d.get("int").await?, Some(10.into()));
+/// assert!(d.contains("int").await?);
+/// let matching: Vec<_> = d.items_matching("in*").try_collect().await?;
+/// assert_eq!(d.len().await?, 1);
+/// d.clear().await?;
+/// # Ok(()) }
+/// ```
+pub struct Dict<K, V> {
+    space: Space,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for Dict<K, V> {
+    fn clone(&self) -> Self {
+        Dict {
+            space: self.space.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for Dict<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dict")
+            .field("namespace", &self.space.namespace().name())
+            .field("key", &std::any::type_name::<K>())
+            .field("value", &std::any::type_name::<V>())
+            .finish()
+    }
+}
+
+impl<K, V> Dict<K, V> {
+    pub(crate) fn from_space(space: Space) -> Self {
+        Dict {
+            space,
+            _types: PhantomData,
+        }
+    }
+
+    /// The namespace, with the Redis names derived from it.
+    pub fn namespace(&self) -> &Namespace {
+        self.space.namespace()
+    }
+
+    /// The same dict with change events switched on or off (default: the store's setting).
+    pub fn with_notifications(mut self, on: bool) -> Self {
+        self.space.set_notifications(on);
+        self
+    }
+
+    /// The same dict writing `origin` into its change events (default: the store's).
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.space.set_origin(Some(origin.into()));
+        self
+    }
+
+    /// Whether writes through this dict publish change events.
+    pub fn notifications(&self) -> bool {
+        self.space.notifications()
+    }
+
+    /// The origin id written into change events, if any.
+    pub fn origin(&self) -> Option<&str> {
+        self.space.origin()
+    }
+
+    /// Number of live entries: O(log n) on the index, whatever else the database holds.
+    pub async fn len(&self) -> Result<u64> {
+        self.space.len().await
+    }
+
+    /// True when the namespace holds no live entry.
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(self.len().await? == 0)
+    }
+
+    /// Whether `key` holds an entry.
+    pub async fn contains<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        self.space.contains(&key.key_text()).await
+    }
+
+    /// Deletes `key`; true if it existed.
+    pub async fn delete<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        let flags = self.space.delete(&[&key.key_text()]).await?;
+        Ok(flags.first().copied().unwrap_or(false))
+    }
+
+    /// Sets a time-to-live on `key`; false if there is no such entry.
+    pub async fn expire<Q>(&self, key: &Q, ttl: Duration) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        self.space.expire(&key.key_text(), Some(ttl)).await
+    }
+
+    /// Removes the time-to-live of `key`; false if there is no such entry.
+    pub async fn persist<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        self.space.expire(&key.key_text(), None).await
+    }
+
+    /// The time-to-live state of `key`.
+    pub async fn ttl<Q>(&self, key: &Q) -> Result<Ttl>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        self.space.ttl(&key.key_text()).await
+    }
+
+    /// Removes every entry of the namespace (one atomic script, one event on
+    /// `{ns}#ev`); returns how many there were. Touches only indexed entries:
+    /// run [`Dict::repair`] first for entries written by other means.
+    pub async fn clear(&self) -> Result<u64> {
+        self.space.clear().await
+    }
+
+    /// Rebuilds the index from a SCAN of `{ns}:*`, for entries written or
+    /// deleted by other means than this library. Costs a scan of the database.
+    pub async fn repair(&self) -> Result<RepairReport> {
+        self.space.repair().await
+    }
+}
+
+impl<K, V> Dict<K, V>
+where
+    K: DictKey,
+    V: Serialize + DeserializeOwned,
+{
+    fn encode(&self, key: &str, value: &V) -> Result<Vec<u8>> {
+        codec::encode(value, self.space.namespace().name(), key)
+    }
+
+    fn decode(&self, key: &str, bytes: &[u8]) -> Result<V> {
+        codec::decode(bytes, self.space.namespace().name(), key)
+    }
+
+    fn parse_key(&self, text: &str) -> Result<K> {
+        parse_key(self.space.namespace().name(), text)
+    }
+
+    /// The value at `key`, or `None`.
+    pub async fn get<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        let key = key.key_text();
+        match self.space.get(&key).await? {
+            Some(bytes) => self.decode(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Values of several keys in one round trip (MGET), `None` where absent.
+    pub async fn get_many<Q, I>(&self, keys: I) -> Result<Vec<Option<V>>>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<Q>,
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        let texts: Vec<String> = keys
+            .into_iter()
+            .map(|k| k.borrow().key_text().into_owned())
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let values = self.space.get_many(&refs).await?;
+        texts
+            .iter()
+            .zip(values)
+            .map(|(key, bytes)| bytes.map(|b| self.decode(key, &b)).transpose())
+            .collect()
+    }
+
+    /// Writes `value` at `key` (removing any TTL it had).
+    pub async fn set<Q>(&self, key: &Q, value: &V) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        let key = key.key_text();
+        let bytes = self.encode(&key, value)?;
+        self.space
+            .set(SetMode::Set, None, &[(&key, &bytes)])
+            .await
+            .map(drop)
+    }
+
+    /// Writes `value` at `key`, expiring after `ttl` (at least 1 ms).
+    pub async fn set_with_ttl<Q>(&self, key: &Q, value: &V, ttl: Duration) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        let key = key.key_text();
+        let bytes = self.encode(&key, value)?;
+        self.space
+            .set(SetMode::Set, Some(ttl), &[(&key, &bytes)])
+            .await
+            .map(drop)
+    }
+
+    /// Writes `value` only if `key` holds nothing (Python's `setdefault`); true if written.
+    pub async fn set_if_absent<Q>(&self, key: &Q, value: &V) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        let key = key.key_text();
+        let bytes = self.encode(&key, value)?;
+        Ok(self
+            .space
+            .set(SetMode::IfAbsent, None, &[(&key, &bytes)])
+            .await?
+            == 1)
+    }
+
+    /// Removes `key` and returns its value, atomically (GETDEL): of two
+    /// concurrent `remove`s, exactly one gets the value.
+    pub async fn remove<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        let key = key.key_text();
+        let mut old = self.space.take(&[&key]).await?;
+        match old.pop().flatten() {
+            Some(bytes) => self.decode(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes many entries in one atomic MULTI/EXEC transaction, sent as one
+    /// pipeline (Python's `dict.update`). Accepts any iterator of pairs: a
+    /// `HashMap<String, V>`, a `Vec<(&str, V)>`, `[(1, &v)]`, ...
+    pub async fn update<I, Q, B>(&self, pairs: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (Q, B)>,
+        Q: KeyText,
+        B: Borrow<V>,
+    {
+        let entries = pairs
+            .into_iter()
+            .map(|(key, value)| {
+                let key = key.key_text().into_owned();
+                let bytes = self.encode(&key, value.borrow())?;
+                Ok((key, bytes))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.space.update(&entries).await
+    }
+
+    /// Read-modify-write of one entry that never loses an update: `f` gets the
+    /// current value (or `None`) and returns the new one, which is written only
+    /// if nobody wrote the entry meanwhile; otherwise `f` runs again on the
+    /// fresh value (optimistic WATCH/MULTI on a dedicated connection). The
+    /// entry keeps its TTL. Returns the value written.
+    ///
+    /// ```no_run
+    /// # async fn demo(counters: redis_pydict::Dict<String, u64>) -> redis_pydict::Result<()> {
+    /// let hits = counters.update_with("hits", |n| n.unwrap_or(0) + 1).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update_with<Q, F>(&self, key: &Q, mut f: F) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+        F: FnMut(Option<V>) -> V,
+    {
+        let key = key.key_text();
+        self.space
+            .update_with(&[&key], |mut current| {
+                let old = match current.pop().flatten() {
+                    Some(bytes) => Some(self.decode(&key, &bytes)?),
+                    None => None,
+                };
+                let new = f(old);
+                let bytes = self.encode(&key, &new)?;
+                Ok((vec![(key.to_string(), bytes)], new))
+            })
+            .await
+    }
+
+    /// All keys, as a stream that pages through the index.
+    pub fn keys(&self) -> impl Stream<Item = Result<K>> + Send + 'static
+    where
+        K: Send + 'static,
+    {
+        self.keys_matching_opt(None)
+    }
+
+    /// Keys matching a Redis glob `pattern` (`*`, `?`, `[a-z]`, `\` escapes),
+    /// applied to the key inside this namespace only.
+    pub fn keys_matching(&self, pattern: &str) -> impl Stream<Item = Result<K>> + Send + 'static
+    where
+        K: Send + 'static,
+    {
+        self.keys_matching_opt(Some(pattern))
+    }
+
+    fn keys_matching_opt(
+        &self,
+        pattern: Option<&str>,
+    ) -> impl Stream<Item = Result<K>> + Send + 'static
+    where
+        K: Send + 'static,
+    {
+        let namespace = self.space.namespace().name().to_owned();
+        page_stream(self.space.pages(pattern, false))
+            .map(move |entry| entry.and_then(|(key, _)| parse_key(&namespace, &key)))
+    }
+
+    /// All values, read in MGET batches.
+    pub fn values(&self) -> impl Stream<Item = Result<V>> + Send + 'static
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        self.items().map_ok(|(_, v)| v)
+    }
+
+    /// Values of the keys matching `pattern` (see [`Dict::keys_matching`]).
+    pub fn values_matching(&self, pattern: &str) -> impl Stream<Item = Result<V>> + Send + 'static
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        self.items_matching(pattern).map_ok(|(_, v)| v)
+    }
+
+    /// All entries, paging through the index and reading values in MGET
+    /// batches; entries deleted or expired between listing and reading are
+    /// skipped. A value that does not decode is an `Err` item and the stream
+    /// goes on; a Redis error ends it after the `Err` item.
+    pub fn items(&self) -> impl Stream<Item = Result<(K, V)>> + Send + 'static
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        self.items_matching_opt(None)
+    }
+
+    /// Entries whose key matches `pattern` (see [`Dict::keys_matching`]).
+    pub fn items_matching(
+        &self,
+        pattern: &str,
+    ) -> impl Stream<Item = Result<(K, V)>> + Send + 'static
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        self.items_matching_opt(Some(pattern))
+    }
+
+    fn items_matching_opt(
+        &self,
+        pattern: Option<&str>,
+    ) -> impl Stream<Item = Result<(K, V)>> + Send + 'static
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        let this = self.clone();
+        page_stream(self.space.pages(pattern, true)).map(move |entry| {
+            let (key, bytes) = entry?;
+            let value = this.decode(&key, bytes.as_deref().unwrap_or_default())?;
+            Ok((this.parse_key(&key)?, value))
+        })
+    }
+
+    /// The whole namespace as a `HashMap` (Python's `to_dict`).
+    pub async fn to_map(&self) -> Result<HashMap<K, V>>
+    where
+        K: Hash + Eq + Send + 'static,
+        V: Send + 'static,
+    {
+        self.items().try_collect().await
+    }
+
+    /// The whole namespace as a `BTreeMap`, ordered by key.
+    pub async fn to_btree_map(&self) -> Result<BTreeMap<K, V>>
+    where
+        K: Ord + Send + 'static,
+        V: Send + 'static,
+    {
+        self.items().try_collect().await
+    }
+}
+
+/// Parses a stored key text as `K`, naming namespace and key on failure.
+fn parse_key<K: DictKey>(namespace: &str, text: &str) -> Result<K> {
+    K::from_key_text(text).map_err(|reason| Error::InvalidKey {
+        namespace: namespace.to_owned(),
+        key: text.to_owned(),
+        expected: std::any::type_name::<K>(),
+        reason,
+    })
+}
+
+/// Flattens index pages into a stream of entries. After a Redis error the
+/// stream yields that error and ends.
+fn page_stream(pages: Pages) -> impl Stream<Item = Result<PageEntry>> + Send + 'static {
+    stream::unfold(Some(pages), |state| async move {
+        let mut pages = state?;
+        match pages.next_page().await {
+            Ok(Some(page)) => Some((
+                stream::iter(page.into_iter().map(Ok)).left_stream(),
+                Some(pages),
+            )),
+            Ok(None) => None,
+            Err(e) => Some((stream::iter(vec![Err(e)]).right_stream(), None)),
+        }
+    })
+    .flatten()
+}

@@ -1,0 +1,143 @@
+//! The one error type of the crate.
+
+/// Everything that can go wrong in redis-pydict. Each variant names what was
+/// wrong (the namespace, the key, the expected type) so the message alone says
+/// where to look.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The namespace breaks the wire-format rules (empty, over 256 bytes, or
+    /// containing `{` or `}`). Raised before any I/O.
+    #[error("invalid namespace {namespace:?}: {reason}")]
+    InvalidNamespace {
+        /// The rejected namespace.
+        namespace: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// A key stored in Redis is not the canonical text form of the dict's key type
+    /// (e.g. `"007"` or `"x"` in a `Dict<u32, _>`).
+    #[error("key {key:?} in namespace {namespace:?} is not a valid {expected}: {reason}")]
+    InvalidKey {
+        /// The namespace holding the key.
+        namespace: String,
+        /// The key text as stored.
+        key: String,
+        /// The key type that was requested.
+        expected: &'static str,
+        /// Why it does not parse.
+        reason: String,
+    },
+
+    /// A stored value does not decode as the requested type.
+    #[error(
+        "value of key {key:?} in namespace {namespace:?} does not decode as {expected}: {reason}"
+    )]
+    Decode {
+        /// The namespace holding the key.
+        namespace: String,
+        /// The key whose value failed to decode.
+        key: String,
+        /// The Rust type that was requested.
+        expected: &'static str,
+        /// What the CBOR decoder reported.
+        reason: String,
+    },
+
+    /// A value could not be encoded as CBOR (e.g. a map with non-serializable keys).
+    #[error(
+        "value for key {key:?} in namespace {namespace:?} cannot be encoded as CBOR: {reason}"
+    )]
+    Encode {
+        /// The namespace being written.
+        namespace: String,
+        /// The key being written.
+        key: String,
+        /// What the encoder reported.
+        reason: String,
+    },
+
+    /// An encoded value is larger than the store's `max_value_size`; nothing was written.
+    #[error("value for key {key:?} in namespace {namespace:?} is {size} bytes, over the limit of {limit} bytes; nothing was written")]
+    ValueTooLarge {
+        /// The namespace being written.
+        namespace: String,
+        /// The key being written.
+        key: String,
+        /// The encoded size in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+
+    /// A time-to-live that Redis cannot represent (zero, or over `i64::MAX` milliseconds).
+    #[error("invalid time-to-live {ttl:?} for key {key:?}: must be at least 1 ms")]
+    InvalidTtl {
+        /// The key being written.
+        key: String,
+        /// The rejected duration.
+        ttl: std::time::Duration,
+    },
+
+    /// An optimistic update (`update_with`) lost the race to other writers too many
+    /// times in a row; nothing was written by this call.
+    #[error("update of {key:?} in namespace {namespace:?} gave up after {attempts} attempts, each interrupted by a concurrent write")]
+    Contention {
+        /// The namespace being updated.
+        namespace: String,
+        /// The key (or keys) being updated.
+        key: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
+    /// The connection URL or a builder setting is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// Redis could not be reached or answered with an error.
+    #[error("redis error during {operation} on namespace {namespace:?}: {source}")]
+    Redis {
+        /// The operation that failed (`get`, `set`, `len`, ...).
+        operation: &'static str,
+        /// The namespace it worked on (empty for store-level operations).
+        namespace: String,
+        /// The underlying redis-rs error.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// Connecting to the server failed.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// The underlying redis-rs error.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// The blocking API could not start its runtime.
+    #[error("cannot start the blocking runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Shorthand for `Result<T, redis_pydict::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// True when the error comes from the connection to Redis (refused, reset,
+    /// timed out) rather than from the data: retrying later may succeed.
+    pub fn is_connection_error(&self) -> bool {
+        match self {
+            Error::Redis { source, .. } | Error::Connect { source, .. } => {
+                source.is_io_error()
+                    || source.is_connection_dropped()
+                    || source.is_connection_refusal()
+                    || source.is_timeout()
+            }
+            _ => false,
+        }
+    }
+}

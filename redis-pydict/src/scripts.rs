@@ -1,0 +1,167 @@
+//! The Lua scripts of the write path. Each runs atomically on the server, in
+//! one round trip: it changes the entries, keeps the namespace index in step
+//! (scores are absolute expiry in Unix ms from the server's clock, `inf` for
+//! none), prunes expired index members, and publishes the change events.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Common prologue: server time in ms as `now`, and pruning of index members
+/// whose expiry has passed. The index is always the last declared key.
+const PRELUDE: &str = r#"
+local idx = KEYS[#KEYS]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now)
+"#;
+
+/// KEYS: entry keys..., index. ARGV: mode ('set' | 'nx' | 'keepttl'), ttl_ms
+/// ('0' = none), then per entry: member, value, channel, payload ('' = silent).
+/// Returns the number of entries written (with 'nx', entries already present
+/// are left alone and not counted).
+const SET_BODY: &str = r#"
+local mode = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local written = 0
+for i = 1, #KEYS - 1 do
+  local a = 2 + (i - 1) * 4
+  local key, member, value, channel, payload = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  if mode ~= 'nx' or redis.call('EXISTS', key) == 0 then
+    if ttl > 0 then
+      redis.call('SET', key, value, 'PX', ttl)
+      redis.call('ZADD', idx, now + ttl, member)
+    elseif mode == 'keepttl' then
+      redis.call('SET', key, value, 'KEEPTTL')
+      local left = redis.call('PTTL', key)
+      if left > 0 then
+        redis.call('ZADD', idx, now + left, member)
+      else
+        redis.call('ZADD', idx, 'inf', member)
+      end
+    else
+      redis.call('SET', key, value)
+      redis.call('ZADD', idx, 'inf', member)
+    end
+    if payload ~= '' then redis.call('PUBLISH', channel, payload) end
+    written = written + 1
+  end
+end
+return written
+"#;
+
+/// KEYS: entry keys..., index. ARGV: mode ('del' | 'take'), then per entry:
+/// member, channel, payload. Returns, per entry, 0/1 ('del') or the old value
+/// or nil ('take').
+const DEL_BODY: &str = r#"
+local take = ARGV[1] == 'take'
+local out = {}
+for i = 1, #KEYS - 1 do
+  local a = 1 + (i - 1) * 3
+  local key, member, channel, payload = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local existed
+  if take then
+    out[i] = redis.call('GETDEL', key)
+    existed = out[i] ~= false
+  else
+    out[i] = redis.call('DEL', key)
+    existed = out[i] == 1
+  end
+  redis.call('ZREM', idx, member)
+  if existed and payload ~= '' then redis.call('PUBLISH', channel, payload) end
+end
+return out
+"#;
+
+/// KEYS: entry key, index. ARGV: member, ttl_ms ('-1' = persist), channel,
+/// payload. Returns 1 when the entry exists (and so had its TTL changed).
+const EXPIRE_BODY: &str = r#"
+local key, member, ttl, channel, payload = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+if redis.call('EXISTS', key) == 0 then
+  redis.call('ZREM', idx, member)
+  return 0
+end
+if ttl < 0 then
+  redis.call('PERSIST', key)
+  redis.call('ZADD', idx, 'inf', member)
+else
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('ZADD', idx, now + ttl, member)
+end
+if payload ~= '' then redis.call('PUBLISH', channel, payload) end
+return 1
+"#;
+
+/// KEYS: index. ARGV: entry prefix, channel, payload. Deletes every indexed
+/// entry and the index; returns how many entries existed.
+const CLEAR_BODY: &str = r#"
+local prefix, channel, payload = ARGV[1], ARGV[2], ARGV[3]
+local removed = 0
+local members = redis.call('ZRANGE', idx, 0, -1)
+local batch = {}
+for _, m in ipairs(members) do
+  batch[#batch + 1] = prefix .. m
+  if #batch == 500 then
+    removed = removed + redis.call('DEL', unpack(batch))
+    batch = {}
+  end
+end
+if #batch > 0 then removed = removed + redis.call('DEL', unpack(batch)) end
+redis.call('DEL', idx)
+if payload ~= '' then redis.call('PUBLISH', channel, payload) end
+return removed
+"#;
+
+/// KEYS: index. Returns the number of live entries. Read-only.
+const LEN_BODY: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], now, '+inf')
+"#;
+
+/// KEYS: index. Only prunes; used at the head of bulk MULTI/EXEC writes.
+/// Returns the server time in ms.
+const PRUNE_BODY: &str = "return now";
+
+fn with_prelude(body: &str) -> String {
+    format!("{PRELUDE}{body}")
+}
+
+pub(crate) static SET: LazyLock<(String, Script)> = LazyLock::new(|| script(SET_BODY));
+pub(crate) static DEL: LazyLock<(String, Script)> = LazyLock::new(|| script(DEL_BODY));
+pub(crate) static EXPIRE: LazyLock<(String, Script)> = LazyLock::new(|| script(EXPIRE_BODY));
+pub(crate) static CLEAR: LazyLock<(String, Script)> = LazyLock::new(|| script(CLEAR_BODY));
+pub(crate) static PRUNE: LazyLock<(String, Script)> = LazyLock::new(|| script(PRUNE_BODY));
+pub(crate) static LEN: LazyLock<Script> = LazyLock::new(|| Script::new(LEN_BODY));
+
+/// The full source (for EVAL inside MULTI, where EVALSHA could fail half a
+/// transaction after a script flush) and the cached script (EVALSHA elsewhere).
+fn script(body: &str) -> (String, Script) {
+    let source = with_prelude(body);
+    let script = Script::new(&source);
+    (source, script)
+}
+
+/// KEYS: index. ARGV: entry prefix, then members. For each member, makes the
+/// index agree with the keyspace: adds live string entries with their expiry,
+/// removes members whose entry is gone (or is not a string). Returns
+/// `{added, removed}`.
+const REPAIR_BODY: &str = r#"
+local prefix = ARGV[1]
+local added, removed = 0, 0
+for i = 2, #ARGV do
+  local member = ARGV[i]
+  local key = prefix .. member
+  local left = redis.call('PTTL', key)
+  if left == -2 or redis.call('TYPE', key).ok ~= 'string' then
+    removed = removed + redis.call('ZREM', idx, member)
+  else
+    local score = 'inf'
+    if left > 0 then score = now + left end
+    added = added + redis.call('ZADD', idx, score, member)
+  end
+end
+return {added, removed}
+"#;
+
+pub(crate) static REPAIR: LazyLock<(String, Script)> = LazyLock::new(|| script(REPAIR_BODY));

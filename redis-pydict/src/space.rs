@@ -1,0 +1,661 @@
+//! `Space`: the untyped core under `Dict` and derived views. It works on key
+//! texts and encoded CBOR values and owns the whole write path: every mutation
+//! changes the entries, keeps the namespace index in step and publishes its
+//! event in one atomic unit, one round trip.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use redis::{RedisError, Value};
+
+use crate::error::{Error, Result};
+use crate::event::{self, Op};
+use crate::namespace::Namespace;
+use crate::scripts;
+use crate::store::{Settings, Store};
+
+/// Entries per MSET/ZADD command inside one bulk transaction.
+const BULK_CHUNK: usize = 10_000;
+
+/// How a write treats an existing entry's time-to-live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SetMode {
+    /// Plain write: the entry ends without a TTL (or with the one given).
+    Set,
+    /// Write only entries that do not exist.
+    IfAbsent,
+    /// Keep whatever TTL the entry has (used by read-modify-write updates).
+    KeepTtl,
+}
+
+impl SetMode {
+    fn wire(self) -> &'static str {
+        match self {
+            SetMode::Set => "set",
+            SetMode::IfAbsent => "nx",
+            SetMode::KeepTtl => "keepttl",
+        }
+    }
+}
+
+/// One change decided by an optimistic update: write this encoded value at
+/// this key, keeping the entry's TTL.
+pub(crate) type Change = (String, Vec<u8>);
+
+/// The time-to-live state of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// No such entry.
+    Missing,
+    /// The entry exists and does not expire.
+    Persistent,
+    /// The entry expires after this long.
+    Expires(Duration),
+}
+
+/// What [`crate::Dict::repair`] did to the namespace index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Entries found in the keyspace that the index lacked.
+    pub added: u64,
+    /// Index members whose entry no longer exists.
+    pub removed: u64,
+    /// Live entries in the index afterwards.
+    pub live: u64,
+}
+
+/// An untyped namespace handle.
+#[derive(Clone)]
+pub(crate) struct Space {
+    store: Store,
+    ns: Arc<Namespace>,
+    notifications: bool,
+    origin: Option<Arc<str>>,
+    max_value_size: usize,
+    page_size: usize,
+    max_update_attempts: u32,
+}
+
+impl Space {
+    pub(crate) fn new(store: Store, ns: Namespace, settings: &Settings) -> Self {
+        Space {
+            store,
+            ns: Arc::new(ns),
+            notifications: settings.notifications,
+            origin: settings.origin.clone(),
+            max_value_size: settings.max_value_size,
+            page_size: settings.page_size,
+            max_update_attempts: settings.max_update_attempts,
+        }
+    }
+
+    pub(crate) fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    pub(crate) fn set_notifications(&mut self, on: bool) {
+        self.notifications = on;
+    }
+
+    pub(crate) fn set_origin(&mut self, origin: Option<String>) {
+        self.origin = origin.map(Into::into);
+    }
+
+    pub(crate) fn notifications(&self) -> bool {
+        self.notifications
+    }
+
+    pub(crate) fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.store.connection()
+    }
+
+    /// Wraps a redis-rs error with the operation and namespace.
+    pub(crate) fn fail(&self, operation: &'static str) -> impl Fn(RedisError) -> Error + '_ {
+        move |source| Error::Redis {
+            operation,
+            namespace: self.ns.name().to_owned(),
+            source,
+        }
+    }
+
+    /// Refuses values over the size limit, naming the key.
+    pub(crate) fn check_size(&self, key: &str, value: &[u8]) -> Result<()> {
+        if value.len() > self.max_value_size {
+            return Err(Error::ValueTooLarge {
+                namespace: self.ns.name().to_owned(),
+                key: key.to_owned(),
+                size: value.len(),
+                limit: self.max_value_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// The event payload for a change, or empty when notifications are off.
+    fn payload(
+        &self,
+        op: Op,
+        key: Option<&str>,
+        value: Option<&[u8]>,
+        ttl_ms: Option<u64>,
+    ) -> Vec<u8> {
+        if self.notifications {
+            event::payload(op, key, self.origin.as_deref(), value, ttl_ms)
+        } else {
+            Vec::new()
+        }
+    }
+
+    // ----- reads -------------------------------------------------------------
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        redis::cmd("GET")
+            .arg(self.ns.entry_key(key))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(self.fail("get"))
+    }
+
+    /// Values of several entries in one MGET round trip, `None` where absent.
+    pub(crate) async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
+        redis::cmd("MGET")
+            .arg(&redis_keys)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(self.fail("get_many"))
+    }
+
+    pub(crate) async fn contains(&self, key: &str) -> Result<bool> {
+        redis::cmd("EXISTS")
+            .arg(self.ns.entry_key(key))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(self.fail("contains"))
+    }
+
+    pub(crate) async fn len(&self) -> Result<u64> {
+        scripts::LEN
+            .key(self.ns.index_key())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.fail("len"))
+    }
+
+    pub(crate) async fn ttl(&self, key: &str) -> Result<Ttl> {
+        let ms: i64 = redis::cmd("PTTL")
+            .arg(self.ns.entry_key(key))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(self.fail("ttl"))?;
+        Ok(match ms {
+            -2 => Ttl::Missing,
+            ms if ms < 0 => Ttl::Persistent,
+            ms => Ttl::Expires(Duration::from_millis(ms as u64)),
+        })
+    }
+
+    // ----- the write path ----------------------------------------------------
+
+    /// Keys and arguments of the SET script for `entries`.
+    fn set_invocation(
+        &self,
+        mode: SetMode,
+        ttl: Option<Duration>,
+        entries: &[(&str, &[u8])],
+    ) -> Result<(Vec<String>, Vec<Vec<u8>>)> {
+        let ttl_ms = match ttl {
+            Some(ttl) => ttl_millis(entries.first().map_or("", |e| e.0), ttl)?,
+            None => 0,
+        };
+        let mut keys = Vec::with_capacity(entries.len() + 1);
+        let mut args = Vec::with_capacity(2 + entries.len() * 4);
+        args.push(mode.wire().as_bytes().to_vec());
+        args.push(ttl_ms.to_string().into_bytes());
+        for (key, value) in entries {
+            self.check_size(key, value)?;
+            keys.push(self.ns.entry_key(key));
+            args.push(key.as_bytes().to_vec());
+            args.push(value.to_vec());
+            args.push(self.ns.key_channel(key).into_bytes());
+            args.push(self.payload(Op::Set, Some(key), Some(value), None));
+        }
+        keys.push(self.ns.index_key().to_owned());
+        Ok((keys, args))
+    }
+
+    /// Writes `entries` atomically (one script call). Returns how many were written
+    /// (with `IfAbsent`, existing entries are skipped).
+    pub(crate) async fn set(
+        &self,
+        mode: SetMode,
+        ttl: Option<Duration>,
+        entries: &[(&str, &[u8])],
+    ) -> Result<u64> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let (keys, args) = self.set_invocation(mode, ttl, entries)?;
+        scripts::SET
+            .1
+            .key(keys)
+            .arg(args)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.fail("set"))
+    }
+
+    /// Keys and arguments of the DEL script.
+    fn del_invocation(&self, take: bool, keys: &[&str]) -> (Vec<String>, Vec<Vec<u8>>) {
+        let mut redis_keys = Vec::with_capacity(keys.len() + 1);
+        let mut args = Vec::with_capacity(1 + keys.len() * 3);
+        args.push(if take {
+            b"take".to_vec()
+        } else {
+            b"del".to_vec()
+        });
+        for key in keys {
+            redis_keys.push(self.ns.entry_key(key));
+            args.push(key.as_bytes().to_vec());
+            args.push(self.ns.key_channel(key).into_bytes());
+            args.push(self.payload(Op::Del, Some(key), None, None));
+        }
+        redis_keys.push(self.ns.index_key().to_owned());
+        (redis_keys, args)
+    }
+
+    /// Deletes entries atomically; per key, whether it existed.
+    pub(crate) async fn delete(&self, keys: &[&str]) -> Result<Vec<bool>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (redis_keys, args) = self.del_invocation(false, keys);
+        let flags: Vec<i64> = scripts::DEL
+            .1
+            .key(redis_keys)
+            .arg(args)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.fail("delete"))?;
+        Ok(flags.into_iter().map(|n| n == 1).collect())
+    }
+
+    /// Removes entries atomically and returns their old values.
+    pub(crate) async fn take(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (redis_keys, args) = self.del_invocation(true, keys);
+        scripts::DEL
+            .1
+            .key(redis_keys)
+            .arg(args)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.fail("remove"))
+    }
+
+    /// Sets (`Some`) or removes (`None`) an entry's TTL. False if the entry is absent.
+    pub(crate) async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+        let ttl_ms = match ttl {
+            Some(ttl) => Some(ttl_millis(key, ttl)?),
+            None => None,
+        };
+        let payload = self.payload(Op::Expire, Some(key), None, ttl_ms);
+        let ttl_arg = ttl_ms.map_or(-1, |ms| ms as i64);
+        let existed: i64 = scripts::EXPIRE
+            .1
+            .key(self.ns.entry_key(key))
+            .key(self.ns.index_key())
+            .arg(key)
+            .arg(ttl_arg)
+            .arg(self.ns.key_channel(key))
+            .arg(payload)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.fail("expire"))?;
+        Ok(existed == 1)
+    }
+
+    /// Removes every indexed entry and the index; returns how many entries existed.
+    pub(crate) async fn clear(&self) -> Result<u64> {
+        scripts::CLEAR
+            .1
+            .key(self.ns.index_key())
+            .arg(self.ns.entry_prefix())
+            .arg(self.ns.event_channel())
+            .arg(self.payload(Op::Clear, None, None, None))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.fail("clear"))
+    }
+
+    /// Writes many entries in one MULTI/EXEC transaction, sent as one pipeline:
+    /// prune, MSET, ZADD and one PUBLISH per entry. Existing TTLs are cleared.
+    pub(crate) async fn update(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        for (key, value) in entries {
+            self.check_size(key, value)?;
+        }
+        let index = self.ns.index_key();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("EVAL")
+            .arg(&scripts::PRUNE.0)
+            .arg(1)
+            .arg(index)
+            .ignore();
+        for chunk in entries.chunks(BULK_CHUNK) {
+            let mset = pipe.cmd("MSET");
+            for (key, value) in chunk {
+                mset.arg(self.ns.entry_key(key)).arg(value);
+            }
+            mset.ignore();
+            let zadd = pipe.cmd("ZADD").arg(index);
+            for (key, _) in chunk {
+                zadd.arg("inf").arg(key);
+            }
+            zadd.ignore();
+        }
+        if self.notifications {
+            for (key, value) in entries {
+                pipe.cmd("PUBLISH")
+                    .arg(self.ns.key_channel(key))
+                    .arg(self.payload(Op::Set, Some(key), Some(value), None))
+                    .ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(self.fail("update"))
+    }
+
+    /// Optimistic read-modify-write of `keys`: WATCH them, read them, let `decide`
+    /// choose the changes, apply them in MULTI/EXEC; retried while another writer
+    /// interferes. Runs on a dedicated connection (WATCH state is per connection).
+    pub(crate) async fn update_with<R>(
+        &self,
+        keys: &[&str],
+        mut decide: impl FnMut(Vec<Option<Vec<u8>>>) -> Result<(Vec<Change>, R)>,
+    ) -> Result<R> {
+        let fail = self.fail("update_with");
+        let redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
+        let mut conn = self.store.dedicated().await.map_err(&fail)?;
+        for _attempt in 0..self.max_update_attempts {
+            let (current,): (Vec<Option<Vec<u8>>>,) = redis::pipe()
+                .cmd("WATCH")
+                .arg(&redis_keys)
+                .ignore()
+                .cmd("MGET")
+                .arg(&redis_keys)
+                .query_async(&mut conn)
+                .await
+                .map_err(&fail)?;
+            let (changes, result) = match decide(current) {
+                Ok(decided) => decided,
+                Err(e) => {
+                    let _: redis::RedisResult<()> =
+                        redis::cmd("UNWATCH").query_async(&mut conn).await;
+                    return Err(e);
+                }
+            };
+            let sets: Vec<(&str, &[u8])> = changes
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect();
+            let mut tx = redis::pipe();
+            tx.atomic();
+            if !sets.is_empty() {
+                let (k, a) = self.set_invocation(SetMode::KeepTtl, None, &sets)?;
+                tx.cmd("EVAL")
+                    .arg(&scripts::SET.0)
+                    .arg(k.len())
+                    .arg(k)
+                    .arg(a)
+                    .ignore();
+            }
+            let outcome: Option<()> = tx.query_async(&mut conn).await.map_err(&fail)?;
+            if outcome.is_some() {
+                self.store.give_back(conn);
+                return Ok(result);
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(Error::Contention {
+            namespace: self.ns.name().to_owned(),
+            key: keys.join(", "),
+            attempts: self.max_update_attempts,
+        })
+    }
+
+    /// Rebuilds the index from a SCAN of `{ns}:*`: adds entries written by other
+    /// means, drops members whose entry is gone, fixes expiry scores.
+    pub(crate) async fn repair(&self) -> Result<RepairReport> {
+        let fail = self.fail("repair");
+        let mut conn = self.conn();
+        let mut report = RepairReport::default();
+        // Pass 1: every string key of the namespace in the keyspace.
+        let pattern = self.ns.scan_pattern();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(&fail)?;
+            let members: Vec<&str> = found.iter().filter_map(|k| self.ns.member_of(k)).collect();
+            let (added, removed) = self.repair_members(&mut conn, &members).await?;
+            report.added += added;
+            report.removed += removed;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // Pass 2: every index member, to drop the ones whose entry is gone.
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, flat): (u64, Vec<String>) = redis::cmd("ZSCAN")
+                .arg(self.ns.index_key())
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(&fail)?;
+            let members: Vec<&str> = flat.iter().step_by(2).map(String::as_str).collect();
+            let (_, removed) = self.repair_members(&mut conn, &members).await?;
+            report.removed += removed;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        report.live = self.len().await?;
+        Ok(report)
+    }
+
+    async fn repair_members(
+        &self,
+        conn: &mut ConnectionManager,
+        members: &[&str],
+    ) -> Result<(u64, u64)> {
+        if members.is_empty() {
+            return Ok((0, 0));
+        }
+        let (added, removed): (u64, u64) = scripts::REPAIR
+            .1
+            .key(self.ns.index_key())
+            .arg(self.ns.entry_prefix())
+            .arg(members)
+            .invoke_async(conn)
+            .await
+            .map_err(self.fail("repair"))?;
+        Ok((added, removed))
+    }
+
+    // ----- iteration ---------------------------------------------------------
+
+    /// A cursor over the index, yielding pages of live members (and, when
+    /// `with_values`, their values, skipping entries gone meanwhile).
+    pub(crate) fn pages(&self, pattern: Option<&str>, with_values: bool) -> Pages {
+        Pages {
+            space: self.clone(),
+            pattern: pattern.map(str::to_owned),
+            with_values,
+            cursor: 0,
+            started: false,
+            clock: None,
+            pending: Vec::new(),
+            seen: std::collections::HashSet::new(),
+        }
+    }
+}
+
+/// Milliseconds of a TTL, refusing zero and values Redis cannot hold.
+fn ttl_millis(key: &str, ttl: Duration) -> Result<u64> {
+    let ms = ttl.as_millis();
+    if ms == 0 || ms > i64::MAX as u128 / 2 {
+        return Err(Error::InvalidTtl {
+            key: key.to_owned(),
+            ttl,
+        });
+    }
+    Ok(ms as u64)
+}
+
+/// Paged iteration over a namespace index (see [`Space::pages`]).
+///
+/// Each round trip sends the MGET of the current page together with the ZSCAN
+/// of the next one. ZSCAN may report a member twice while the index is being
+/// resized; members already yielded are remembered (as 64-bit hashes) and skipped.
+pub(crate) struct Pages {
+    space: Space,
+    pattern: Option<String>,
+    with_values: bool,
+    cursor: u64,
+    started: bool,
+    /// Server time (ms) at the first round trip and the local instant it was read.
+    clock: Option<(f64, Instant)>,
+    pending: Vec<String>,
+    seen: std::collections::HashSet<u64>,
+}
+
+/// One entry of a page: the key text and, when values were asked for, its value.
+pub(crate) type PageEntry = (String, Option<Vec<u8>>);
+
+impl Pages {
+    /// The next non-empty page, or `None` at the end.
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<PageEntry>>> {
+        loop {
+            if self.started && self.cursor == 0 && self.pending.is_empty() {
+                return Ok(None);
+            }
+            let fail = self.space.fail("iterate");
+            let mut pipe = redis::pipe();
+            let members = std::mem::take(&mut self.pending);
+            let fetch_values = self.with_values && !members.is_empty();
+            if fetch_values {
+                let keys: Vec<String> =
+                    members.iter().map(|m| self.space.ns.entry_key(m)).collect();
+                pipe.cmd("MGET").arg(keys);
+            }
+            let scan_more = !self.started || self.cursor != 0;
+            if scan_more {
+                if self.clock.is_none() {
+                    pipe.cmd("TIME");
+                }
+                let scan = pipe
+                    .cmd("ZSCAN")
+                    .arg(self.space.ns.index_key())
+                    .arg(self.cursor);
+                if let Some(pattern) = &self.pattern {
+                    scan.arg("MATCH").arg(pattern);
+                }
+                scan.arg("COUNT").arg(self.space.page_size);
+            }
+            let mut replies: Vec<Value> = if fetch_values || scan_more {
+                pipe.query_async(&mut self.space.conn())
+                    .await
+                    .map_err(&fail)?
+            } else {
+                Vec::new()
+            };
+            let mut replies = replies.drain(..);
+            let page: Vec<PageEntry> = if fetch_values {
+                let values: Vec<Option<Vec<u8>>> =
+                    from_reply(replies.next()).map_err(|e| fail(e.into()))?;
+                members
+                    .into_iter()
+                    .zip(values)
+                    .filter(|(_, v)| v.is_some())
+                    .collect()
+            } else {
+                members.into_iter().map(|m| (m, None)).collect()
+            };
+            if scan_more {
+                if self.clock.is_none() {
+                    let (secs, micros): (u64, u64) =
+                        from_reply(replies.next()).map_err(|e| fail(e.into()))?;
+                    self.clock = Some((
+                        secs as f64 * 1000.0 + (micros / 1000) as f64,
+                        Instant::now(),
+                    ));
+                }
+                let (next, flat): (u64, Vec<String>) =
+                    from_reply(replies.next()).map_err(|e| fail(e.into()))?;
+                self.started = true;
+                self.cursor = next;
+                let now = self.now_ms();
+                let mut flat = flat.into_iter();
+                while let (Some(member), Some(score)) = (flat.next(), flat.next()) {
+                    let live = parse_score(&score).is_none_or(|s| s >= now);
+                    if live && self.seen.insert(hash_of(&member)) {
+                        self.pending.push(member);
+                    }
+                }
+            }
+            if !page.is_empty() {
+                return Ok(Some(page));
+            }
+        }
+    }
+
+    fn now_ms(&self) -> f64 {
+        match self.clock {
+            Some((server_ms, at)) => server_ms + at.elapsed().as_millis() as f64,
+            None => 0.0,
+        }
+    }
+}
+
+fn from_reply<T: redis::FromRedisValue>(reply: Option<Value>) -> Result<T, redis::ParsingError> {
+    redis::from_redis_value(reply.unwrap_or(Value::Nil))
+}
+
+/// A ZSCAN score as a number; `None` for `inf` (never expires).
+fn parse_score(score: &str) -> Option<f64> {
+    match score {
+        "inf" | "+inf" => None,
+        s => s.parse().ok(),
+    }
+}
+
+fn hash_of(member: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(member)
+}

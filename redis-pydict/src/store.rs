@@ -1,0 +1,325 @@
+//! `Store`: the connection to Redis shared by every dict and view made from it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion};
+
+use crate::dict::Dict;
+use crate::error::{Error, Result};
+use crate::key::DictKey;
+use crate::namespace::Namespace;
+use crate::space::Space;
+
+/// Default time to wait for one reply. Generous: one MGET page or one bulk
+/// `update` of 100,000 entries must not time out on a busy server.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time to wait for a TCP (and TLS) connection to be made.
+pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of reconnection attempts before an operation fails.
+pub const DEFAULT_RECONNECT_RETRIES: usize = 5;
+/// Largest encoded value accepted by default: Redis's own bulk-string limit.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
+/// Default number of entries read per round trip when iterating.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
+/// Default number of attempts of an optimistic update before it gives up.
+pub const DEFAULT_MAX_UPDATE_ATTEMPTS: u32 = 10_000;
+
+/// A connection to one Redis server, cheap to clone and share between tasks.
+///
+/// It reconnects by itself after a dropped connection or a server restart
+/// (redis-rs `ConnectionManager`, RESP3): the operation that meets the broken
+/// connection fails with [`Error::Redis`], the ones after it succeed once the
+/// server is back.
+///
+/// ```no_run
+/// # async fn demo() -> redis_pydict::Result<()> {
+/// use redis_pydict::Store;
+/// let store = Store::connect("redis://127.0.0.1:6379/0").await?;
+/// let scores = store.dict::<String, u32>("scores")?;
+/// scores.set("alice", &3).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    conn: ConnectionManager,
+    client: Client,
+    settings: Settings,
+    dedicated_config: AsyncConnectionConfig,
+    idle: Mutex<Vec<MultiplexedConnection>>,
+    url: String,
+}
+
+/// Per-store behaviour settings, copied into each dict (where some can be overridden).
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub notifications: bool,
+    pub origin: Option<Arc<str>>,
+    pub max_value_size: usize,
+    pub page_size: usize,
+    pub max_update_attempts: u32,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.inner.url)
+            .field("settings", &self.inner.settings)
+            .finish()
+    }
+}
+
+/// Configures and opens a [`Store`]. Obtain one from [`Store::builder`].
+///
+/// ```no_run
+/// # async fn demo() -> redis_pydict::Result<()> {
+/// use std::time::Duration;
+/// let store = redis_pydict::Store::builder("redis://127.0.0.1/")
+///     .response_timeout(Duration::from_secs(60))
+///     .origin("worker-7")
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct StoreBuilder {
+    url: String,
+    response_timeout: Option<Duration>,
+    connection_timeout: Option<Duration>,
+    retries: usize,
+    min_retry_delay: Duration,
+    max_retry_delay: Duration,
+    settings: Settings,
+}
+
+impl StoreBuilder {
+    /// Time to wait for one reply (default 30 s; `None` waits forever).
+    pub fn response_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.response_timeout = timeout.into();
+        self
+    }
+
+    /// Time to wait for a connection to be made (default 5 s).
+    pub fn connection_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.connection_timeout = timeout.into();
+        self
+    }
+
+    /// How many times to retry connecting before an operation fails (default 5),
+    /// with exponential backoff from `min` doubling up to `max` (default 100 ms to 2 s).
+    pub fn reconnect(mut self, retries: usize, min: Duration, max: Duration) -> Self {
+        self.retries = retries;
+        self.min_retry_delay = min;
+        self.max_retry_delay = max;
+        self
+    }
+
+    /// Whether writes publish change events (default on). Dicts may override it.
+    /// This is the Python original's `set_notification_mode`.
+    pub fn notifications(mut self, on: bool) -> Self {
+        self.settings.notifications = on;
+        self
+    }
+
+    /// The origin id written into change events (the original's
+    /// `notification_id`); default none (`null` on the wire).
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.settings.origin = Some(origin.into().into());
+        self
+    }
+
+    /// The largest encoded value accepted (default 512 MiB, Redis's own limit).
+    /// Larger values are refused with [`Error::ValueTooLarge`] before any I/O.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.settings.max_value_size = bytes;
+        self
+    }
+
+    /// Entries read per round trip when iterating (default 1000).
+    pub fn page_size(mut self, entries: usize) -> Self {
+        self.settings.page_size = entries.max(1);
+        self
+    }
+
+    /// Attempts of an optimistic update before it fails with
+    /// [`Error::Contention`] (default 10,000).
+    pub fn max_update_attempts(mut self, attempts: u32) -> Self {
+        self.settings.max_update_attempts = attempts.max(1);
+        self
+    }
+
+    /// Connects. Fails if the server cannot be reached after the configured retries.
+    pub async fn connect(self) -> Result<Store> {
+        let url = redact(&self.url);
+        let connect_err = |source| Error::Connect {
+            url: url.clone(),
+            source,
+        };
+        let mut info = self
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(connect_err)?;
+        if !self.url.contains("protocol=") {
+            let redis = info
+                .redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3);
+            info = info.set_redis_settings(redis);
+        }
+        let client = Client::open(info).map_err(connect_err)?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(self.response_timeout)
+            .set_connection_timeout(self.connection_timeout)
+            .set_number_of_retries(self.retries)
+            .set_min_delay(self.min_retry_delay)
+            .set_max_delay(self.max_retry_delay);
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(connect_err)?;
+        let dedicated_config = AsyncConnectionConfig::new()
+            .set_response_timeout(self.response_timeout)
+            .set_connection_timeout(self.connection_timeout);
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                conn,
+                client,
+                settings: self.settings,
+                dedicated_config,
+                idle: Mutex::new(Vec::new()),
+                url,
+            }),
+        })
+    }
+}
+
+impl Store {
+    /// Connects to `url` with default settings. `redis://[user:password@]host[:port][/db]`,
+    /// or `rediss://` for TLS.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Store::builder(url).connect().await
+    }
+
+    /// A builder for a store with non-default timeouts, retries or event settings.
+    pub fn builder(url: &str) -> StoreBuilder {
+        StoreBuilder {
+            url: url.to_owned(),
+            response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
+            connection_timeout: Some(DEFAULT_CONNECTION_TIMEOUT),
+            retries: DEFAULT_RECONNECT_RETRIES,
+            min_retry_delay: Duration::from_millis(100),
+            max_retry_delay: Duration::from_secs(2),
+            settings: Settings {
+                notifications: true,
+                origin: None,
+                max_value_size: DEFAULT_MAX_VALUE_SIZE,
+                page_size: DEFAULT_PAGE_SIZE,
+                max_update_attempts: DEFAULT_MAX_UPDATE_ATTEMPTS,
+            },
+        }
+    }
+
+    /// A typed dict over namespace `namespace`. The namespace is validated
+    /// here, before any I/O.
+    pub fn dict<K: DictKey, V>(&self, namespace: &str) -> Result<Dict<K, V>> {
+        Ok(Dict::from_space(self.space(namespace)?))
+    }
+
+    /// The untyped namespace handle behind dicts and views.
+    pub(crate) fn space(&self, namespace: &str) -> Result<Space> {
+        let ns = Namespace::new(namespace)?;
+        Ok(Space::new(self.clone(), ns, &self.inner.settings))
+    }
+
+    /// The URL connected to, with any password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The origin id this store writes into change events, if any.
+    pub fn origin(&self) -> Option<&str> {
+        self.inner.settings.origin.as_deref()
+    }
+
+    /// A handle on the shared, self-reconnecting connection, for commands this
+    /// crate does not offer. Cheap to clone.
+    pub fn connection(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
+    /// Round-trips a PING: a quick health check.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.connection();
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|source| Error::Redis {
+                operation: "ping",
+                namespace: String::new(),
+                source,
+            })
+    }
+
+    /// A connection used by one task at a time, for WATCH/MULTI transactions,
+    /// whose WATCH state must not be shared. Return it with [`Store::give_back`].
+    pub(crate) async fn dedicated(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let idle = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(conn) => Ok(conn),
+            None => {
+                self.inner
+                    .client
+                    .get_multiplexed_async_connection_with_config(&self.inner.dedicated_config)
+                    .await
+            }
+        }
+    }
+
+    /// Returns a dedicated connection in a clean state (no WATCH pending) to the pool.
+    pub(crate) fn give_back(&self, conn: MultiplexedConnection) {
+        if let Ok(mut idle) = self.inner.idle.lock() {
+            if idle.len() < 16 {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+/// Hides the password of a URL for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let hidden = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_owned()
+            };
+            format!("{scheme}://{hidden}{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact("redis://u:secret@h:1/2"), "redis://u:***@h:1/2");
+        assert_eq!(redact("redis://:secret@h"), "redis://:***@h");
+        assert_eq!(redact("redis://secret@h"), "redis://***@h");
+        assert_eq!(redact("redis://h:6379/0"), "redis://h:6379/0");
+    }
+}
