@@ -75,7 +75,10 @@ impl RedisServer {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
-                    return Err(format!("redis-server on port {} exited at start: {status}", self.port));
+                    return Err(format!(
+                        "redis-server on port {} exited at start: {status}",
+                        self.port
+                    ));
                 }
             }
             if ping(self.port) {
@@ -84,7 +87,10 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.kill();
-        Err(format!("redis-server on port {} did not answer PING within 10 s", self.port))
+        Err(format!(
+            "redis-server on port {} did not answer PING within 10 s",
+            self.port
+        ))
     }
 
     /// The port it listens on.
@@ -135,15 +141,18 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// True when a Redis server answers PING on 127.0.0.1:`port`.
+/// True when a Redis server answers PING (with any reply) on 127.0.0.1:`port`.
 pub fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) else {
+    let Ok(mut stream) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     if stream.write_all(b"PING\r\n").is_err() {
         return false;
     }
-    let mut buf = [0u8; 7];
-    stream.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    // Any reply means the server is up: `+PONG`, or `-NOAUTH` with a password.
+    let mut buf = [0u8; 1];
+    stream.read_exact(&mut buf).is_ok() && (buf[0] == b'+' || buf[0] == b'-')
 }

@@ -236,12 +236,11 @@ where
     }
 
     /// See [`crate::Dict::get_many`].
-    pub fn get_many<Q, I>(&self, keys: I) -> Result<Vec<Option<V>>>
+    pub fn get_many<'q, Q, I>(&self, keys: I) -> Result<Vec<Option<V>>>
     where
-        I: IntoIterator,
-        I::Item: Borrow<Q>,
+        I: IntoIterator<Item = &'q Q>,
         K: Borrow<Q>,
-        Q: KeyText + ?Sized,
+        Q: KeyText + ?Sized + 'q,
     {
         self.runtime.block_on(self.inner.get_many(keys))
     }

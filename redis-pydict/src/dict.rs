@@ -196,16 +196,15 @@ where
     }
 
     /// Values of several keys in one round trip (MGET), `None` where absent.
-    pub async fn get_many<Q, I>(&self, keys: I) -> Result<Vec<Option<V>>>
+    pub async fn get_many<'q, Q, I>(&self, keys: I) -> Result<Vec<Option<V>>>
     where
-        I: IntoIterator,
-        I::Item: Borrow<Q>,
+        I: IntoIterator<Item = &'q Q>,
         K: Borrow<Q>,
-        Q: KeyText + ?Sized,
+        Q: KeyText + ?Sized + 'q,
     {
         let texts: Vec<String> = keys
             .into_iter()
-            .map(|k| k.borrow().key_text().into_owned())
+            .map(|k| k.key_text().into_owned())
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let values = self.space.get_many(&refs).await?;
