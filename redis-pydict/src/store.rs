@@ -86,7 +86,7 @@ impl std::fmt::Debug for Store {
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreBuilder {
     url: String,
     response_timeout: Option<Duration>,
@@ -94,7 +94,21 @@ pub struct StoreBuilder {
     retries: usize,
     min_retry_delay: Duration,
     max_retry_delay: Duration,
+    tls: Option<redis::TlsCertificates>,
     settings: Settings,
+}
+
+impl std::fmt::Debug for StoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBuilder")
+            .field("url", &redact(&self.url))
+            .field("response_timeout", &self.response_timeout)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("retries", &self.retries)
+            .field("tls", &self.tls.is_some())
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 impl StoreBuilder {
@@ -116,6 +130,37 @@ impl StoreBuilder {
         self.retries = retries;
         self.min_retry_delay = min;
         self.max_retry_delay = max;
+        self
+    }
+
+    /// For `rediss://` URLs: trust this root certificate (PEM) instead of the
+    /// system's trust store, e.g. a private CA or a self-signed server certificate.
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        let mut certs = self.tls.take().unwrap_or(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: None,
+        });
+        certs.root_cert = Some(pem.into());
+        self.tls = Some(certs);
+        self
+    }
+
+    /// For `rediss://` URLs with mutual TLS: present this client certificate
+    /// and private key (both PEM).
+    pub fn tls_client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        let mut certs = self.tls.take().unwrap_or(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: None,
+        });
+        certs.client_tls = Some(redis::ClientTlsConfig {
+            client_cert: cert_pem.into(),
+            client_key: key_pem.into(),
+        });
+        self.tls = Some(certs);
         self
     }
 
@@ -172,7 +217,11 @@ impl StoreBuilder {
                 .set_protocol(ProtocolVersion::RESP3);
             info = info.set_redis_settings(redis);
         }
-        let client = Client::open(info).map_err(connect_err)?;
+        let client = match self.tls {
+            Some(certs) => Client::build_with_tls(info, certs),
+            None => Client::open(info),
+        }
+        .map_err(connect_err)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(self.response_timeout)
             .set_connection_timeout(self.connection_timeout)
@@ -214,6 +263,7 @@ impl Store {
             retries: DEFAULT_RECONNECT_RETRIES,
             min_retry_delay: Duration::from_millis(100),
             max_retry_delay: Duration::from_secs(2),
+            tls: None,
             settings: Settings {
                 notifications: true,
                 origin: None,
