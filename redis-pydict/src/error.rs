@@ -45,6 +45,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A field of a derived struct has no stored value, is not an `Option` and
+    /// has no `#[redis_dict(default)]`, so the struct cannot be loaded.
+    #[error("field `{field}` of {type_name} (key {key:?}) is missing in namespace {namespace:?} and has no default; make it an Option or mark it #[redis_dict(default)]")]
+    MissingField {
+        /// The namespace of the struct instance.
+        namespace: String,
+        /// The struct being loaded.
+        type_name: &'static str,
+        /// The Rust name of the field.
+        field: &'static str,
+        /// The key it is stored under.
+        key: String,
+    },
+
     /// A value could not be encoded as CBOR (e.g. a map with non-serializable keys).
     #[error(
         "value for key {key:?} in namespace {namespace:?} cannot be encoded as CBOR: {reason}"

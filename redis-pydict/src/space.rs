@@ -253,6 +253,37 @@ impl Space {
             .map_err(self.fail("set"))
     }
 
+    /// Writes groups of entries, each group with its own TTL, atomically and in
+    /// one round trip: one group is a plain [`Space::set`]; several are one SET
+    /// script per group inside one MULTI/EXEC. Used by derived views' `save`,
+    /// whose fields may declare different TTLs.
+    pub(crate) async fn set_groups(
+        &self,
+        groups: &[(Option<Duration>, Vec<(&str, &[u8])>)],
+    ) -> Result<()> {
+        let groups: Vec<_> = groups.iter().filter(|(_, e)| !e.is_empty()).collect();
+        if let [(ttl, entries)] = groups.as_slice() {
+            return self.set(SetMode::Set, *ttl, entries).await.map(drop);
+        }
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let mut tx = redis::pipe();
+        tx.atomic();
+        for (ttl, entries) in groups {
+            let (k, a) = self.set_invocation(SetMode::Set, *ttl, entries)?;
+            tx.cmd("EVAL")
+                .arg(&scripts::SET.0)
+                .arg(k.len())
+                .arg(k)
+                .arg(a)
+                .ignore();
+        }
+        tx.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(self.fail("set"))
+    }
+
     /// Keys and arguments of the DEL script.
     fn del_invocation(&self, take: bool, keys: &[&str]) -> (Vec<String>, Vec<Vec<u8>>) {
         let mut redis_keys = Vec::with_capacity(keys.len() + 1);

@@ -1,0 +1,64 @@
+//! What is emitted next to the errors when the input cannot be derived: a stub
+//! impl and view name, so that the derive's error is the only one the user
+//! sees (no "RedisDict is not implemented" or "ConfigView not found" after it).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{DeriveInput, GenericParam, Path};
+
+use crate::expand::{mode_ident, view_ident};
+
+pub(crate) fn expand(input: &DeriveInput, krate: &Path, error: syn::Error) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let error = error.to_compile_error();
+    let ident = &input.ident;
+    let vis = &input.vis;
+    let view = view_ident(ident);
+    let mode = mode_ident(input);
+    let type_name = ident.to_string();
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    // The alias takes the struct's parameters without bounds or defaults.
+    let alias_params = input.generics.params.iter().map(|param| match param {
+        GenericParam::Lifetime(def) => {
+            let lifetime = &def.lifetime;
+            quote!(#lifetime)
+        }
+        GenericParam::Type(def) => {
+            let ident = &def.ident;
+            quote!(#ident)
+        }
+        GenericParam::Const(def) => {
+            let ident = &def.ident;
+            let ty = &def.ty;
+            quote!(const #ident: #ty)
+        }
+    });
+    quote! {
+        #error
+
+        #[automatically_derived]
+        #[allow(unused_qualifications)]
+        impl #impl_generics #p::RedisDict for #ident #ty_generics #where_clause {
+            type View<#mode: #p::Mode> = #p::Unavailable<Self, #mode>;
+
+            const SCHEMA: &'static #p::Schema = &#p::Schema::__new(#type_name, #p::Option::None, &[], &[]);
+
+            fn __make_view<#mode: #p::Mode>(
+                _: #p::View<Self, #mode>,
+            ) -> #p::Result<Self::View<#mode>> {
+                ::core::unreachable!()
+            }
+
+            fn __write(&self, _: &mut #p::FieldWriter<'_>) -> #p::Result<()> {
+                ::core::unreachable!()
+            }
+
+            fn __read(_: &mut #p::FieldReader<'_>) -> #p::Result<Self> {
+                ::core::unreachable!()
+            }
+        }
+
+        #[allow(dead_code, type_alias_bounds)]
+        #vis type #view<#(#alias_params,)* #mode = #p::Async> = #p::Unavailable<#ident #ty_generics, #mode>;
+    }
+}

@@ -1,0 +1,108 @@
+/// The typed Redis view of `Config`, made by `Config::view` (async, the default mode) or `Config::blocking_view` (mode `Blocking`): one `Field` handle per stored field, and `load`, `try_load`, `save`, `update` and `clear` of the whole struct through `Deref`.
+#[allow(dead_code)]
+pub struct ConfigView<
+    M: ::redis_pydict::__private::Mode = ::redis_pydict::__private::Async,
+> {
+    /// Field `threshold` (`f64`), stored under key `threshold`.
+    pub threshold: ::redis_pydict::__private::Field<f64, M>,
+    /// Field `max_conn` (`u32`), stored under key `max-conn`.
+    pub max_conn: ::redis_pydict::__private::Field<u32, M>,
+    /// Field `label` (`Option<String>`), stored under key `label`.
+    pub label: ::redis_pydict::__private::Field<Option<String>, M>,
+    __redis_dict_core: ::redis_pydict::__private::View<Config, M>,
+}
+#[automatically_derived]
+impl ::redis_pydict::__private::RedisDict for Config {
+    type View<M: ::redis_pydict::__private::Mode> = ConfigView<M>;
+    const SCHEMA: &'static ::redis_pydict::__private::Schema = &::redis_pydict::__private::Schema::__new(
+        "Config",
+        ::redis_pydict::__private::Option::Some("config"),
+        &[
+            ::redis_pydict::__private::FieldSpec::__new(
+                "threshold",
+                "threshold",
+                "f64",
+                0u64,
+                false,
+            ),
+            ::redis_pydict::__private::FieldSpec::__new(
+                "max_conn",
+                "max-conn",
+                "u32",
+                0u64,
+                true,
+            ),
+            ::redis_pydict::__private::FieldSpec::__new(
+                "label",
+                "label",
+                "Option<String>",
+                30000u64,
+                false,
+            ),
+        ],
+        &["cache"],
+    );
+    fn __make_view<M: ::redis_pydict::__private::Mode>(
+        __core: ::redis_pydict::__private::View<Self, M>,
+    ) -> ::redis_pydict::__private::Result<Self::View<M>> {
+        ::redis_pydict::__private::Ok(ConfigView {
+            threshold: __core.__field(0usize)?,
+            max_conn: __core
+                .__field_or(1usize, ::redis_pydict::__private::Default::default)?,
+            label: __core.__field(2usize)?,
+            __redis_dict_core: __core,
+        })
+    }
+    fn __write(
+        &self,
+        __out: &mut ::redis_pydict::__private::FieldWriter<'_>,
+    ) -> ::redis_pydict::__private::Result<()> {
+        __out.field(0usize, &self.threshold)?;
+        __out.field(1usize, &self.max_conn)?;
+        __out.field(2usize, &self.label)?;
+        ::redis_pydict::__private::Ok(())
+    }
+    fn __read(
+        __input: &mut ::redis_pydict::__private::FieldReader<'_>,
+    ) -> ::redis_pydict::__private::Result<Self> {
+        ::redis_pydict::__private::Ok(Self {
+            threshold: __input.field(0usize)?,
+            max_conn: __input
+                .field_or(1usize, ::redis_pydict::__private::Default::default)?,
+            label: __input.field(2usize)?,
+            cache: ::redis_pydict::__private::Default::default(),
+        })
+    }
+}
+#[automatically_derived]
+impl<M: ::redis_pydict::__private::Mode> ::redis_pydict::__private::Clone
+for ConfigView<M> {
+    fn clone(&self) -> Self {
+        ConfigView {
+            threshold: ::redis_pydict::__private::Clone::clone(&self.threshold),
+            max_conn: ::redis_pydict::__private::Clone::clone(&self.max_conn),
+            label: ::redis_pydict::__private::Clone::clone(&self.label),
+            __redis_dict_core: ::redis_pydict::__private::Clone::clone(
+                &self.__redis_dict_core,
+            ),
+        }
+    }
+}
+#[automatically_derived]
+impl<M: ::redis_pydict::__private::Mode> ::redis_pydict::__private::Deref
+for ConfigView<M> {
+    type Target = ::redis_pydict::__private::View<Config, M>;
+    fn deref(&self) -> &Self::Target {
+        &self.__redis_dict_core
+    }
+}
+#[automatically_derived]
+impl<M: ::redis_pydict::__private::Mode> ::redis_pydict::__private::Debug
+for ConfigView<M> {
+    fn fmt(
+        &self,
+        f: &mut ::redis_pydict::__private::Formatter<'_>,
+    ) -> ::redis_pydict::__private::FmtResult {
+        ::redis_pydict::__private::Debug::fmt(&self.__redis_dict_core, f)
+    }
+}
