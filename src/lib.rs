@@ -56,11 +56,16 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), String> {
         let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        // A directory per server, kept across restarts on the same port (so a
+        // server started with `--appendonly yes` finds its data again).
+        let dir = self.dir();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut cmd = Command::new(&binary);
         cmd.arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .arg("--dir")
+            .arg(&dir)
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -93,6 +98,15 @@ impl RedisServer {
         ))
     }
 
+    /// The server's working directory (AOF and RDB files, if enabled).
+    pub fn dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "redis-pydict-test-{}-{}",
+            std::process::id(),
+            self.port
+        ))
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -111,7 +125,8 @@ impl RedisServer {
         }
     }
 
-    /// Kills the server and starts a fresh, empty one on the same port.
+    /// Kills the server (if running) and starts it again on the same port and
+    /// directory: empty, unless it was started with persistence (`--appendonly yes`).
     pub fn restart(&mut self) {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -123,16 +138,12 @@ impl RedisServer {
             }
         }
     }
-
-    /// Starts the server again on the same port after [`RedisServer::kill`].
-    pub fn start_again(&mut self) {
-        self.restart();
-    }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(self.dir());
     }
 }
 

@@ -26,11 +26,13 @@ use futures::stream::{BoxStream, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::runtime::Runtime;
 
+use crate::durable::{LogId, StartFrom};
 use crate::error::{Error, Result};
 use crate::key::{DictKey, KeyText};
 use crate::namespace::Namespace;
 use crate::space::{RepairReport, Ttl};
 use crate::store::StoreBuilder;
+use crate::subscription::Event;
 
 /// A blocking [`crate::Store`]: the same connection, reconnecting by itself.
 #[derive(Clone, Debug)]
@@ -121,6 +123,51 @@ impl<T> Iterator for Iter<T> {
     }
 }
 
+/// A blocking [`crate::Subscription`]: receive with a deadline, poll, or iterate.
+/// Dropping it unsubscribes.
+pub struct Subscription<T> {
+    inner: crate::Subscription<T>,
+    runtime: Arc<Runtime>,
+}
+
+impl<T> std::fmt::Debug for Subscription<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl<T> Subscription<T> {
+    /// The next item, waiting as long as it takes.
+    pub fn recv(&mut self) -> Option<Result<T>> {
+        self.inner.blocking_recv()
+    }
+
+    /// The next item, or `None` if none arrives within `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Result<T>> {
+        let inner = &mut self.inner;
+        self.runtime.block_on(async {
+            tokio::time::timeout(timeout, inner.recv())
+                .await
+                .ok()
+                .flatten()
+        })
+    }
+
+    /// The next item if one is already waiting.
+    pub fn try_recv(&mut self) -> Option<Result<T>> {
+        self.inner.try_recv()
+    }
+}
+
+impl<T> Iterator for Subscription<T> {
+    type Item = Result<T>;
+
+    /// Waits for the next item; never `None` while the subscription lives.
+    fn next(&mut self) -> Option<Self::Item> {
+        self.recv()
+    }
+}
+
 impl<K, V> Dict<K, V> {
     /// The async dict underneath.
     pub fn as_async(&self) -> &crate::Dict<K, V> {
@@ -144,6 +191,22 @@ impl<K, V> Dict<K, V> {
     pub fn with_origin(self, origin: impl Into<String>) -> Self {
         Dict {
             inner: self.inner.with_origin(origin),
+            runtime: self.runtime,
+        }
+    }
+
+    /// See [`crate::Dict::skip_own_events`].
+    pub fn skip_own_events(self, skip: bool) -> Self {
+        Dict {
+            inner: self.inner.skip_own_events(skip),
+            runtime: self.runtime,
+        }
+    }
+
+    /// See [`crate::Dict::with_durable_log`].
+    pub fn with_durable_log(self, max_len: u64) -> Self {
+        Dict {
+            inner: self.inner.with_durable_log(max_len),
             runtime: self.runtime,
         }
     }
@@ -330,6 +393,35 @@ where
     /// See [`crate::Dict::items_matching`].
     pub fn items_matching(&self, pattern: &str) -> Iter<(K, V)> {
         self.iter(self.inner.items_matching(pattern))
+    }
+
+    fn subscription<T>(&self, inner: crate::Subscription<T>) -> Subscription<T> {
+        Subscription {
+            inner,
+            runtime: self.runtime.clone(),
+        }
+    }
+
+    /// See [`crate::Dict::subscribe`].
+    pub fn subscribe(&self, pattern: &str) -> Result<Subscription<Event<K, V>>> {
+        let inner = self.runtime.block_on(self.inner.subscribe(pattern))?;
+        Ok(self.subscription(inner))
+    }
+
+    /// See [`crate::Dict::subscribe_key`].
+    pub fn subscribe_key<Q>(&self, key: &Q) -> Result<Subscription<Event<K, V>>>
+    where
+        K: Borrow<Q>,
+        Q: KeyText + ?Sized,
+    {
+        let inner = self.runtime.block_on(self.inner.subscribe_key(key))?;
+        Ok(self.subscription(inner))
+    }
+
+    /// See [`crate::Dict::subscribe_durable`].
+    pub fn subscribe_durable(&self, from: StartFrom) -> Result<Subscription<(LogId, Event<K, V>)>> {
+        let inner = self.runtime.block_on(self.inner.subscribe_durable(from))?;
+        Ok(self.subscription(inner))
     }
 
     /// See [`crate::Dict::to_map`].

@@ -10,10 +10,13 @@ use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::codec;
+use crate::durable::{self, LogId, StartFrom};
 use crate::error::{Error, Result};
+use crate::event::RawEvent;
 use crate::key::{DictKey, KeyText};
 use crate::namespace::Namespace;
 use crate::space::{PageEntry, Pages, RepairReport, SetMode, Space, Ttl};
+use crate::subscription::{self, Event, Subscription, Target};
 
 /// A typed dictionary stored in Redis under one namespace.
 ///
@@ -83,6 +86,29 @@ impl<K, V> Dict<K, V> {
     pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
         self.space.set_origin(Some(origin.into()));
         self
+    }
+
+    /// The same dict, whose subscriptions skip the events written with its own
+    /// origin id (set by [`Dict::with_origin`] or the store's `origin`): a
+    /// process then sees only other processes' changes.
+    pub fn skip_own_events(mut self, skip: bool) -> Self {
+        self.space.set_skip_own_events(skip);
+        self
+    }
+
+    /// The same dict with a durable change log: every write through it also
+    /// appends its event to the Redis Stream `{ns}#log`, in the same atomic
+    /// unit, capped at about `max_len` entries (`MAXLEN ~`). Subscribers use
+    /// [`Dict::subscribe_durable`] to replay from where they stopped.
+    /// All writers of a namespace should agree on this setting.
+    pub fn with_durable_log(mut self, max_len: u64) -> Self {
+        self.space.set_log_maxlen(Some(max_len.max(1)));
+        self
+    }
+
+    /// The durable log cap, when writes append to the log.
+    pub fn durable_log(&self) -> Option<u64> {
+        self.space.log_maxlen()
     }
 
     /// Whether writes through this dict publish change events.
@@ -409,6 +435,87 @@ where
             let value = this.decode(&key, bytes.as_deref().unwrap_or_default())?;
             Ok((this.parse_key(&key)?, value))
         })
+    }
+
+    /// Subscribes to changes of the keys matching `pattern` (a Redis glob on
+    /// the key, inside this namespace; `"*"` for all) and to namespace-wide
+    /// events (`Cleared`). Events published after this returns are all seen,
+    /// in order, until the connection drops; then the subscription reconnects,
+    /// yields `Change::Gap` and goes on. Expiries arrive as `Change::Expired`
+    /// only where the server reports expired keys (see
+    /// [`crate::StoreBuilder::enable_expiry_events`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(d: redis_pydict::Dict<String, u32>) -> redis_pydict::Result<()> {
+    /// use futures::StreamExt;
+    /// use redis_pydict::Change;
+    /// let mut changes = d.subscribe("job:*").await?;
+    /// while let Some(event) = changes.next().await {
+    ///     let event = event?;
+    ///     match event.change {
+    ///         Change::Set(value) => println!("{:?} = {value} (by {:?})", event.key, event.origin),
+    ///         Change::Gap => println!("reconnected: re-read what matters"),
+    ///         other => println!("{:?}: {other:?}", event.key),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe(&self, pattern: &str) -> Result<Subscription<Event<K, V>>>
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        let store = self.space.store();
+        let expiry = subscription::expiry_db(store).await;
+        let target = Target::pattern(self.namespace(), pattern, expiry);
+        subscription::start(store, self.namespace(), target, self.decoder()).await
+    }
+
+    /// Subscribes to the changes of one key (and to namespace-wide events).
+    pub async fn subscribe_key<Q>(&self, key: &Q) -> Result<Subscription<Event<K, V>>>
+    where
+        K: Borrow<Q> + Send + 'static,
+        V: Send + 'static,
+        Q: KeyText + ?Sized,
+    {
+        let store = self.space.store();
+        let expiry = subscription::expiry_db(store).await;
+        let target = Target::key(self.namespace(), &key.key_text(), expiry);
+        subscription::start(store, self.namespace(), target, self.decoder()).await
+    }
+
+    /// Replays the durable log (see [`Dict::with_durable_log`]) from `from`,
+    /// then follows it live: every change exactly once, in order, with its log
+    /// id, across disconnects and server restarts (with persistence). Store
+    /// the id of the last change handled and resume with
+    /// `StartFrom::After(id)`. If changes were trimmed from the log (more than
+    /// its cap written while this subscriber was away or behind), the stream
+    /// yields `Change::Gap` at that point.
+    pub async fn subscribe_durable(
+        &self,
+        from: StartFrom,
+    ) -> Result<Subscription<(LogId, Event<K, V>)>>
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        durable::start(self.space.store(), self.namespace(), from, self.decoder()).await
+    }
+
+    /// Types raw events, dropping this dict's own when asked to.
+    fn decoder(&self) -> impl FnMut(RawEvent) -> Option<Result<Event<K, V>>> + Send + 'static
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        let namespace = self.namespace().name().to_owned();
+        let skipped = self.space.skipped_origin();
+        move |raw: RawEvent| {
+            if skipped.is_some() && raw.origin == skipped {
+                return None;
+            }
+            Some(subscription::typed(&namespace, raw))
+        }
     }
 
     /// The whole namespace as a `HashMap` (Python's `to_dict`).

@@ -154,3 +154,88 @@ mod tests {
         assert_eq!(map[4].1, Value::Integer(u64::MAX.into()));
     }
 }
+
+/// An event as read from a channel or the log, its value still untyped.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawEvent {
+    pub key: Option<String>,
+    pub origin: Option<String>,
+    pub kind: RawKind,
+}
+
+/// The change an event reports, value still untyped.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RawKind {
+    Set(ciborium::Value),
+    Del,
+    Clear,
+    Expire(Option<u64>),
+    /// From a keyspace notification: the entry's TTL ran out.
+    Expired,
+    /// The subscription reconnected: events may have been missed.
+    Gap,
+}
+
+#[derive(serde::Deserialize)]
+struct WirePayload {
+    v: u64,
+    op: String,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    origin: Option<String>,
+    #[serde(default)]
+    value: Option<ciborium::Value>,
+    #[serde(default)]
+    ttl_ms: Option<u64>,
+}
+
+/// Parses an event payload (wire format v1). Unknown extra fields are ignored,
+/// so later versions may add some.
+pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
+    let wire: WirePayload =
+        ciborium::from_reader(payload).map_err(|e| format!("not an event payload: {e}"))?;
+    if wire.v != 1 {
+        return Err(format!("unsupported event format version {}", wire.v));
+    }
+    let kind = match wire.op.as_str() {
+        "set" => RawKind::Set(wire.value.unwrap_or(ciborium::Value::Null)),
+        "del" => RawKind::Del,
+        "clear" => RawKind::Clear,
+        "expire" => RawKind::Expire(wire.ttl_ms),
+        other => return Err(format!("unknown event op {other:?}")),
+    };
+    Ok(RawEvent {
+        key: wire.key,
+        origin: wire.origin,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_payload_builds() {
+        let mut value = Vec::new();
+        ciborium::into_writer(&(1, "x"), &mut value).unwrap();
+        let raw = parse(&payload(Op::Set, Some("k"), Some("o"), Some(&value), None)).unwrap();
+        assert_eq!(raw.key.as_deref(), Some("k"));
+        assert_eq!(raw.origin.as_deref(), Some("o"));
+        let RawKind::Set(v) = raw.kind else {
+            panic!("not a set")
+        };
+        assert_eq!(
+            v.deserialized::<(i32, String)>().unwrap(),
+            (1, "x".to_owned())
+        );
+        let null = parse(&payload(Op::Set, Some("k"), None, Some(&[0xf6]), None)).unwrap();
+        assert_eq!(null.kind, RawKind::Set(ciborium::Value::Null));
+        let clear = parse(&payload(Op::Clear, None, None, None, None)).unwrap();
+        assert_eq!((clear.key, clear.kind), (None, RawKind::Clear));
+        let persist = parse(&payload(Op::Expire, Some("k"), None, None, None)).unwrap();
+        assert_eq!(persist.kind, RawKind::Expire(None));
+        assert!(parse(b"\xff").is_err());
+    }
+}

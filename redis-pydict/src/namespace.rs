@@ -25,6 +25,7 @@ pub struct Namespace {
     entry_prefix: String,
     index_key: String,
     event_channel: String,
+    log_key: String,
 }
 
 impl Namespace {
@@ -50,6 +51,7 @@ impl Namespace {
             entry_prefix: format!("{{{name}}}:"),
             index_key: format!("{{{name}}}#keys"),
             event_channel: format!("{{{name}}}#ev"),
+            log_key: format!("{{{name}}}#log"),
         })
     }
 
@@ -79,6 +81,11 @@ impl Namespace {
     /// The channel of namespace-wide events such as `clear`: `{ns}#ev`.
     pub fn event_channel(&self) -> &str {
         &self.event_channel
+    }
+
+    /// The durable change log (a Redis Stream): `{ns}#log`.
+    pub fn log_key(&self) -> &str {
+        &self.log_key
     }
 
     /// The channel of events about entry `key`: `{ns}#ev:<key>`.

@@ -7,25 +7,35 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Common prologue: server time in ms as `now`, and pruning of index members
-/// whose expiry has passed. The index is always the last declared key.
+/// Common prologue: server time in ms as `now`, pruning of index members whose
+/// expiry has passed, and `emit(channel, payload)`, which publishes the event
+/// and/or appends it to the durable log. The index is always the last declared
+/// key; ARGV[1..3] are always: publish ('1'/'0'), log key ('' = no log), log
+/// MAXLEN (approximate). Script-specific arguments follow from ARGV[4].
 const PRELUDE: &str = r#"
 local idx = KEYS[#KEYS]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now)
+local publish, log, maxlen = ARGV[1] == '1', ARGV[2], ARGV[3]
+local function emit(channel, payload)
+  if payload == '' then return end
+  if publish then redis.call('PUBLISH', channel, payload) end
+  if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
+end
 "#;
 
-/// KEYS: entry keys..., index. ARGV: mode ('set' | 'nx' | 'keepttl'), ttl_ms
-/// ('0' = none), then per entry: member, value, channel, payload ('' = silent).
+/// KEYS: entry keys..., index. ARGV (after the common three): mode ('set' |
+/// 'nx' | 'keepttl'), ttl_ms ('0' = none), then per entry: member, value,
+/// channel, payload ('' = silent).
 /// Returns the number of entries written (with 'nx', entries already present
 /// are left alone and not counted).
 const SET_BODY: &str = r#"
-local mode = ARGV[1]
-local ttl = tonumber(ARGV[2])
+local mode = ARGV[4]
+local ttl = tonumber(ARGV[5])
 local written = 0
 for i = 1, #KEYS - 1 do
-  local a = 2 + (i - 1) * 4
+  local a = 5 + (i - 1) * 4
   local key, member, value, channel, payload = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   if mode ~= 'nx' or redis.call('EXISTS', key) == 0 then
     if ttl > 0 then
@@ -43,21 +53,21 @@ for i = 1, #KEYS - 1 do
       redis.call('SET', key, value)
       redis.call('ZADD', idx, 'inf', member)
     end
-    if payload ~= '' then redis.call('PUBLISH', channel, payload) end
+    emit(channel, payload)
     written = written + 1
   end
 end
 return written
 "#;
 
-/// KEYS: entry keys..., index. ARGV: mode ('del' | 'take'), then per entry:
+/// KEYS: entry keys..., index. ARGV (after the common three): mode ('del' | 'take'), then per entry:
 /// member, channel, payload. Returns, per entry, 0/1 ('del') or the old value
 /// or nil ('take').
 const DEL_BODY: &str = r#"
-local take = ARGV[1] == 'take'
+local take = ARGV[4] == 'take'
 local out = {}
 for i = 1, #KEYS - 1 do
-  local a = 1 + (i - 1) * 3
+  local a = 4 + (i - 1) * 3
   local key, member, channel, payload = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local existed
   if take then
@@ -68,15 +78,15 @@ for i = 1, #KEYS - 1 do
     existed = out[i] == 1
   end
   redis.call('ZREM', idx, member)
-  if existed and payload ~= '' then redis.call('PUBLISH', channel, payload) end
+  if existed then emit(channel, payload) end
 end
 return out
 "#;
 
-/// KEYS: entry key, index. ARGV: member, ttl_ms ('-1' = persist), channel,
-/// payload. Returns 1 when the entry exists (and so had its TTL changed).
+/// KEYS: entry key, index. ARGV (after the common three): member, ttl_ms
+/// ('-1' = persist), channel, payload. Returns 1 when the entry exists (and so had its TTL changed).
 const EXPIRE_BODY: &str = r#"
-local key, member, ttl, channel, payload = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local key, member, ttl, channel, payload = KEYS[1], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
 if redis.call('EXISTS', key) == 0 then
   redis.call('ZREM', idx, member)
   return 0
@@ -88,14 +98,14 @@ else
   redis.call('PEXPIRE', key, ttl)
   redis.call('ZADD', idx, now + ttl, member)
 end
-if payload ~= '' then redis.call('PUBLISH', channel, payload) end
+emit(channel, payload)
 return 1
 "#;
 
-/// KEYS: index. ARGV: entry prefix, channel, payload. Deletes every indexed
+/// KEYS: index. ARGV (after the common three): entry prefix, channel, payload. Deletes every indexed
 /// entry and the index; returns how many entries existed.
 const CLEAR_BODY: &str = r#"
-local prefix, channel, payload = ARGV[1], ARGV[2], ARGV[3]
+local prefix, channel, payload = ARGV[4], ARGV[5], ARGV[6]
 local removed = 0
 local members = redis.call('ZRANGE', idx, 0, -1)
 local batch = {}
@@ -108,7 +118,7 @@ for _, m in ipairs(members) do
 end
 if #batch > 0 then removed = removed + redis.call('DEL', unpack(batch)) end
 redis.call('DEL', idx)
-if payload ~= '' then redis.call('PUBLISH', channel, payload) end
+emit(channel, payload)
 return removed
 "#;
 
@@ -119,8 +129,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZCOUNT', KEYS[1], now, '+inf')
 "#;
 
-/// KEYS: index. Only prunes; used at the head of bulk MULTI/EXEC writes.
-/// Returns the server time in ms.
+/// KEYS: index. ARGV: the common three. Only prunes; used at the head of bulk
+/// MULTI/EXEC writes. Returns the server time in ms.
 const PRUNE_BODY: &str = "return now";
 
 fn with_prelude(body: &str) -> String {
@@ -142,14 +152,14 @@ fn script(body: &str) -> (String, Script) {
     (source, script)
 }
 
-/// KEYS: index. ARGV: entry prefix, then members. For each member, makes the
+/// KEYS: index. ARGV (after the common three): entry prefix, then members. For each member, makes the
 /// index agree with the keyspace: adds live string entries with their expiry,
 /// removes members whose entry is gone (or is not a string). Returns
 /// `{added, removed}`.
 const REPAIR_BODY: &str = r#"
-local prefix = ARGV[1]
+local prefix = ARGV[4]
 local added, removed = 0, 0
-for i = 2, #ARGV do
+for i = 5, #ARGV do
   local member = ARGV[i]
   local key = prefix .. member
   local left = redis.call('PTTL', key)

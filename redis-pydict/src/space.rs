@@ -72,6 +72,10 @@ pub(crate) struct Space {
     ns: Arc<Namespace>,
     notifications: bool,
     origin: Option<Arc<str>>,
+    /// Approximate cap of the durable change log, when it is on.
+    log_maxlen: Option<u64>,
+    /// Whether subscriptions drop events carrying this space's own origin.
+    skip_own_events: bool,
     max_value_size: usize,
     page_size: usize,
     max_update_attempts: u32,
@@ -84,6 +88,8 @@ impl Space {
             ns: Arc::new(ns),
             notifications: settings.notifications,
             origin: settings.origin.clone(),
+            log_maxlen: None,
+            skip_own_events: false,
             max_value_size: settings.max_value_size,
             page_size: settings.page_size,
             max_update_attempts: settings.max_update_attempts,
@@ -94,12 +100,35 @@ impl Space {
         &self.ns
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub(crate) fn set_notifications(&mut self, on: bool) {
         self.notifications = on;
     }
 
     pub(crate) fn set_origin(&mut self, origin: Option<String>) {
         self.origin = origin.map(Into::into);
+    }
+
+    pub(crate) fn set_skip_own_events(&mut self, skip: bool) {
+        self.skip_own_events = skip;
+    }
+
+    /// The origin whose events subscriptions should drop, if any.
+    pub(crate) fn skipped_origin(&self) -> Option<String> {
+        self.skip_own_events
+            .then(|| self.origin.as_deref().map(str::to_owned))
+            .flatten()
+    }
+
+    pub(crate) fn set_log_maxlen(&mut self, maxlen: Option<u64>) {
+        self.log_maxlen = maxlen;
+    }
+
+    pub(crate) fn log_maxlen(&self) -> Option<u64> {
+        self.log_maxlen
     }
 
     pub(crate) fn notifications(&self) -> bool {
@@ -136,7 +165,8 @@ impl Space {
         Ok(())
     }
 
-    /// The event payload for a change, or empty when notifications are off.
+    /// The event payload for a change, or empty when it goes nowhere
+    /// (notifications off and no durable log).
     fn payload(
         &self,
         op: Op,
@@ -144,7 +174,7 @@ impl Space {
         value: Option<&[u8]>,
         ttl_ms: Option<u64>,
     ) -> Vec<u8> {
-        if self.notifications {
+        if self.notifications || self.log_maxlen.is_some() {
             event::payload(op, key, self.origin.as_deref(), value, ttl_ms)
         } else {
             Vec::new()
@@ -205,6 +235,24 @@ impl Space {
 
     // ----- the write path ----------------------------------------------------
 
+    /// The three arguments every write script starts with: publish flag, log
+    /// key ('' when the durable log is off) and log cap.
+    fn common_args(&self) -> [Vec<u8>; 3] {
+        let publish = if self.notifications {
+            b"1".to_vec()
+        } else {
+            b"0".to_vec()
+        };
+        match self.log_maxlen {
+            Some(maxlen) => [
+                publish,
+                self.ns.log_key().as_bytes().to_vec(),
+                maxlen.to_string().into_bytes(),
+            ],
+            None => [publish, Vec::new(), b"0".to_vec()],
+        }
+    }
+
     /// Keys and arguments of the SET script for `entries`.
     fn set_invocation(
         &self,
@@ -217,7 +265,8 @@ impl Space {
             None => 0,
         };
         let mut keys = Vec::with_capacity(entries.len() + 1);
-        let mut args = Vec::with_capacity(2 + entries.len() * 4);
+        let mut args = Vec::with_capacity(5 + entries.len() * 4);
+        args.extend(self.common_args());
         args.push(mode.wire().as_bytes().to_vec());
         args.push(ttl_ms.to_string().into_bytes());
         for (key, value) in entries {
@@ -287,7 +336,8 @@ impl Space {
     /// Keys and arguments of the DEL script.
     fn del_invocation(&self, take: bool, keys: &[&str]) -> (Vec<String>, Vec<Vec<u8>>) {
         let mut redis_keys = Vec::with_capacity(keys.len() + 1);
-        let mut args = Vec::with_capacity(1 + keys.len() * 3);
+        let mut args = Vec::with_capacity(4 + keys.len() * 3);
+        args.extend(self.common_args());
         args.push(if take {
             b"take".to_vec()
         } else {
@@ -346,6 +396,7 @@ impl Space {
             .1
             .key(self.ns.entry_key(key))
             .key(self.ns.index_key())
+            .arg(&self.common_args())
             .arg(key)
             .arg(ttl_arg)
             .arg(self.ns.key_channel(key))
@@ -361,6 +412,7 @@ impl Space {
         scripts::CLEAR
             .1
             .key(self.ns.index_key())
+            .arg(&self.common_args())
             .arg(self.ns.entry_prefix())
             .arg(self.ns.event_channel())
             .arg(self.payload(Op::Clear, None, None, None))
@@ -385,6 +437,7 @@ impl Space {
             .arg(&scripts::PRUNE.0)
             .arg(1)
             .arg(index)
+            .arg(&self.common_args())
             .ignore();
         for chunk in entries.chunks(BULK_CHUNK) {
             let mset = pipe.cmd("MSET");
@@ -398,12 +451,26 @@ impl Space {
             }
             zadd.ignore();
         }
-        if self.notifications {
+        if self.notifications || self.log_maxlen.is_some() {
             for (key, value) in entries {
-                pipe.cmd("PUBLISH")
-                    .arg(self.ns.key_channel(key))
-                    .arg(self.payload(Op::Set, Some(key), Some(value), None))
-                    .ignore();
+                let payload = self.payload(Op::Set, Some(key), Some(value), None);
+                if self.notifications {
+                    pipe.cmd("PUBLISH")
+                        .arg(self.ns.key_channel(key))
+                        .arg(&payload)
+                        .ignore();
+                }
+                if let Some(maxlen) = self.log_maxlen {
+                    pipe.cmd("XADD")
+                        .arg(self.ns.log_key())
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(maxlen)
+                        .arg("*")
+                        .arg("e")
+                        .arg(payload)
+                        .ignore();
+                }
             }
         }
         pipe.query_async::<()>(&mut self.conn())
@@ -531,6 +598,7 @@ impl Space {
         let (added, removed): (u64, u64) = scripts::REPAIR
             .1
             .key(self.ns.index_key())
+            .arg(&self.common_args())
             .arg(self.ns.entry_prefix())
             .arg(members)
             .invoke_async(conn)

@@ -63,6 +63,10 @@ pub(crate) struct Settings {
     pub max_value_size: usize,
     pub page_size: usize,
     pub max_update_attempts: u32,
+    pub enable_expiry_events: bool,
+    pub connection_timeout: Option<Duration>,
+    pub min_retry_delay: Duration,
+    pub max_retry_delay: Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -198,13 +202,25 @@ impl StoreBuilder {
         self
     }
 
+    /// Allows subscriptions to switch on the server's keyspace notifications
+    /// for expired keys (`CONFIG SET notify-keyspace-events`, adding `Kx` to
+    /// what is set) so that TTL expiries arrive as `Change::Expired`. Default
+    /// off: expiries are then reported only where the server already has them on.
+    pub fn enable_expiry_events(mut self, on: bool) -> Self {
+        self.settings.enable_expiry_events = on;
+        self
+    }
+
     /// Connects. Fails if the server cannot be reached after the configured retries.
-    pub async fn connect(self) -> Result<Store> {
+    pub async fn connect(mut self) -> Result<Store> {
         let url = redact(&self.url);
         let connect_err = |source| Error::Connect {
             url: url.clone(),
             source,
         };
+        self.settings.connection_timeout = self.connection_timeout;
+        self.settings.min_retry_delay = self.min_retry_delay;
+        self.settings.max_retry_delay = self.max_retry_delay;
         let mut info = self
             .url
             .as_str()
@@ -270,6 +286,10 @@ impl Store {
                 max_value_size: DEFAULT_MAX_VALUE_SIZE,
                 page_size: DEFAULT_PAGE_SIZE,
                 max_update_attempts: DEFAULT_MAX_UPDATE_ATTEMPTS,
+                enable_expiry_events: false,
+                connection_timeout: Some(DEFAULT_CONNECTION_TIMEOUT),
+                min_retry_delay: Duration::from_millis(100),
+                max_retry_delay: Duration::from_secs(2),
             },
         }
     }
@@ -313,6 +333,25 @@ impl Store {
                 namespace: String::new(),
                 source,
             })
+    }
+
+    /// The client, for connections of their own (pub/sub, blocking reads).
+    pub(crate) fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The store's settings.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The database number selected by the URL.
+    pub(crate) fn db(&self) -> i64 {
+        self.inner
+            .client
+            .get_connection_info()
+            .redis_settings()
+            .db()
     }
 
     /// A connection used by one task at a time, for WATCH/MULTI transactions,
