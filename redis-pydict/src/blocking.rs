@@ -57,7 +57,12 @@ impl Store {
         Store::connect_with(crate::Store::builder(url))
     }
 
-    /// Connects with a configured [`StoreBuilder`].
+    /// Connects to a Redis Cluster (see [`crate::Store::connect_cluster`]).
+    pub fn connect_cluster(nodes: &[&str]) -> Result<Store> {
+        Store::connect_with(crate::Store::cluster_builder(nodes))
+    }
+
+    /// Connects with a configured [`StoreBuilder`] (single server or cluster).
     pub fn connect_with(builder: StoreBuilder) -> Result<Store> {
         let runtime = new_runtime()?;
         let inner = runtime.block_on(builder.connect())?;

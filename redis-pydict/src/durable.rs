@@ -226,9 +226,8 @@ where
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(self.store.settings().connection_timeout)
                 .set_response_timeout(Some(BLOCK + Duration::from_secs(10)));
-            let mut conn = self
-                .store
-                .client()
+            let client = self.store.node_client(self.ns.log_key()).await?;
+            let mut conn = client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
             // Named, so that operators (and tests) can tell log readers apart.

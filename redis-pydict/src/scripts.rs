@@ -7,11 +7,13 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Common prologue: server time in ms as `now`, pruning of index members whose
-/// expiry has passed, and `emit(channel, payload)`, which publishes the event
-/// and/or appends it to the durable log. The index is always the last declared
-/// key; ARGV[1..3] are always: publish ('1'/'0'), log key ('' = no log), log
-/// MAXLEN (approximate). Script-specific arguments follow from ARGV[4].
+/// Common prologue: server time in ms as `now`; pruning of index members
+/// whose expiry has passed; `emit(channel, payload)`, which publishes the
+/// event and/or appends it to the durable log; and `write_entry(...)`, the one
+/// way an entry is written (value, index score from its TTL, event). The index
+/// is always the last declared key; ARGV[1..3] are always: publish ('1'/'0'),
+/// log key ('' = no log), log MAXLEN (approximate). Script-specific arguments
+/// follow from ARGV[4].
 const PRELUDE: &str = r#"
 local idx = KEYS[#KEYS]
 local t = redis.call('TIME')
@@ -22,6 +24,26 @@ local function emit(channel, payload)
   if payload == '' then return end
   if publish then redis.call('PUBLISH', channel, payload) end
   if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
+end
+local function write_entry(key, member, value, channel, payload, mode, ttl)
+  if mode == 'nx' and redis.call('EXISTS', key) == 1 then return 0 end
+  if ttl > 0 then
+    redis.call('SET', key, value, 'PX', ttl)
+    redis.call('ZADD', idx, now + ttl, member)
+  elseif mode == 'keepttl' then
+    redis.call('SET', key, value, 'KEEPTTL')
+    local left = redis.call('PTTL', key)
+    if left > 0 then
+      redis.call('ZADD', idx, now + left, member)
+    else
+      redis.call('ZADD', idx, 'inf', member)
+    end
+  else
+    redis.call('SET', key, value)
+    redis.call('ZADD', idx, 'inf', member)
+  end
+  emit(channel, payload)
+  return 1
 end
 "#;
 
@@ -36,26 +58,7 @@ local ttl = tonumber(ARGV[5])
 local written = 0
 for i = 1, #KEYS - 1 do
   local a = 5 + (i - 1) * 4
-  local key, member, value, channel, payload = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  if mode ~= 'nx' or redis.call('EXISTS', key) == 0 then
-    if ttl > 0 then
-      redis.call('SET', key, value, 'PX', ttl)
-      redis.call('ZADD', idx, now + ttl, member)
-    elseif mode == 'keepttl' then
-      redis.call('SET', key, value, 'KEEPTTL')
-      local left = redis.call('PTTL', key)
-      if left > 0 then
-        redis.call('ZADD', idx, now + left, member)
-      else
-        redis.call('ZADD', idx, 'inf', member)
-      end
-    else
-      redis.call('SET', key, value)
-      redis.call('ZADD', idx, 'inf', member)
-    end
-    emit(channel, payload)
-    written = written + 1
-  end
+  written = written + write_entry(KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], mode, ttl)
 end
 return written
 "#;
@@ -122,6 +125,32 @@ emit(channel, payload)
 return removed
 "#;
 
+/// KEYS: watched entry keys..., index. ARGV (after the common three): the
+/// number n of watched keys; per watched key its expected state ('0' absent,
+/// '1' present) and value; the entry prefix; then per entry to write: member,
+/// value, channel, payload. Writes (keeping TTLs) only if every watched key
+/// still holds what the caller read: an optimistic update that needs no
+/// WATCH, so it is safe on a shared cluster connection and across failovers.
+/// Returns 1 when written, 0 on conflict.
+const CAS_BODY: &str = r#"
+local n = tonumber(ARGV[4])
+for i = 1, n do
+  local state, expected = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  local current = redis.call('GET', KEYS[i])
+  if state == '0' then
+    if current then return 0 end
+  elseif current ~= expected then
+    return 0
+  end
+end
+local a = 5 + 2 * n
+local prefix = ARGV[a]
+for j = a + 1, #ARGV, 4 do
+  write_entry(prefix .. ARGV[j], ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], 'keepttl', 0)
+end
+return 1
+"#;
+
 /// KEYS: index. Returns the number of live entries. Read-only.
 const LEN_BODY: &str = r#"
 local t = redis.call('TIME')
@@ -142,6 +171,7 @@ pub(crate) static DEL: LazyLock<(String, Script)> = LazyLock::new(|| script(DEL_
 pub(crate) static EXPIRE: LazyLock<(String, Script)> = LazyLock::new(|| script(EXPIRE_BODY));
 pub(crate) static CLEAR: LazyLock<(String, Script)> = LazyLock::new(|| script(CLEAR_BODY));
 pub(crate) static PRUNE: LazyLock<(String, Script)> = LazyLock::new(|| script(PRUNE_BODY));
+pub(crate) static CAS: LazyLock<(String, Script)> = LazyLock::new(|| script(CAS_BODY));
 pub(crate) static LEN: LazyLock<Script> = LazyLock::new(|| Script::new(LEN_BODY));
 
 /// The full source (for EVAL inside MULTI, where EVALSHA could fail half a

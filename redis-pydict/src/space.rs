@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use crate::connection::StoreConnection;
 use redis::{RedisError, Value};
 
 use crate::error::{Error, Result};
@@ -139,7 +139,7 @@ impl Space {
         self.origin.as_deref()
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> StoreConnection {
         self.store.connection()
     }
 
@@ -478,10 +478,26 @@ impl Space {
             .map_err(self.fail("update"))
     }
 
-    /// Optimistic read-modify-write of `keys`: WATCH them, read them, let `decide`
-    /// choose the changes, apply them in MULTI/EXEC; retried while another writer
-    /// interferes. Runs on a dedicated connection (WATCH state is per connection).
+    /// Optimistic read-modify-write of `keys`: read them, let `decide` choose
+    /// the changes, apply them only if no other writer touched the keys
+    /// meanwhile; otherwise read and decide again. On one server: WATCH/MULTI
+    /// on a dedicated connection. On a cluster, where the shared connection
+    /// cannot hold WATCH state and a failover could drop it, a script applies
+    /// the changes only if every key still holds the value that was read.
     pub(crate) async fn update_with<R>(
+        &self,
+        keys: &[&str],
+        decide: impl FnMut(Vec<Option<Vec<u8>>>) -> Result<(Vec<Change>, R)>,
+    ) -> Result<R> {
+        if self.store.is_cluster() {
+            self.update_comparing(keys, decide).await
+        } else {
+            self.update_watching(keys, decide).await
+        }
+    }
+
+    /// `update_with` by WATCH/MULTI on a dedicated connection.
+    async fn update_watching<R>(
         &self,
         keys: &[&str],
         mut decide: impl FnMut(Vec<Option<Vec<u8>>>) -> Result<(Vec<Change>, R)>,
@@ -529,11 +545,63 @@ impl Space {
             }
             tokio::task::yield_now().await;
         }
-        Err(Error::Contention {
+        Err(self.contention(keys))
+    }
+
+    /// `update_with` by compare-and-set in one script (see [`Space::update_with`]).
+    async fn update_comparing<R>(
+        &self,
+        keys: &[&str],
+        mut decide: impl FnMut(Vec<Option<Vec<u8>>>) -> Result<(Vec<Change>, R)>,
+    ) -> Result<R> {
+        let fail = self.fail("update_with");
+        let mut redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
+        let current_keys = redis_keys.clone();
+        redis_keys.push(self.ns.index_key().to_owned());
+        for _attempt in 0..self.max_update_attempts {
+            let current: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(&current_keys)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(&fail)?;
+            let mut args: Vec<Vec<u8>> = self.common_args().into();
+            args.push(keys.len().to_string().into_bytes());
+            for value in &current {
+                match value {
+                    Some(bytes) => args.extend([b"1".to_vec(), bytes.clone()]),
+                    None => args.extend([b"0".to_vec(), Vec::new()]),
+                }
+            }
+            let (changes, result) = decide(current)?;
+            args.push(self.ns.entry_prefix().as_bytes().to_vec());
+            for (key, value) in &changes {
+                self.check_size(key, value)?;
+                args.push(key.as_bytes().to_vec());
+                args.push(value.clone());
+                args.push(self.ns.key_channel(key).into_bytes());
+                args.push(self.payload(Op::Set, Some(key), Some(value), None));
+            }
+            let written: i64 = scripts::CAS
+                .1
+                .key(&redis_keys)
+                .arg(args)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(&fail)?;
+            if written == 1 {
+                return Ok(result);
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(self.contention(keys))
+    }
+
+    fn contention(&self, keys: &[&str]) -> Error {
+        Error::Contention {
             namespace: self.ns.name().to_owned(),
             key: keys.join(", "),
             attempts: self.max_update_attempts,
-        })
+        }
     }
 
     /// Rebuilds the index from a SCAN of `{ns}:*`: adds entries written by other
@@ -546,13 +614,16 @@ impl Space {
         let pattern = self.ns.scan_pattern();
         let mut cursor: u64 = 0;
         loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            // On a cluster, SCAN the master of the namespace's slot: it holds all of it.
+            let scan = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
                 .arg(1000)
-                .query_async(&mut conn)
+                .clone();
+            let (next, found): (u64, Vec<String>) = conn
+                .query_on_node_of(&scan, self.ns.index_key())
                 .await
                 .map_err(&fail)?;
             let members: Vec<&str> = found.iter().filter_map(|k| self.ns.member_of(k)).collect();
@@ -589,7 +660,7 @@ impl Space {
 
     async fn repair_members(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut StoreConnection,
         members: &[&str],
     ) -> Result<(u64, u64)> {
         if members.is_empty() {

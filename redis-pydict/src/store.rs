@@ -4,13 +4,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion};
+use redis::cluster::ClusterClientBuilder;
+use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
 
 use crate::dict::Dict;
 use crate::error::{Error, Result};
 use crate::key::DictKey;
 use crate::namespace::Namespace;
 use crate::space::Space;
+
+pub use crate::connection::StoreConnection;
 
 /// Default time to wait for one reply. Generous: one MGET page or one bulk
 /// `update` of 100,000 entries must not time out on a busy server.
@@ -26,12 +29,14 @@ pub const DEFAULT_PAGE_SIZE: usize = 1000;
 /// Default number of attempts of an optimistic update before it gives up.
 pub const DEFAULT_MAX_UPDATE_ATTEMPTS: u32 = 10_000;
 
-/// A connection to one Redis server, cheap to clone and share between tasks.
+/// A connection to one Redis server or to a Redis Cluster, cheap to clone and
+/// share between tasks.
 ///
 /// It reconnects by itself after a dropped connection or a server restart
-/// (redis-rs `ConnectionManager`, RESP3): the operation that meets the broken
-/// connection fails with [`Error::Redis`], the ones after it succeed once the
-/// server is back.
+/// (redis-rs `ConnectionManager`, RESP3; on a cluster, redis-rs's cluster
+/// client, which follows MOVED/ASK redirections and failovers): the operation
+/// that meets the broken connection fails with [`Error::Redis`], the ones
+/// after it succeed once the server is back.
 ///
 /// ```no_run
 /// # async fn demo() -> redis_pydict::Result<()> {
@@ -47,12 +52,25 @@ pub struct Store {
 }
 
 struct StoreInner {
-    conn: ConnectionManager,
-    client: Client,
+    conn: StoreConnection,
+    topology: Topology,
     settings: Settings,
-    dedicated_config: AsyncConnectionConfig,
-    idle: Mutex<Vec<MultiplexedConnection>>,
     url: String,
+}
+
+/// What the store is connected to, and how to open connections of its own.
+enum Topology {
+    Single {
+        client: Client,
+        dedicated_config: AsyncConnectionConfig,
+        idle: Mutex<Vec<MultiplexedConnection>>,
+    },
+    Cluster {
+        /// The first seed node's settings (credentials, TLS), re-addressed
+        /// to reach a given node.
+        seed: ConnectionInfo,
+        tls: Option<redis::TlsCertificates>,
+    },
 }
 
 /// Per-store behaviour settings, copied into each dict (where some can be overridden).
@@ -93,6 +111,8 @@ impl std::fmt::Debug for Store {
 #[derive(Clone)]
 pub struct StoreBuilder {
     url: String,
+    /// Seed node URLs when connecting to a cluster.
+    cluster_nodes: Option<Vec<String>>,
     response_timeout: Option<Duration>,
     connection_timeout: Option<Duration>,
     retries: usize,
@@ -213,14 +233,76 @@ impl StoreBuilder {
 
     /// Connects. Fails if the server cannot be reached after the configured retries.
     pub async fn connect(mut self) -> Result<Store> {
+        self.settings.connection_timeout = self.connection_timeout;
+        self.settings.min_retry_delay = self.min_retry_delay;
+        self.settings.max_retry_delay = self.max_retry_delay;
+        match self.cluster_nodes.take() {
+            Some(nodes) => self.connect_cluster(nodes).await,
+            None => self.connect_single().await,
+        }
+    }
+
+    async fn connect_cluster(self, nodes: Vec<String>) -> Result<Store> {
+        let url = nodes
+            .iter()
+            .map(|n| redact(n))
+            .collect::<Vec<_>>()
+            .join(",");
+        let connect_err = |source| Error::Connect {
+            url: url.clone(),
+            source,
+        };
+        let infos = nodes
+            .iter()
+            .map(|n| n.as_str().into_connection_info())
+            .collect::<redis::RedisResult<Vec<_>>>()
+            .map_err(connect_err)?;
+        let Some(seed) = infos.first().cloned() else {
+            return Err(Error::Config(
+                "connect_cluster needs at least one node URL".into(),
+            ));
+        };
+        let millis = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+        let mut builder = ClusterClientBuilder::new(infos)
+            .use_protocol(ProtocolVersion::RESP3)
+            .retries(self.retries.min(u32::MAX as usize) as u32)
+            .min_retry_wait(millis(self.min_retry_delay))
+            .max_retry_wait(millis(self.max_retry_delay));
+        if let Some(timeout) = self.connection_timeout {
+            builder = builder.connection_timeout(timeout);
+        }
+        if let Some(timeout) = self.response_timeout {
+            builder = builder.response_timeout(timeout);
+        }
+        if let Some(certs) = self.tls.clone() {
+            builder = builder.certs(certs);
+        }
+        let client = builder.build().map_err(connect_err)?;
+        let conn = client.get_async_connection().await.map_err(connect_err)?;
+        let settings = seed
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let seed = seed.set_redis_settings(settings);
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                conn: StoreConnection::cluster(conn),
+                topology: Topology::Cluster {
+                    seed,
+                    tls: self.tls,
+                },
+                settings: self.settings,
+                url,
+            }),
+        })
+    }
+
+    async fn connect_single(self) -> Result<Store> {
         let url = redact(&self.url);
         let connect_err = |source| Error::Connect {
             url: url.clone(),
             source,
         };
-        self.settings.connection_timeout = self.connection_timeout;
-        self.settings.min_retry_delay = self.min_retry_delay;
-        self.settings.max_retry_delay = self.max_retry_delay;
         let mut info = self
             .url
             .as_str()
@@ -252,11 +334,13 @@ impl StoreBuilder {
             .set_connection_timeout(self.connection_timeout);
         Ok(Store {
             inner: Arc::new(StoreInner {
-                conn,
-                client,
+                conn: StoreConnection::single(conn),
+                topology: Topology::Single {
+                    client,
+                    dedicated_config,
+                    idle: Mutex::new(Vec::new()),
+                },
                 settings: self.settings,
-                dedicated_config,
-                idle: Mutex::new(Vec::new()),
                 url,
             }),
         })
@@ -270,10 +354,26 @@ impl Store {
         Store::builder(url).connect().await
     }
 
+    /// Connects to a Redis Cluster through any of its nodes (URLs as for
+    /// [`Store::connect`]), with default settings. Dicts, views and
+    /// subscriptions work exactly as on one server: each namespace lives in
+    /// one hash slot (`{ns}`), so its atomic units stay legal.
+    pub async fn connect_cluster(nodes: &[&str]) -> Result<Store> {
+        Store::cluster_builder(nodes).connect().await
+    }
+
+    /// A builder for a cluster store (see [`Store::connect_cluster`]).
+    pub fn cluster_builder(nodes: &[&str]) -> StoreBuilder {
+        let mut builder = Store::builder(nodes.first().copied().unwrap_or_default());
+        builder.cluster_nodes = Some(nodes.iter().map(|n| (*n).to_owned()).collect());
+        builder
+    }
+
     /// A builder for a store with non-default timeouts, retries or event settings.
     pub fn builder(url: &str) -> StoreBuilder {
         StoreBuilder {
             url: url.to_owned(),
+            cluster_nodes: None,
             response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
             connection_timeout: Some(DEFAULT_CONNECTION_TIMEOUT),
             retries: DEFAULT_RECONNECT_RETRIES,
@@ -316,10 +416,15 @@ impl Store {
         self.inner.settings.origin.as_deref()
     }
 
-    /// A handle on the shared, self-reconnecting connection, for commands this
-    /// crate does not offer. Cheap to clone.
-    pub fn connection(&self) -> ConnectionManager {
+    /// A handle on the shared, self-reconnecting connection (to one server or
+    /// the cluster), for commands this crate does not offer. Cheap to clone.
+    pub fn connection(&self) -> StoreConnection {
         self.inner.conn.clone()
+    }
+
+    /// True when connected to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.topology, Topology::Cluster { .. })
     }
 
     /// Round-trips a PING: a quick health check.
@@ -335,9 +440,34 @@ impl Store {
             })
     }
 
-    /// The client, for connections of their own (pub/sub, blocking reads).
-    pub(crate) fn client(&self) -> &Client {
-        &self.inner.client
+    /// A client for connections of their own (pub/sub, blocking reads) to the
+    /// server holding `key`: the server itself, or on a cluster the master of
+    /// the key's slot (asked anew each time, so it follows failovers).
+    pub(crate) async fn node_client(&self, key: &str) -> redis::RedisResult<Client> {
+        match &self.inner.topology {
+            Topology::Single { client, .. } => Ok(client.clone()),
+            Topology::Cluster { seed, tls } => {
+                let (host, port) = self.connection().master_of(key).await?;
+                let addr = match seed.addr() {
+                    redis::ConnectionAddr::TcpTls {
+                        insecure,
+                        tls_params,
+                        ..
+                    } => redis::ConnectionAddr::TcpTls {
+                        host,
+                        port,
+                        insecure: *insecure,
+                        tls_params: tls_params.clone(),
+                    },
+                    _ => redis::ConnectionAddr::Tcp(host, port),
+                };
+                let info = seed.clone().set_addr(addr);
+                match tls {
+                    Some(certs) => Client::build_with_tls(info, certs.clone()),
+                    None => Client::open(info),
+                }
+            }
+        }
     }
 
     /// The store's settings.
@@ -347,23 +477,30 @@ impl Store {
 
     /// The database number selected by the URL.
     pub(crate) fn db(&self) -> i64 {
-        self.inner
-            .client
-            .get_connection_info()
-            .redis_settings()
-            .db()
+        match &self.inner.topology {
+            Topology::Single { client, .. } => client.get_connection_info().redis_settings().db(),
+            Topology::Cluster { .. } => 0,
+        }
     }
 
     /// A connection used by one task at a time, for WATCH/MULTI transactions,
     /// whose WATCH state must not be shared. Return it with [`Store::give_back`].
+    /// Single server only (cluster updates compare values in a script instead).
     pub(crate) async fn dedicated(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let idle = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
-        match idle {
+        let Topology::Single {
+            client,
+            dedicated_config,
+            idle,
+        } = &self.inner.topology
+        else {
+            return Err(std::io::Error::other("no dedicated connections on a cluster").into());
+        };
+        let pooled = idle.lock().ok().and_then(|mut idle| idle.pop());
+        match pooled {
             Some(conn) => Ok(conn),
             None => {
-                self.inner
-                    .client
-                    .get_multiplexed_async_connection_with_config(&self.inner.dedicated_config)
+                client
+                    .get_multiplexed_async_connection_with_config(dedicated_config)
                     .await
             }
         }
@@ -371,9 +508,11 @@ impl Store {
 
     /// Returns a dedicated connection in a clean state (no WATCH pending) to the pool.
     pub(crate) fn give_back(&self, conn: MultiplexedConnection) {
-        if let Ok(mut idle) = self.inner.idle.lock() {
-            if idle.len() < 16 {
-                idle.push(conn);
+        if let Topology::Single { idle, .. } = &self.inner.topology {
+            if let Ok(mut idle) = idle.lock() {
+                if idle.len() < 16 {
+                    idle.push(conn);
+                }
             }
         }
     }

@@ -204,6 +204,7 @@ where
     let connection = Connection {
         store: store.clone(),
         target,
+        node_key: ns.index_key().to_owned(),
     };
     let task = tokio::spawn(run(connection, ns.clone(), decode, tx, ready_tx));
     let fail = |source| Error::Redis {
@@ -227,6 +228,9 @@ where
 struct Connection {
     store: Store,
     target: Target,
+    /// A key of the namespace: on a cluster, the subscription connects to the
+    /// master of its slot (where keyspace notifications of the namespace arise).
+    node_key: String,
 }
 
 /// The reading task of a subscription.
@@ -287,7 +291,8 @@ impl Connection {
             .settings()
             .connection_timeout
             .unwrap_or(Duration::from_secs(3600));
-        let connecting = self.store.client().get_async_pubsub();
+        let client = self.store.node_client(&self.node_key).await?;
+        let connecting = client.get_async_pubsub();
         let mut pubsub = tokio::time::timeout(timeout, connecting)
             .await
             .map_err(|_| {
