@@ -150,6 +150,29 @@ async fn remove_is_an_atomic_take() {
 }
 
 #[tokio::test]
+async fn bulk_update_larger_than_a_batch_is_applied_in_order() {
+    let (server, _) = support::start().await;
+    let store = Store::builder(&server.url())
+        .max_batch(1000)
+        .connect()
+        .await
+        .unwrap();
+    let d = store.dict::<u32, u32>("batches").unwrap();
+    let mut pairs: Vec<(u32, u32)> = (0..5500).map(|i| (i, i)).collect();
+    pairs.push((7, 700_000)); // a later batch overwrites an earlier one
+    d.update(pairs).await.unwrap();
+    assert_eq!(d.len().await.unwrap(), 5500);
+    assert_eq!(d.get(&7).await.unwrap(), Some(700_000));
+    assert_eq!(d.get(&5499).await.unwrap(), Some(5499));
+    let mut raw = support::raw(&server).await;
+    assert_eq!(
+        support::command_calls(&mut raw, "exec").await,
+        6,
+        "one transaction per batch"
+    );
+}
+
+#[tokio::test]
 async fn set_if_absent_and_get_many() {
     let (_server, store) = support::start().await;
     let d = store.dict::<String, String>("nx").unwrap();

@@ -299,9 +299,12 @@ where
         }
     }
 
-    /// Writes many entries in one atomic MULTI/EXEC transaction, sent as one
-    /// pipeline (Python's `dict.update`). Accepts any iterator of pairs: a
-    /// `HashMap<String, V>`, a `Vec<(&str, V)>`, `[(1, &v)]`, ...
+    /// Writes many entries (Python's `dict.update`), pipelined. A call of up
+    /// to `max_batch` entries (default 10,000, see
+    /// [`crate::StoreBuilder::max_batch`]) is one atomic MULTI/EXEC
+    /// transaction; a larger one is applied as consecutive atomic batches, in
+    /// order, so no transaction blocks the server for long. Accepts any
+    /// iterator of pairs: a `HashMap<String, V>`, a `Vec<(&str, V)>`, `[(1, &v)]`, ...
     pub async fn update<I, Q, B>(&self, pairs: I) -> Result<()>
     where
         I: IntoIterator<Item = (Q, B)>,

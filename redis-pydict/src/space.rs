@@ -6,8 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::connection::StoreConnection;
+use futures::StreamExt;
 use redis::{RedisError, Value};
+
+use crate::connection::StoreConnection;
 
 use crate::error::{Error, Result};
 use crate::event::{self, Op};
@@ -15,8 +17,8 @@ use crate::namespace::Namespace;
 use crate::scripts;
 use crate::store::{Settings, Store};
 
-/// Entries per MSET/ZADD command inside one bulk transaction.
-const BULK_CHUNK: usize = 10_000;
+/// Bulk-update batches sent before waiting for the first one's reply.
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// How a write treats an existing entry's time-to-live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,9 @@ impl SetMode {
 /// One change decided by an optimistic update: write this encoded value at
 /// this key, keeping the entry's TTL.
 pub(crate) type Change = (String, Vec<u8>);
+
+/// Entries to write with one time-to-live (see [`Space::set_groups`]).
+pub(crate) type TtlGroup<'a> = (Option<Duration>, Vec<(&'a str, &'a [u8])>);
 
 /// The time-to-live state of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +82,7 @@ pub(crate) struct Space {
     /// Whether subscriptions drop events carrying this space's own origin.
     skip_own_events: bool,
     max_value_size: usize,
+    max_batch: usize,
     page_size: usize,
     max_update_attempts: u32,
 }
@@ -91,6 +97,7 @@ impl Space {
             log_maxlen: None,
             skip_own_events: false,
             max_value_size: settings.max_value_size,
+            max_batch: settings.max_batch,
             page_size: settings.page_size,
             max_update_attempts: settings.max_update_attempts,
         }
@@ -306,10 +313,7 @@ impl Space {
     /// one round trip: one group is a plain [`Space::set`]; several are one SET
     /// script per group inside one MULTI/EXEC. Used by derived views' `save`,
     /// whose fields may declare different TTLs.
-    pub(crate) async fn set_groups(
-        &self,
-        groups: &[(Option<Duration>, Vec<(&str, &[u8])>)],
-    ) -> Result<()> {
+    pub(crate) async fn set_groups(&self, groups: &[TtlGroup<'_>]) -> Result<()> {
         let groups: Vec<_> = groups.iter().filter(|(_, e)| !e.is_empty()).collect();
         if let [(ttl, entries)] = groups.as_slice() {
             return self.set(SetMode::Set, *ttl, entries).await.map(drop);
@@ -421,15 +425,36 @@ impl Space {
             .map_err(self.fail("clear"))
     }
 
-    /// Writes many entries in one MULTI/EXEC transaction, sent as one pipeline:
-    /// prune, MSET, ZADD and one PUBLISH per entry. Existing TTLs are cleared.
+    /// Writes many entries: each batch of up to `max_batch` entries is one
+    /// MULTI/EXEC transaction (prune, MSET, ZADD, and per entry its PUBLISH and
+    /// log append), so a call of up to `max_batch` entries is atomic and no
+    /// transaction holds the server for long. Batches are pipelined, a few in
+    /// flight at once, and applied in order; if one fails, the ones before it
+    /// stay applied. Existing TTLs are cleared.
     pub(crate) async fn update(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         for (key, value) in entries {
             self.check_size(key, value)?;
         }
+        let fail = self.fail("update");
+        let mut in_flight = futures::stream::FuturesOrdered::new();
+        for batch in entries.chunks(self.max_batch) {
+            let pipe = self.update_batch(batch);
+            let mut conn = self.conn();
+            in_flight.push_back(async move { pipe.query_async::<()>(&mut conn).await });
+            if in_flight.len() >= BATCHES_IN_FLIGHT {
+                if let Some(result) = in_flight.next().await {
+                    result.map_err(&fail)?;
+                }
+            }
+        }
+        while let Some(result) = in_flight.next().await {
+            result.map_err(&fail)?;
+        }
+        Ok(())
+    }
+
+    /// One atomic batch of [`Space::update`].
+    fn update_batch(&self, entries: &[(String, Vec<u8>)]) -> redis::Pipeline {
         let index = self.ns.index_key();
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -439,18 +464,16 @@ impl Space {
             .arg(index)
             .arg(&self.common_args())
             .ignore();
-        for chunk in entries.chunks(BULK_CHUNK) {
-            let mset = pipe.cmd("MSET");
-            for (key, value) in chunk {
-                mset.arg(self.ns.entry_key(key)).arg(value);
-            }
-            mset.ignore();
-            let zadd = pipe.cmd("ZADD").arg(index);
-            for (key, _) in chunk {
-                zadd.arg("inf").arg(key);
-            }
-            zadd.ignore();
+        let mset = pipe.cmd("MSET");
+        for (key, value) in entries {
+            mset.arg(self.ns.entry_key(key)).arg(value);
         }
+        mset.ignore();
+        let zadd = pipe.cmd("ZADD").arg(index);
+        for (key, _) in entries {
+            zadd.arg("inf").arg(key);
+        }
+        zadd.ignore();
         if self.notifications || self.log_maxlen.is_some() {
             for (key, value) in entries {
                 let payload = self.payload(Op::Set, Some(key), Some(value), None);
@@ -473,9 +496,7 @@ impl Space {
                 }
             }
         }
-        pipe.query_async::<()>(&mut self.conn())
-            .await
-            .map_err(self.fail("update"))
+        pipe
     }
 
     /// Optimistic read-modify-write of `keys`: read them, let `decide` choose

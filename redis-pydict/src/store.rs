@@ -26,6 +26,8 @@ pub const DEFAULT_RECONNECT_RETRIES: usize = 5;
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
 /// Default number of entries read per round trip when iterating.
 pub const DEFAULT_PAGE_SIZE: usize = 1000;
+/// Default number of entries of one atomic bulk-`update` transaction.
+pub const DEFAULT_MAX_BATCH: usize = 10_000;
 /// Default number of attempts of an optimistic update before it gives up.
 pub const DEFAULT_MAX_UPDATE_ATTEMPTS: u32 = 10_000;
 
@@ -80,6 +82,7 @@ pub(crate) struct Settings {
     pub origin: Option<Arc<str>>,
     pub max_value_size: usize,
     pub page_size: usize,
+    pub max_batch: usize,
     pub max_update_attempts: u32,
     pub enable_expiry_events: bool,
     pub connection_timeout: Option<Duration>,
@@ -212,6 +215,15 @@ impl StoreBuilder {
     /// Entries read per round trip when iterating (default 1000).
     pub fn page_size(mut self, entries: usize) -> Self {
         self.settings.page_size = entries.max(1);
+        self
+    }
+
+    /// Entries per atomic transaction of a bulk `update` (default 10,000): a
+    /// call with at most this many entries is applied atomically; a larger one
+    /// as consecutive atomic batches, so that no transaction blocks the server
+    /// for long (10,000 entries of 100 bytes: about 20 ms).
+    pub fn max_batch(mut self, entries: usize) -> Self {
+        self.settings.max_batch = entries.max(1);
         self
     }
 
@@ -385,6 +397,7 @@ impl Store {
                 origin: None,
                 max_value_size: DEFAULT_MAX_VALUE_SIZE,
                 page_size: DEFAULT_PAGE_SIZE,
+                max_batch: DEFAULT_MAX_BATCH,
                 max_update_attempts: DEFAULT_MAX_UPDATE_ATTEMPTS,
                 enable_expiry_events: false,
                 connection_timeout: Some(DEFAULT_CONNECTION_TIMEOUT),
