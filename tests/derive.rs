@@ -358,7 +358,7 @@ async fn load_never_sees_a_mix_of_two_saves() {
         async move {
             let mut saves = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                let value = if saves % 2 == 0 { &b } else { &a };
+                let value = if saves.is_multiple_of(2) { &b } else { &a };
                 writer.save(value).await.unwrap();
                 saves += 1;
             }
@@ -813,7 +813,7 @@ async fn crate_attribute_and_view_handles() {
     // Views and handles are cheap clones sharing the namespace.
     let copy = view.clone();
     let handle = view.value.clone();
-    assert!(handle.set_if_absent(&5).await.unwrap() == false);
+    assert!(!handle.set_if_absent(&5).await.unwrap());
     assert_eq!(handle.take().await.unwrap(), Some(1));
     assert_eq!(copy.try_load().await.unwrap(), None);
     assert!(handle.set_if_absent(&5).await.unwrap());

@@ -27,11 +27,11 @@ pub(crate) struct Container {
 }
 
 /// How a field is filled when nothing is stored for it.
-pub(crate) enum Default {
+pub(crate) enum FieldDefault {
     /// Not given: `None` for an `Option`, an error for anything else.
     None,
     /// `#[redis_dict(default)]`: `Default::default()`.
-    Default(Span),
+    Trait(Span),
     /// `#[redis_dict(default = "path")]`: a call of `path()`.
     Path(ExprPath),
 }
@@ -46,7 +46,7 @@ pub(crate) struct Ttl {
 /// Field attributes: `#[redis_dict(rename = "...", default, skip, ttl = "...")]`.
 pub(crate) struct Field {
     pub(crate) rename: Option<LitStr>,
-    pub(crate) default: Default,
+    pub(crate) default: FieldDefault,
     pub(crate) skip: Option<Span>,
     pub(crate) ttl: Option<Ttl>,
 }
@@ -57,17 +57,17 @@ impl Container {
         for attr in attrs.iter().filter(|a| a.path().is_ident(ATTR)) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("prefix") {
-                    let lit: LitStr = meta.value()?.parse()?;
+                    let lit = string(&meta, "prefix = \"config\"")?;
                     check_prefix(cx, &lit);
                     set_once(cx, &meta, &mut out.prefix, lit);
                 } else if meta.path.is_ident("rename_all") {
-                    let lit: LitStr = meta.value()?.parse()?;
+                    let lit = string(&meta, "rename_all = \"camelCase\"")?;
                     match RenameRule::from_str(&lit.value()) {
                         Ok(rule) => set_once(cx, &meta, &mut out.rename_all, rule),
                         Err(unknown) => cx.error_spanned_by(&lit, unknown),
                     }
                 } else if meta.path.is_ident("crate") {
-                    let lit: LitStr = meta.value()?.parse()?;
+                    let lit = string(&meta, "crate = \"::redis_pydict\"")?;
                     match lit.parse::<syn::Path>() {
                         Ok(path) => set_once(cx, &meta, &mut out.krate, path),
                         Err(_) => cx.error_spanned_by(
@@ -95,35 +95,35 @@ impl Field {
     pub(crate) fn from_attrs(cx: &Ctxt, attrs: &[Attribute]) -> Field {
         let mut out = Field {
             rename: None,
-            default: Default::None,
+            default: FieldDefault::None,
             skip: None,
             ttl: None,
         };
         for attr in attrs.iter().filter(|a| a.path().is_ident(ATTR)) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("rename") {
-                    let lit: LitStr = meta.value()?.parse()?;
+                    let lit = string(&meta, "rename = \"key\"")?;
                     if lit.value().is_empty() {
                         cx.error_spanned_by(&lit, "`rename` needs a non-empty key");
                     }
                     set_once(cx, &meta, &mut out.rename, lit);
                 } else if meta.path.is_ident("default") {
                     let value = if meta.input.peek(Token![=]) {
-                        let lit: LitStr = meta.value()?.parse()?;
+                        let lit = string(&meta, "default = \"path::to::function\"")?;
                         match lit.parse::<ExprPath>() {
-                            Ok(path) => Default::Path(path),
+                            Ok(path) => FieldDefault::Path(path),
                             Err(_) => {
                                 cx.error_spanned_by(
                                     &lit,
                                     format!("`default = \"...\"` must name a function, such as \"Vec::new\", not {:?}", lit.value()),
                                 );
-                                Default::Default(meta.path.span())
+                                FieldDefault::Trait(meta.path.span())
                             }
                         }
                     } else {
-                        Default::Default(meta.path.span())
+                        FieldDefault::Trait(meta.path.span())
                     };
-                    if matches!(out.default, Default::None) {
+                    if matches!(out.default, FieldDefault::None) {
                         out.default = value;
                     } else {
                         duplicate(cx, &meta);
@@ -135,7 +135,7 @@ impl Field {
                     }
                     set_once(cx, &meta, &mut out.skip, meta.path.span());
                 } else if meta.path.is_ident("ttl") {
-                    let lit: LitStr = meta.value()?.parse()?;
+                    let lit = string(&meta, "ttl = \"30s\"")?;
                     let ttl = parse_ttl(cx, lit);
                     set_once(cx, &meta, &mut out.ttl, ttl);
                 } else {
@@ -148,6 +148,22 @@ impl Field {
             }
         }
         out
+    }
+}
+
+/// The string value of `key = "..."`; anything else is an error showing `example`.
+fn string(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitStr> {
+    let value = meta.value()?;
+    let expr: syn::Expr = value.parse()?;
+    match expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) => Ok(lit),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("expected a string literal: #[redis_dict({example})]"),
+        )),
     }
 }
 

@@ -13,7 +13,7 @@ use syn::visit::{self, Visit};
 use syn::{parse_quote, DeriveInput, GenericParam, Ident, Path, Type, WherePredicate};
 
 use crate::ast::{Field, Input};
-use crate::attr::{self, Default};
+use crate::attr::{self, FieldDefault};
 use crate::ctxt::Ctxt;
 use crate::{fallback, valid};
 
@@ -98,7 +98,7 @@ fn expand(input: &Input<'_>, krate: &Path) -> TokenStream {
         let key = &f.key;
         let rust_type = type_text(f.ty);
         let ttl_ms = f.attrs.ttl.as_ref().map_or(0, |t| t.millis);
-        let default = !matches!(f.attrs.default, Default::None);
+        let default = !matches!(f.attrs.default, FieldDefault::None);
         quote!(#p::FieldSpec::__new(#name, #key, #rust_type, #ttl_ms, #default))
     });
     let skipped_names = input.skipped().map(|f| f.ident.to_string());
@@ -139,7 +139,7 @@ fn expand(input: &Input<'_>, krate: &Path) -> TokenStream {
     let skips = input.skipped().map(|f| {
         let name = f.ident;
         match &f.attrs.default {
-            Default::Path(path) => quote!(#name: #path(),),
+            FieldDefault::Path(path) => quote!(#name: #path(),),
             _ => quote!(#name: #p::Default::default(),),
         }
     });
@@ -210,9 +210,9 @@ fn expand(input: &Input<'_>, krate: &Path) -> TokenStream {
 /// The function giving a field's value when nothing is stored, if it has one.
 fn default_fn(field: &Field<'_>, p: &TokenStream) -> Option<TokenStream> {
     match &field.attrs.default {
-        Default::None => None,
-        Default::Default(span) => Some(quote_spanned!(*span=> #p::Default::default)),
-        Default::Path(path) => Some(path.to_token_stream()),
+        FieldDefault::None => None,
+        FieldDefault::Trait(span) => Some(quote_spanned!(*span=> #p::Default::default)),
+        FieldDefault::Path(path) => Some(path.to_token_stream()),
     }
 }
 
@@ -249,9 +249,9 @@ fn bounded_where_clause(input: &Input<'_>, p: &TokenStream) -> syn::WhereClause 
     for field in &input.fields {
         let used = type_params_in(field.ty, &params);
         let needs_default = match field.attrs.default {
-            Default::Default(_) => true,
-            Default::Path(_) => false,
-            Default::None => !field.is_stored(),
+            FieldDefault::Trait(_) => true,
+            FieldDefault::Path(_) => false,
+            FieldDefault::None => !field.is_stored(),
         };
         if needs_default && !used.is_empty() {
             default_types.push(field.ty);

@@ -18,7 +18,7 @@ use crate::codec;
 use crate::dict::Dict;
 use crate::error::{Error, Result};
 use crate::namespace::Namespace;
-use crate::space::{Change, SetMode, Space, Ttl};
+use crate::space::{Change, SetMode, Space, Ttl, TtlGroup};
 use crate::store::Store;
 
 // ----- modes -------------------------------------------------------------------
@@ -567,7 +567,7 @@ impl<T: RedisDict, M: Mode> View<T, M> {
     pub(crate) async fn save_impl(&self, value: &T) -> Result<()> {
         let entries = self.write(value)?;
         // One SET script per distinct TTL, all in one atomic unit.
-        let mut groups: Vec<(Option<Duration>, Vec<(&str, &[u8])>)> = Vec::new();
+        let mut groups: Vec<TtlGroup<'_>> = Vec::new();
         for (_, spec, bytes) in &entries {
             let ttl = spec.ttl();
             let entry = (spec.key, bytes.as_slice());

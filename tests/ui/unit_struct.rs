@@ -1,0 +1,6 @@
+use redis_pydict::RedisDict;
+
+#[derive(RedisDict)]
+struct Marker;
+
+fn main() {}
