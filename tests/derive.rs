@@ -825,3 +825,42 @@ async fn crate_attribute_and_view_handles() {
     assert_eq!(handle.spec().rust_type(), "u8");
     assert_eq!(view.schema().type_name(), "ViaReexport");
 }
+
+#[tokio::test]
+async fn field_subscriptions_are_typed() {
+    use redis_pydict::Change;
+
+    let server = RedisServer::start();
+    let writer_store = connect(&server).await;
+    let reader_store = connect(&server).await;
+    let reader = Config::view(&reader_store, "watched").unwrap();
+    let writer = Config::view(&writer_store, "watched").unwrap();
+    let mut changes = reader.workers.subscribe().await.unwrap();
+
+    writer.threshold.set(&0.5).await.unwrap(); // another field: not seen
+    writer.workers.set(&vec!["w1".into()]).await.unwrap();
+    writer
+        .workers
+        .update(|w| w.push("w2".into()))
+        .await
+        .unwrap();
+    writer.workers.delete().await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .expect("event within 5 s")
+            .expect("stream open")
+            .unwrap();
+        assert_eq!(event.key.as_deref(), Some("Workers"));
+        seen.push(event.change);
+    }
+    assert_eq!(
+        seen,
+        [
+            Change::Set(vec!["w1".to_string()]),
+            Change::Set(vec!["w1".to_string(), "w2".to_string()]),
+            Change::Deleted,
+        ]
+    );
+}

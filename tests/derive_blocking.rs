@@ -123,3 +123,16 @@ fn blocking_updates_from_threads_lose_nothing() {
     let end = view.load().unwrap();
     assert_eq!((end.heartbeat, end.threshold), (203, 200.75));
 }
+
+#[test]
+fn blocking_field_subscriptions() {
+    let server = RedisServer::start();
+    let store = blocking::Store::connect(&server.url()).unwrap();
+    let view = Config::blocking_view(&store, "sub").unwrap();
+    let mut changes = view.heartbeat.subscribe().unwrap();
+    view.label.set(&None).unwrap();
+    view.heartbeat.set(&5).unwrap();
+    let event = changes.next().unwrap().unwrap();
+    assert_eq!(event.key.as_deref(), Some("heartbeat"));
+    assert_eq!(event.change, redis_pydict::Change::Set(5));
+}

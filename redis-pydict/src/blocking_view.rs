@@ -124,4 +124,14 @@ impl<T: Serialize + DeserializeOwned> Field<T, Blocking> {
     pub fn update_with(&self, f: impl FnMut(Option<T>) -> T) -> Result<T> {
         self.handle().block_on(self.update_with_impl(f))
     }
+
+    /// See [`Field::subscribe`].
+    pub fn subscribe(&self) -> Result<crate::blocking::Subscription<crate::Event<String, T>>>
+    where
+        T: Send + 'static,
+    {
+        self.handle()
+            .dict::<String, T>(self.namespace().name())?
+            .subscribe_key(self.key())
+    }
 }

@@ -883,6 +883,18 @@ impl<T: Serialize + DeserializeOwned> Field<T, Async> {
     pub async fn update_with(&self, f: impl FnMut(Option<T>) -> T) -> Result<T> {
         self.update_with_impl(f).await
     }
+
+    /// Subscribes to the changes of this field, made by any process: a typed
+    /// stream of [`crate::Event`]s whose `change` carries the new value
+    /// (see [`Dict::subscribe_key`]).
+    pub async fn subscribe(&self) -> Result<crate::Subscription<crate::Event<String, T>>>
+    where
+        T: Send + 'static,
+    {
+        Dict::<String, T>::from_space(self.space.clone())
+            .subscribe_key(self.spec.key)
+            .await
+    }
 }
 
 // ----- fallback ---------------------------------------------------------------
