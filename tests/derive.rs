@@ -341,7 +341,7 @@ fn snapshot(seed: u64) -> Snapshot {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_never_sees_a_mix_of_two_saves() {
     let server = RedisServer::start();
     let a = snapshot(1);
