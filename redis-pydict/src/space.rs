@@ -43,7 +43,7 @@ impl SetMode {
 
 /// One change decided by an optimistic update: write this encoded value at
 /// this key, keeping the entry's TTL.
-pub(crate) type Change = (String, Vec<u8>);
+pub(crate) type Write = (String, Vec<u8>);
 
 /// Entries to write with one time-to-live (see [`Space::set_groups`]).
 pub(crate) type TtlGroup<'a> = (Option<Duration>, Vec<(&'a str, &'a [u8])>);
@@ -508,7 +508,7 @@ impl Space {
     pub(crate) async fn update_with<R>(
         &self,
         keys: &[&str],
-        decide: impl FnMut(Vec<Option<Vec<u8>>>) -> Result<(Vec<Change>, R)>,
+        decide: impl FnMut(Vec<Option<Vec<u8>>>) -> Result<(Vec<Write>, R)>,
     ) -> Result<R> {
         if self.store.is_cluster() {
             self.update_comparing(keys, decide).await
@@ -521,7 +521,7 @@ impl Space {
     async fn update_watching<R>(
         &self,
         keys: &[&str],
-        mut decide: impl FnMut(Vec<Option<Vec<u8>>>) -> Result<(Vec<Change>, R)>,
+        mut decide: impl FnMut(Vec<Option<Vec<u8>>>) -> Result<(Vec<Write>, R)>,
     ) -> Result<R> {
         let fail = self.fail("update_with");
         let redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
@@ -573,7 +573,7 @@ impl Space {
     async fn update_comparing<R>(
         &self,
         keys: &[&str],
-        mut decide: impl FnMut(Vec<Option<Vec<u8>>>) -> Result<(Vec<Change>, R)>,
+        mut decide: impl FnMut(Vec<Option<Vec<u8>>>) -> Result<(Vec<Write>, R)>,
     ) -> Result<R> {
         let fail = self.fail("update_with");
         let mut redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();

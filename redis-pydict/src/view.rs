@@ -18,7 +18,7 @@ use crate::codec;
 use crate::dict::Dict;
 use crate::error::{Error, Result};
 use crate::namespace::Namespace;
-use crate::space::{Change, SetMode, Space, Ttl, TtlGroup};
+use crate::space::{SetMode, Space, Ttl, TtlGroup, Write};
 use crate::store::Store;
 
 // ----- modes -------------------------------------------------------------------
@@ -585,7 +585,7 @@ impl<T: RedisDict, M: Mode> View<T, M> {
             .update_with(&keys, |current| {
                 let mut value = self.read(current.clone())?;
                 let result = f(&mut value);
-                let changes: Vec<Change> = self
+                let changes: Vec<Write> = self
                     .write(&value)?
                     .into_iter()
                     .filter(|(i, _, bytes)| current.get(*i).and_then(Option::as_ref) != Some(bytes))
