@@ -34,6 +34,13 @@ use crate::space::{RepairReport, Ttl};
 use crate::store::StoreBuilder;
 use crate::subscription::Event;
 
+/// A blocking view of a `#[derive(RedisDict)]` struct (see [`crate::View`]),
+/// made by `T::blocking_view(&store, instance)`.
+pub type View<T> = crate::View<T, crate::Blocking>;
+
+/// A blocking handle on one field of a derived struct (see [`crate::Field`]).
+pub type Field<T> = crate::Field<T, crate::Blocking>;
+
 /// A blocking [`crate::Store`]: the same connection, reconnecting by itself.
 #[derive(Clone, Debug)]
 pub struct Store {

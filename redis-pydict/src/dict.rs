@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::event::RawEvent;
 use crate::key::{DictKey, KeyText};
 use crate::namespace::Namespace;
-use crate::space::{PageEntry, Pages, RepairReport, SetMode, Space, Ttl};
+use crate::pages::{PageEntry, Pages};
+use crate::space::{RepairReport, SetMode, Space, Ttl};
 use crate::subscription::{self, Event, Subscription, Target};
 
 /// A typed dictionary stored in Redis under one namespace.

@@ -42,6 +42,7 @@ mod error;
 mod event;
 mod key;
 mod namespace;
+mod pages;
 mod scripts;
 mod space;
 mod store;

@@ -151,16 +151,45 @@ end
 return 1
 "#;
 
+/// KEYS: index. ARGV: ZSCAN cursor, COUNT, MATCH pattern ('' = all), entry
+/// prefix ('' = members only). Read-only. Returns the next cursor, then the
+/// live members of this ZSCAN step, each followed by its value when a prefix
+/// is given (members whose entry is gone, or not a string, are skipped).
+const PAGE_BODY: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local scan
+if ARGV[3] == '' then
+  scan = redis.call('ZSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+else
+  scan = redis.call('ZSCAN', KEYS[1], ARGV[1], 'MATCH', ARGV[3], 'COUNT', ARGV[2])
+end
+local prefix = ARGV[4]
+local out = {scan[1]}
+local found = scan[2]
+for i = 1, #found, 2 do
+  local member, score = found[i], found[i + 1]
+  if score == 'inf' or tonumber(score) >= now then
+    if prefix == '' then
+      out[#out + 1] = member
+    else
+      local value = redis.pcall('GET', prefix .. member)
+      if type(value) == 'string' then
+        out[#out + 1] = member
+        out[#out + 1] = value
+      end
+    end
+  end
+end
+return out
+"#;
+
 /// KEYS: index. Returns the number of live entries. Read-only.
 const LEN_BODY: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZCOUNT', KEYS[1], now, '+inf')
 "#;
-
-/// KEYS: index. ARGV: the common three. Only prunes; used at the head of bulk
-/// MULTI/EXEC writes. Returns the server time in ms.
-const PRUNE_BODY: &str = "return now";
 
 fn with_prelude(body: &str) -> String {
     format!("{PRELUDE}{body}")
@@ -170,8 +199,8 @@ pub(crate) static SET: LazyLock<(String, Script)> = LazyLock::new(|| script(SET_
 pub(crate) static DEL: LazyLock<(String, Script)> = LazyLock::new(|| script(DEL_BODY));
 pub(crate) static EXPIRE: LazyLock<(String, Script)> = LazyLock::new(|| script(EXPIRE_BODY));
 pub(crate) static CLEAR: LazyLock<(String, Script)> = LazyLock::new(|| script(CLEAR_BODY));
-pub(crate) static PRUNE: LazyLock<(String, Script)> = LazyLock::new(|| script(PRUNE_BODY));
 pub(crate) static CAS: LazyLock<(String, Script)> = LazyLock::new(|| script(CAS_BODY));
+pub(crate) static PAGE: LazyLock<Script> = LazyLock::new(|| Script::new(PAGE_BODY));
 pub(crate) static LEN: LazyLock<Script> = LazyLock::new(|| Script::new(LEN_BODY));
 
 /// The full source (for EVAL inside MULTI, where EVALSHA could fail half a

@@ -4,10 +4,10 @@
 //! event in one atomic unit, one round trip.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
-use redis::{RedisError, Value};
+use redis::RedisError;
 
 use crate::connection::StoreConnection;
 
@@ -107,6 +107,10 @@ impl Space {
         &self.ns
     }
 
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size
+    }
+
     pub(crate) fn store(&self) -> &Store {
         &self.store
     }
@@ -146,7 +150,7 @@ impl Space {
         self.origin.as_deref()
     }
 
-    fn conn(&self) -> StoreConnection {
+    pub(crate) fn conn(&self) -> StoreConnection {
         self.store.connection()
     }
 
@@ -299,6 +303,17 @@ impl Space {
         if entries.is_empty() {
             return Ok(0);
         }
+        if mode == SetMode::Set && ttl.is_none() {
+            // The common case needs no script: one MULTI/EXEC of SET, ZADD, PUBLISH.
+            for (key, value) in entries {
+                self.check_size(key, value)?;
+            }
+            self.plain_write(entries)
+                .query_async::<()>(&mut self.conn())
+                .await
+                .map_err(self.fail("set"))?;
+            return Ok(entries.len() as u64);
+        }
         let (keys, args) = self.set_invocation(mode, ttl, entries)?;
         scripts::SET
             .1
@@ -438,7 +453,7 @@ impl Space {
         let fail = self.fail("update");
         let mut in_flight = futures::stream::FuturesOrdered::new();
         for batch in entries.chunks(self.max_batch) {
-            let pipe = self.update_batch(batch);
+            let pipe = self.plain_write(batch);
             let mut conn = self.conn();
             in_flight.push_back(async move { pipe.query_async::<()>(&mut conn).await });
             if in_flight.len() >= BATCHES_IN_FLIGHT {
@@ -453,29 +468,29 @@ impl Space {
         Ok(())
     }
 
-    /// One atomic batch of [`Space::update`].
-    fn update_batch(&self, entries: &[(String, Vec<u8>)]) -> redis::Pipeline {
+    /// One MULTI/EXEC transaction writing `entries` without TTL: MSET, ZADD
+    /// (score `inf`), and per entry its PUBLISH and log append. The script-free
+    /// write path of `set` and of each batch of `update`. It does not prune
+    /// the index: only TTL writes create members that expire, and the scripts
+    /// that handle those prune.
+    fn plain_write<K: AsRef<str>, V: AsRef<[u8]>>(&self, entries: &[(K, V)]) -> redis::Pipeline {
         let index = self.ns.index_key();
         let mut pipe = redis::pipe();
         pipe.atomic();
-        pipe.cmd("EVAL")
-            .arg(&scripts::PRUNE.0)
-            .arg(1)
-            .arg(index)
-            .arg(&self.common_args())
-            .ignore();
         let mset = pipe.cmd("MSET");
         for (key, value) in entries {
-            mset.arg(self.ns.entry_key(key)).arg(value);
+            mset.arg(self.ns.entry_key(key.as_ref()))
+                .arg(value.as_ref());
         }
         mset.ignore();
         let zadd = pipe.cmd("ZADD").arg(index);
         for (key, _) in entries {
-            zadd.arg("inf").arg(key);
+            zadd.arg("inf").arg(key.as_ref());
         }
         zadd.ignore();
         if self.notifications || self.log_maxlen.is_some() {
             for (key, value) in entries {
+                let (key, value) = (key.as_ref(), value.as_ref());
                 let payload = self.payload(Op::Set, Some(key), Some(value), None);
                 if self.notifications {
                     pipe.cmd("PUBLISH")
@@ -698,23 +713,6 @@ impl Space {
             .map_err(self.fail("repair"))?;
         Ok((added, removed))
     }
-
-    // ----- iteration ---------------------------------------------------------
-
-    /// A cursor over the index, yielding pages of live members (and, when
-    /// `with_values`, their values, skipping entries gone meanwhile).
-    pub(crate) fn pages(&self, pattern: Option<&str>, with_values: bool) -> Pages {
-        Pages {
-            space: self.clone(),
-            pattern: pattern.map(str::to_owned),
-            with_values,
-            cursor: 0,
-            started: false,
-            clock: None,
-            pending: Vec::new(),
-            seen: std::collections::HashSet::new(),
-        }
-    }
 }
 
 /// Milliseconds of a TTL, refusing zero and values Redis cannot hold.
@@ -727,126 +725,4 @@ fn ttl_millis(key: &str, ttl: Duration) -> Result<u64> {
         });
     }
     Ok(ms as u64)
-}
-
-/// Paged iteration over a namespace index (see [`Space::pages`]).
-///
-/// Each round trip sends the MGET of the current page together with the ZSCAN
-/// of the next one. ZSCAN may report a member twice while the index is being
-/// resized; members already yielded are remembered (as 64-bit hashes) and skipped.
-pub(crate) struct Pages {
-    space: Space,
-    pattern: Option<String>,
-    with_values: bool,
-    cursor: u64,
-    started: bool,
-    /// Server time (ms) at the first round trip and the local instant it was read.
-    clock: Option<(f64, Instant)>,
-    pending: Vec<String>,
-    seen: std::collections::HashSet<u64>,
-}
-
-/// One entry of a page: the key text and, when values were asked for, its value.
-pub(crate) type PageEntry = (String, Option<Vec<u8>>);
-
-impl Pages {
-    /// The next non-empty page, or `None` at the end.
-    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<PageEntry>>> {
-        loop {
-            if self.started && self.cursor == 0 && self.pending.is_empty() {
-                return Ok(None);
-            }
-            let fail = self.space.fail("iterate");
-            let mut pipe = redis::pipe();
-            let members = std::mem::take(&mut self.pending);
-            let fetch_values = self.with_values && !members.is_empty();
-            if fetch_values {
-                let keys: Vec<String> =
-                    members.iter().map(|m| self.space.ns.entry_key(m)).collect();
-                pipe.cmd("MGET").arg(keys);
-            }
-            let scan_more = !self.started || self.cursor != 0;
-            if scan_more {
-                if self.clock.is_none() {
-                    pipe.cmd("TIME");
-                }
-                let scan = pipe
-                    .cmd("ZSCAN")
-                    .arg(self.space.ns.index_key())
-                    .arg(self.cursor);
-                if let Some(pattern) = &self.pattern {
-                    scan.arg("MATCH").arg(pattern);
-                }
-                scan.arg("COUNT").arg(self.space.page_size);
-            }
-            let mut replies: Vec<Value> = if fetch_values || scan_more {
-                pipe.query_async(&mut self.space.conn())
-                    .await
-                    .map_err(&fail)?
-            } else {
-                Vec::new()
-            };
-            let mut replies = replies.drain(..);
-            let page: Vec<PageEntry> = if fetch_values {
-                let values: Vec<Option<Vec<u8>>> =
-                    from_reply(replies.next()).map_err(|e| fail(e.into()))?;
-                members
-                    .into_iter()
-                    .zip(values)
-                    .filter(|(_, v)| v.is_some())
-                    .collect()
-            } else {
-                members.into_iter().map(|m| (m, None)).collect()
-            };
-            if scan_more {
-                if self.clock.is_none() {
-                    let (secs, micros): (u64, u64) =
-                        from_reply(replies.next()).map_err(|e| fail(e.into()))?;
-                    self.clock = Some((
-                        secs as f64 * 1000.0 + (micros / 1000) as f64,
-                        Instant::now(),
-                    ));
-                }
-                let (next, flat): (u64, Vec<String>) =
-                    from_reply(replies.next()).map_err(|e| fail(e.into()))?;
-                self.started = true;
-                self.cursor = next;
-                let now = self.now_ms();
-                let mut flat = flat.into_iter();
-                while let (Some(member), Some(score)) = (flat.next(), flat.next()) {
-                    let live = parse_score(&score).is_none_or(|s| s >= now);
-                    if live && self.seen.insert(hash_of(&member)) {
-                        self.pending.push(member);
-                    }
-                }
-            }
-            if !page.is_empty() {
-                return Ok(Some(page));
-            }
-        }
-    }
-
-    fn now_ms(&self) -> f64 {
-        match self.clock {
-            Some((server_ms, at)) => server_ms + at.elapsed().as_millis() as f64,
-            None => 0.0,
-        }
-    }
-}
-
-fn from_reply<T: redis::FromRedisValue>(reply: Option<Value>) -> Result<T, redis::ParsingError> {
-    redis::from_redis_value(reply.unwrap_or(Value::Nil))
-}
-
-/// A ZSCAN score as a number; `None` for `inf` (never expires).
-fn parse_score(score: &str) -> Option<f64> {
-    match score {
-        "inf" | "+inf" => None,
-        s => s.parse().ok(),
-    }
-}
-
-fn hash_of(member: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(member)
 }
