@@ -14,7 +14,7 @@ const MAIN_RS: &str = r#"
 
 use std::collections::HashMap;
 
-use redis_pydict::{blocking, RedisDict, Store};
+use redis_pydict::{blocking, Change, RedisDict, StartFrom, Store, ViewEvent};
 
 /// Shared settings.
 #[derive(RedisDict, Debug)]
@@ -56,8 +56,31 @@ pub async fn open(store: &Store, sync: &blocking::Store) -> redis_pydict::Result
     Ok(loaded.max_conn)
 }
 
+/// Follows the changes: the generated enums, async and blocking, live and durable.
+pub async fn follow(store: &Store, sync: &blocking::Store) -> redis_pydict::Result<()> {
+    let view = Settings::view(store, "prod")?.with_durable_log(100)?;
+    let mut events = view.subscribe().await?;
+    if let Some(item) = events.recv().await {
+        match item? {
+            ViewEvent { event: SettingsEvent::MaxConn(Change::Set(n)), origin } => {
+                println!("{n} by {origin:?}")
+            }
+            ViewEvent { event: SettingsEvent::Cleared | SettingsEvent::Gap, .. } => {}
+            other => println!("{other:?}"),
+        }
+    }
+    let mut log = view.subscribe_durable(StartFrom::Beginning).await?;
+    let _: Option<redis_pydict::Result<(redis_pydict::LogId, ViewEvent<SettingsEvent>)>> =
+        log.try_recv();
+    let pair = Pair::<String, u8>::blocking_view(sync, "p")?.skip_own_events(true)?;
+    let mut changes = pair.subscribe()?;
+    let first: Option<PairEvent<String, u8>> = changes.try_recv().and_then(Result::ok).map(|e| e.event);
+    let _ = first.map(|e| e == PairEvent::Right(Change::Deleted));
+    Ok(())
+}
+
 fn main() {
-    let _ = open;
+    let _ = (open, follow);
 }
 "#;
 

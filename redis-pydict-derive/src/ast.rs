@@ -5,6 +5,7 @@ use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Fields, Ident, Type};
 
 use crate::attr;
+use crate::case;
 use crate::ctxt::Ctxt;
 
 /// A struct with named fields, the only shape the derive accepts.
@@ -24,6 +25,9 @@ pub(crate) struct Field<'a> {
     /// The key the field is stored under: `rename`, else the field name
     /// (without `r#`) under `rename_all`.
     pub(crate) key: String,
+    /// The name of its variant in the generated `<Struct>Event` enum:
+    /// `variant`, else the field name (without `r#`) in UpperCamelCase.
+    pub(crate) variant: String,
 }
 
 impl Field<'_> {
@@ -86,12 +90,17 @@ impl<'a> Input<'a> {
                     (None, Some(rule)) => rule.apply(&ident.unraw().to_string()),
                     (None, None) => ident.unraw().to_string(),
                 };
+                let variant = match &field_attrs.variant {
+                    Some(lit) => lit.value(),
+                    None => case::upper_camel(&ident.unraw().to_string()),
+                };
                 Some(Field {
                     original: field,
                     ident,
                     ty: &field.ty,
                     attrs: field_attrs,
                     key,
+                    variant,
                 })
             })
             .collect();

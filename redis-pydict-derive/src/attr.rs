@@ -12,7 +12,7 @@ use crate::ctxt::Ctxt;
 
 const ATTR: &str = "redis_dict";
 const CONTAINER_KEYS: &str = "`prefix`, `rename_all`, `crate`";
-const FIELD_KEYS: &str = "`rename`, `default`, `skip`, `ttl`";
+const FIELD_KEYS: &str = "`rename`, `default`, `skip`, `ttl`, `variant`";
 
 /// Longest prefix allowed: a namespace is at most 256 bytes, and the prefix
 /// is followed by `:` and an instance name of at least one byte.
@@ -43,12 +43,14 @@ pub(crate) struct Ttl {
     pub(crate) millis: u64,
 }
 
-/// Field attributes: `#[redis_dict(rename = "...", default, skip, ttl = "...")]`.
+/// Field attributes: `#[redis_dict(rename = "...", default, skip, ttl = "...", variant = "...")]`.
 pub(crate) struct Field {
     pub(crate) rename: Option<LitStr>,
     pub(crate) default: FieldDefault,
     pub(crate) skip: Option<Span>,
     pub(crate) ttl: Option<Ttl>,
+    /// The field's variant name in the generated event enum (checked in `valid`).
+    pub(crate) variant: Option<LitStr>,
 }
 
 impl Container {
@@ -98,6 +100,7 @@ impl Field {
             default: FieldDefault::None,
             skip: None,
             ttl: None,
+            variant: None,
         };
         for attr in attrs.iter().filter(|a| a.path().is_ident(ATTR)) {
             let parsed = attr.parse_nested_meta(|meta| {
@@ -138,6 +141,9 @@ impl Field {
                     let lit = string(&meta, "ttl = \"30s\"")?;
                     let ttl = parse_ttl(cx, lit);
                     set_once(cx, &meta, &mut out.ttl, ttl);
+                } else if meta.path.is_ident("variant") {
+                    let lit = string(&meta, "variant = \"Threshold\"")?;
+                    set_once(cx, &meta, &mut out.variant, lit);
                 } else {
                     unknown_key(cx, &meta, "field", FIELD_KEYS, CONTAINER_KEYS)?;
                 }

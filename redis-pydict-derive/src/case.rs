@@ -69,6 +69,25 @@ impl RenameRule {
     }
 }
 
+/// The UpperCamelCase form of a field name, for its event variant: `max_conn`
+/// → `MaxConn`, `größe` → `Größe` (underscores dropped, each word capitalized;
+/// unlike serde's `PascalCase`, not only ASCII letters).
+pub(crate) fn upper_camel(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut capitalize = true;
+    for ch in field.chars() {
+        if ch == '_' {
+            capitalize = true;
+        } else if capitalize {
+            out.extend(ch.to_uppercase());
+            capitalize = false;
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// A `rename_all` value that is not one of serde's conventions.
 pub(crate) struct UnknownRule<'a>(&'a str);
 
@@ -105,6 +124,11 @@ mod tests {
             assert_eq!(rule.apply("max_conn_count"), expected, "{rule:?}");
         }
         assert!(RenameRule::from_str("Title Case").is_err());
+        assert_eq!(upper_camel("max_conn_count"), "MaxConnCount");
+        assert_eq!(upper_camel("_private__x1"), "PrivateX1");
+        assert_eq!(upper_camel("größe_ök"), "GrößeÖk");
+        assert_eq!(upper_camel("fooBar"), "FooBar");
+        assert_eq!(upper_camel("_0"), "0");
         assert_eq!(RenameRule::from_str("camelCase").ok(), Some(Camel));
     }
 }

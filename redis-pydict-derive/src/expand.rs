@@ -1,8 +1,8 @@
 //! Code generation. Only what needs the struct's names and types is emitted:
 //! the view struct with one `Field` handle per stored field, the `Schema`
-//! constant, and the two functions that write and read the fields in schema
-//! order. All behaviour lives in the runtime crate, reached through
-//! `<crate>::__private`.
+//! constant, the two functions that write and read the fields in schema
+//! order, and the change enum with its dispatch (in `event`). All behaviour
+//! lives in the runtime crate, reached through `<crate>::__private`.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +15,7 @@ use syn::{parse_quote, DeriveInput, GenericParam, Ident, Path, Type, WherePredic
 use crate::ast::{Field, Input};
 use crate::attr::{self, FieldDefault};
 use crate::ctxt::Ctxt;
-use crate::{fallback, valid};
+use crate::{event, fallback, valid};
 
 /// Expands `#[derive(RedisDict)]` on `input`.
 pub fn derive(input: &DeriveInput) -> TokenStream {
@@ -144,6 +144,12 @@ fn expand(input: &Input<'_>, krate: &Path) -> TokenStream {
         }
     });
 
+    let event::Expanded {
+        items: event_items,
+        dispatch: event_dispatch,
+    } = event::expand(input, &p);
+    let event = event::event_ident(ident);
+
     quote! {
         #[doc = #view_doc]
         #[allow(dead_code)]
@@ -155,6 +161,7 @@ fn expand(input: &Input<'_>, krate: &Path) -> TokenStream {
         #[automatically_derived]
         impl #impl_generics #p::RedisDict for #ident #ty_generics #bounded {
             type View<#mode: #p::Mode> = #view #view_ty;
+            type Event = #event #ty_generics;
 
             const SCHEMA: &'static #p::Schema = &#p::Schema::__new(
                 #type_name,
@@ -177,7 +184,13 @@ fn expand(input: &Input<'_>, krate: &Path) -> TokenStream {
             fn __read(__input: &mut #p::FieldReader<'_>) -> #p::Result<Self> {
                 #p::Ok(Self { #(#reads)* #(#skips)* })
             }
+
+            fn __event(__input: #p::EventInput<'_>) -> #p::Result<Self::Event> {
+                #event_dispatch
+            }
         }
+
+        #event_items
 
         #[automatically_derived]
         impl #view_impl #p::Clone for #view #view_ty #where_clause {
@@ -275,7 +288,7 @@ fn bounded_where_clause(input: &Input<'_>, p: &TokenStream) -> syn::WhereClause 
 }
 
 /// The type parameters among `params` that `ty` mentions.
-fn type_params_in(ty: &Type, params: &BTreeSet<Ident>) -> BTreeSet<Ident> {
+pub(crate) fn type_params_in(ty: &Type, params: &BTreeSet<Ident>) -> BTreeSet<Ident> {
     struct Finder<'p> {
         params: &'p BTreeSet<Ident>,
         found: BTreeSet<Ident>,
@@ -404,8 +417,11 @@ mod expansion {
                 );
             }
             assert!(code.contains("#[automatically_derived]"));
+            // About 100 lines of frame plus 30 per stored field (its handle,
+            // schema entry, read, write, and event variant with its dispatch,
+            // Debug, Clone and PartialEq arms and bounds): both have 3.
             assert!(
-                code.lines().count() < 150,
+                code.lines().count() < 220,
                 "{name} expands to {} lines",
                 code.lines().count()
             );
@@ -427,6 +443,56 @@ mod expansion {
             !code.contains("A: ::redis_pydict::__private::Default"),
             "{code}"
         );
+    }
+
+    #[test]
+    fn event_enum_is_bounded_on_field_types() {
+        let code = expand_file("pair");
+        assert!(code.contains("enum PairEvent<A, B: Clone> {"), "{code}");
+        assert!(code.contains("type Event = PairEvent<A, B>;"), "{code}");
+        // Higher-ranked, so that a field type without the trait makes the impl
+        // unusable instead of the derive fail.
+        assert!(
+            code.contains("for<'__r> Vec<B>: ::redis_pydict::__private::PartialEq"),
+            "{code}"
+        );
+        assert!(!code.contains("__RedisDictUnused"), "{code}");
+    }
+
+    #[test]
+    fn unused_type_parameters_get_a_hidden_variant() {
+        let input: syn::DeriveInput = syn::parse_quote! {
+            struct S<T, U: Default> {
+                a: T,
+                #[redis_dict(skip)]
+                scratch: U,
+            }
+        };
+        let file: syn::File = syn::parse2(super::derive(&input)).unwrap();
+        let code = prettyplease::unparse(&file);
+        assert!(
+            code.contains(
+                "__RedisDictUnused(\n        ::redis_pydict::__private::Infallible,\n        ::redis_pydict::__private::PhantomData<fn() -> (U,)>,"
+            ),
+            "{code}"
+        );
+        assert!(code.contains("Self::__RedisDictUnused(__never, _) => match *__never {}"));
+    }
+
+    #[test]
+    fn variant_names() {
+        let input: syn::DeriveInput = syn::parse_quote! {
+            struct S {
+                max_conn: u32,
+                r#type: u8,
+                #[redis_dict(variant = "Lapse")]
+                gap: u64,
+            }
+        };
+        let code = super::derive(&input).to_string();
+        for variant in ["MaxConn (", "Type (", "Lapse ("] {
+            assert!(code.contains(variant), "{variant}: {code}");
+        }
     }
 
     #[test]

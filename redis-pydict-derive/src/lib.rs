@@ -4,8 +4,8 @@
 //! The crate is laid out like serde_derive and thiserror-impl: `ast` is a
 //! typed view of the input, `attr` parses `#[redis_dict(...)]` attributes,
 //! `valid` checks what parses but cannot be stored, `expand` emits the
-//! code and `fallback` a stub next to the errors, which `ctxt` collects so
-//! that one compile reports them all.
+//! code (`event` the change enum) and `fallback` a stub next to the errors,
+//! which `ctxt` collects so that one compile reports them all.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -13,6 +13,7 @@ mod ast;
 mod attr;
 mod case;
 mod ctxt;
+mod event;
 mod expand;
 mod fallback;
 mod valid;

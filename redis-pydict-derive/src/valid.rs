@@ -11,6 +11,12 @@ use crate::ctxt::Ctxt;
 /// Name of the generated view's private field holding the whole-struct core.
 pub(crate) const CORE_FIELD: &str = "__redis_dict_core";
 
+/// The variants of the generated event enum that are not fields.
+pub(crate) const CLEARED_VARIANT: &str = "Cleared";
+pub(crate) const GAP_VARIANT: &str = "Gap";
+/// The hidden variant that uses type parameters no stored field mentions.
+pub(crate) const UNUSED_VARIANT: &str = "__RedisDictUnused";
+
 pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {
     // With lifetime parameters, their error says it all; without, look for
     // borrowed field types (`&'static str`, `Cow<'static, str>`).
@@ -21,6 +27,7 @@ pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {
     }
     check_skip_conflicts(cx, input);
     check_duplicate_keys(cx, input);
+    check_variants(cx, input);
     check_reserved_names(cx, input);
     if input.stored().next().is_none() {
         cx.error_spanned_by(
@@ -106,6 +113,15 @@ fn check_skip_conflicts(cx: &Ctxt, input: &Input<'_>) {
                 ),
             );
         }
+        if let Some(variant) = &field.attrs.variant {
+            cx.error_spanned_by(
+                variant,
+                format!(
+                    "field `{}` is `skip`, so it has no changes and no event variant to name",
+                    field.ident
+                ),
+            );
+        }
     }
 }
 
@@ -131,6 +147,54 @@ fn check_duplicate_keys(cx: &Ctxt, input: &Input<'_>) {
             None => {
                 seen.insert(&field.key, field);
             }
+        }
+    }
+}
+
+/// Each stored field is a variant of the generated `<Struct>Event`: its name
+/// must be an identifier, unique, and not one of the enum's own variants.
+fn check_variants(cx: &Ctxt, input: &Input<'_>) {
+    let event = format!("{}Event", input.ident);
+    let mut seen: HashMap<&str, &Field<'_>> = HashMap::new();
+    for field in input.stored() {
+        let at: &dyn quote::ToTokens = match &field.attrs.variant {
+            Some(lit) => lit,
+            None => field.ident,
+        };
+        let name = field.variant.as_str();
+        if syn::parse_str::<syn::Ident>(name).is_err() {
+            let msg = match &field.attrs.variant {
+                Some(_) => {
+                    format!("`variant` must be an identifier such as \"Threshold\", not {name:?}")
+                }
+                None => format!(
+                    "field `{}` would be the variant `{name}` of `{event}`, which is not an \
+                     identifier; name it with #[redis_dict(variant = \"...\")]",
+                    field.ident
+                ),
+            };
+            cx.error_spanned_by(at, msg);
+        } else if [CLEARED_VARIANT, GAP_VARIANT, UNUSED_VARIANT].contains(&name) {
+            cx.error_spanned_by(
+                at,
+                format!(
+                    "field `{}` would be the variant `{name}` of `{event}`, which is taken by the \
+                     enum's own `{name}`; name the field's variant with \
+                     #[redis_dict(variant = \"...\")]",
+                    field.ident
+                ),
+            );
+        } else if let Some(first) = seen.get(name) {
+            cx.error_spanned_by(
+                at,
+                format!(
+                    "fields `{}` and `{}` would both be the variant `{name}` of `{event}`; name \
+                     one of them with #[redis_dict(variant = \"...\")]",
+                    first.ident, field.ident
+                ),
+            );
+        } else {
+            seen.insert(name, field);
         }
     }
 }

@@ -98,6 +98,14 @@ impl Store {
     pub fn ping(&self) -> Result<()> {
         self.runtime.block_on(self.inner.ping())
     }
+
+    /// Wraps an async subscription started on this store's runtime.
+    pub(crate) fn subscription<T>(&self, inner: crate::Subscription<T>) -> Subscription<T> {
+        Subscription {
+            inner,
+            runtime: self.runtime.clone(),
+        }
+    }
 }
 
 /// A blocking [`crate::Dict`]. Every method is the async one, awaited.

@@ -27,9 +27,11 @@ use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::blocking::Subscription;
+use crate::durable::{LogId, StartFrom};
 use crate::error::Result;
 use crate::space::Ttl;
-use crate::view::{Blocking, Field, RedisDict, View};
+use crate::view::{Blocking, Field, RedisDict, View, ViewEvent};
 
 impl<T: RedisDict> View<T, Blocking> {
     /// See [`View::load`].
@@ -60,6 +62,52 @@ impl<T: RedisDict> View<T, Blocking> {
     /// See [`View::dict`].
     pub fn dict<V>(&self) -> Result<crate::blocking::Dict<String, V>> {
         self.handle().dict(self.namespace().name())
+    }
+
+    /// See [`View::subscribe`]: the same typed changes, received with
+    /// `recv`, `recv_timeout`, `try_recv` or as an iterator.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use redis_pydict::{blocking, Change, RedisDict};
+    ///
+    /// #[derive(RedisDict)]
+    /// struct Counter {
+    ///     hits: u64,
+    /// }
+    ///
+    /// # fn demo() -> redis_pydict::Result<()> {
+    /// let store = blocking::Store::connect("redis://127.0.0.1/")?;
+    /// let counter = Counter::blocking_view(&store, "home")?;
+    /// let mut changes = counter.subscribe()?;
+    /// counter.hits.set(&1)?;
+    /// if let Some(item) = changes.recv_timeout(Duration::from_secs(1)) {
+    ///     if let CounterEvent::Hits(Change::Set(hits)) = item?.event {
+    ///         println!("hits = {hits}");
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe(&self) -> Result<Subscription<ViewEvent<T::Event>>>
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        let inner = self.handle().block_on(self.subscribe_impl())?;
+        Ok(self.handle().subscription(inner))
+    }
+
+    /// See [`View::subscribe_durable`].
+    pub fn subscribe_durable(
+        &self,
+        from: StartFrom,
+    ) -> Result<Subscription<(LogId, ViewEvent<T::Event>)>>
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        let inner = self.handle().block_on(self.subscribe_durable_impl(from))?;
+        Ok(self.handle().subscription(inner))
     }
 }
 

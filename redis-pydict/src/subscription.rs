@@ -134,6 +134,27 @@ impl Target {
         target
     }
 
+    /// Events of the given keys (one channel each), and namespace-wide ones.
+    pub(crate) fn keys<'k>(
+        ns: &Namespace,
+        keys: impl IntoIterator<Item = &'k str>,
+        expiry_db: Option<i64>,
+    ) -> Target {
+        let mut target = Target {
+            channels: vec![ns.event_channel().to_owned()],
+            patterns: Vec::new(),
+        };
+        for key in keys {
+            target.channels.push(ns.key_channel(key));
+            if let Some(db) = expiry_db {
+                target
+                    .channels
+                    .push(format!("__keyspace@{db}__:{}", ns.entry_key(key)));
+            }
+        }
+        target
+    }
+
     /// Events of one key, and namespace-wide ones.
     pub(crate) fn key(ns: &Namespace, key: &str, expiry_db: Option<i64>) -> Target {
         let mut target = Target {

@@ -2,9 +2,11 @@
 //!
 //! The derive emits only what needs the struct's names and types: a
 //! [`Schema`] constant, a view struct with one [`Field`] handle per stored
-//! field, and two small functions that write and read the fields in schema
-//! order. Everything else (namespaces, missing-field rules, the atomic save,
-//! the optimistic whole-struct update, the blocking mirror) lives here.
+//! field, two small functions that write and read the fields in schema
+//! order, and the change enum `<Struct>Event` with a per-field dispatch.
+//! Everything else (namespaces, missing-field rules, the atomic save, the
+//! optimistic whole-struct update, subscriptions, the blocking mirror) lives
+//! here.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -16,10 +18,13 @@ use serde::Serialize;
 
 use crate::codec;
 use crate::dict::Dict;
+use crate::durable::{self, LogId, StartFrom};
 use crate::error::{Error, Result};
+use crate::event::{RawEvent, RawKind};
 use crate::namespace::Namespace;
 use crate::space::{SetMode, Space, Ttl, TtlGroup, Write};
 use crate::store::Store;
+use crate::subscription::{self, Change, Subscription, Target};
 
 // ----- modes -------------------------------------------------------------------
 
@@ -110,6 +115,11 @@ pub trait RedisDict: Sized {
     /// stored field, and the whole-struct operations of [`View`] through `Deref`.
     type View<M: Mode>: Deref<Target = View<Self, M>>;
 
+    /// The generated change enum (`<Struct>Event`): one variant per stored
+    /// field carrying its [`Change`], plus `Cleared` and `Gap`. The items of
+    /// [`View::subscribe`] (see there).
+    type Event;
+
     /// The stored layout: field names, keys, TTLs and missing-field rules.
     const SCHEMA: &'static Schema;
 
@@ -143,6 +153,10 @@ pub trait RedisDict: Sized {
     /// Decodes the struct from the stored values, in schema order. Generated.
     #[doc(hidden)]
     fn __read(input: &mut FieldReader<'_>) -> Result<Self>;
+
+    /// Types one change event as a variant of [`RedisDict::Event`]. Generated.
+    #[doc(hidden)]
+    fn __event(input: EventInput<'_>) -> Result<Self::Event>;
 }
 
 // ----- schema -------------------------------------------------------------------
@@ -442,6 +456,116 @@ impl<'de> de::Deserializer<'de> for Missing {
     }
 }
 
+// ----- change events ------------------------------------------------------------
+
+/// One change seen by a view subscription ([`View::subscribe`]): what changed,
+/// as a variant of the generated `<Struct>Event` enum, and who changed it.
+///
+/// Generic over the enum so that one runtime type serves every derived
+/// struct; it is `Debug`, `Clone` and `PartialEq` when the enum is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewEvent<E> {
+    /// The writer's origin id, if it set one (the store's
+    /// [`origin`](crate::StoreBuilder::origin), or [`View::with_origin`]).
+    pub origin: Option<String>,
+    /// What changed: a field's [`Change`] (`ConfigEvent::Threshold(Change::Set(0.5))`),
+    /// or the namespace-wide `Cleared` and `Gap`.
+    pub event: E,
+}
+
+/// A change event for generated code to type: a change of the stored field
+/// number `.0`, or a namespace-wide event. Used by generated code.
+#[doc(hidden)]
+pub enum EventInput<'a> {
+    /// A change of stored field number `.0` (schema order).
+    Field(usize, FieldChange<'a>),
+    /// The whole namespace was cleared.
+    Cleared,
+    /// Events may have been missed (see [`Change::Gap`]).
+    Gap,
+}
+
+/// The still untyped change of one field. Used by generated code.
+#[doc(hidden)]
+pub struct FieldChange<'a> {
+    schema: &'static Schema,
+    spec: &'static FieldSpec,
+    namespace: &'a str,
+    kind: RawKind,
+}
+
+impl FieldChange<'_> {
+    /// The change typed as the field's type `F`; a value that does not
+    /// decode as `F` is [`Error::Decode`] naming the key and the field.
+    pub fn decode<F: DeserializeOwned>(self) -> Result<Change<F>> {
+        Ok(match self.kind {
+            RawKind::Set(value) => {
+                Change::Set(value.deserialized::<F>().map_err(|e| Error::Decode {
+                    namespace: self.namespace.to_owned(),
+                    key: self.spec.key.to_owned(),
+                    expected: std::any::type_name::<F>(),
+                    reason: format!(
+                        "in a change event of field `{}` of {}: {e}",
+                        self.spec.name, self.schema.type_name
+                    ),
+                })?)
+            }
+            RawKind::Del => Change::Deleted,
+            RawKind::Expire(ms) => Change::TtlChanged(ms.map(Duration::from_millis)),
+            RawKind::Expired => Change::Expired,
+            RawKind::Clear => Change::Cleared,
+            RawKind::Gap => Change::Gap,
+        })
+    }
+
+    /// The error for a field number the generated code does not know (a
+    /// redis-pydict derive bug, never the data's fault).
+    pub fn unknown<E>(self) -> Result<E> {
+        Err(Error::Config(format!(
+            "{} has no variant for stored field `{}` (a redis-pydict derive bug)",
+            self.schema.type_name, self.spec.name
+        )))
+    }
+}
+
+/// Types a raw event of a view's namespace as a [`ViewEvent`]: `None` for
+/// events of keys that are not stored fields of `T`, and for events written
+/// with the `skipped` origin.
+fn view_event<T: RedisDict>(
+    namespace: &str,
+    skipped: Option<&str>,
+    raw: RawEvent,
+) -> Option<Result<ViewEvent<T::Event>>> {
+    if skipped.is_some() && raw.origin.as_deref() == skipped {
+        return None;
+    }
+    let input = match raw.kind {
+        RawKind::Clear => EventInput::Cleared,
+        RawKind::Gap => EventInput::Gap,
+        kind => {
+            let key = raw.key.as_deref()?;
+            let (index, spec) = T::SCHEMA
+                .fields
+                .iter()
+                .enumerate()
+                .find(|(_, spec)| spec.key == key)?;
+            EventInput::Field(
+                index,
+                FieldChange {
+                    schema: T::SCHEMA,
+                    spec,
+                    namespace,
+                    kind,
+                },
+            )
+        }
+    };
+    Some(T::__event(input).map(|event| ViewEvent {
+        origin: raw.origin,
+        event,
+    }))
+}
+
 // ----- the whole-struct view ------------------------------------------------------
 
 /// The whole-struct operations of a derived view: `load`, `try_load`, `save`,
@@ -495,12 +619,92 @@ impl<T, M: Mode> View<T, M> {
     pub fn notifications(&self) -> bool {
         self.space.notifications()
     }
+
+    /// The origin id written into change events, if any (see [`View::with_origin`]).
+    pub fn origin(&self) -> Option<&str> {
+        self.space.origin()
+    }
+
+    /// The durable log cap, when writes append to the log (see [`View::with_durable_log`]).
+    pub fn durable_log(&self) -> Option<u64> {
+        self.space.log_maxlen()
+    }
 }
 
 impl<T: RedisDict, M: Mode> View<T, M> {
     /// The stored layout of `T`.
     pub fn schema(&self) -> &'static Schema {
         T::SCHEMA
+    }
+
+    /// The same view (a new `<Struct>View`, fields included) with a durable
+    /// change log: every write through it also appends its events to the
+    /// Redis Stream `{ns}#log`, in the same atomic unit, capped at about
+    /// `max_len` entries (`MAXLEN ~`), for [`View::subscribe_durable`]. All
+    /// writers of the instance should agree on this setting (see
+    /// [`Dict::with_durable_log`]).
+    ///
+    /// It fails only if the derive's generated code is inconsistent (a bug).
+    pub fn with_durable_log(&self, max_len: u64) -> Result<T::View<M>> {
+        self.rebuild(|space| space.set_log_maxlen(Some(max_len.max(1))))
+    }
+
+    /// The same view writing `origin` into its change events (default: the
+    /// store's origin). It fails only if the generated code is inconsistent.
+    pub fn with_origin(&self, origin: impl Into<String>) -> Result<T::View<M>> {
+        let origin = origin.into();
+        self.rebuild(|space| space.set_origin(Some(origin)))
+    }
+
+    /// The same view, whose subscriptions (of the view and of its fields) skip
+    /// the events written with its own origin id ([`View::with_origin`] or
+    /// the store's): a process then sees only the other processes' changes.
+    /// It fails only if the generated code is inconsistent.
+    pub fn skip_own_events(&self, skip: bool) -> Result<T::View<M>> {
+        self.rebuild(|space| space.set_skip_own_events(skip))
+    }
+
+    /// A new generated view over a changed copy of the space (the field
+    /// handles hold the space too, so they are made afresh).
+    fn rebuild(&self, change: impl FnOnce(&mut Space)) -> Result<T::View<M>> {
+        let mut space = self.space.clone();
+        change(&mut space);
+        T::__make_view(View::from_parts(space, self.handle.clone()))
+    }
+
+    /// Types the raw events of this view's namespace (see [`view_event`]).
+    fn decoder(
+        &self,
+    ) -> impl FnMut(RawEvent) -> Option<Result<ViewEvent<T::Event>>> + Send + 'static
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        let namespace = self.name().to_owned();
+        let skipped = self.space.skipped_origin();
+        move |raw| view_event::<T>(&namespace, skipped.as_deref(), raw)
+    }
+
+    pub(crate) async fn subscribe_impl(&self) -> Result<Subscription<ViewEvent<T::Event>>>
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        let store = self.space.store();
+        let expiry = subscription::expiry_db(store).await;
+        let target = Target::keys(self.namespace(), T::SCHEMA.keys(), expiry);
+        subscription::start(store, self.namespace(), target, self.decoder()).await
+    }
+
+    pub(crate) async fn subscribe_durable_impl(
+        &self,
+        from: StartFrom,
+    ) -> Result<Subscription<(LogId, ViewEvent<T::Event>)>>
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        durable::start(self.space.store(), self.namespace(), from, self.decoder()).await
     }
 
     /// The handle of stored field number `index`. Used by generated code.
@@ -643,6 +847,101 @@ impl<T: RedisDict> View<T, Async> {
     /// their stored names.
     pub fn dict<V>(&self) -> Dict<String, V> {
         Dict::from_space(self.space.clone())
+    }
+
+    /// Subscribes to the changes of every stored field, made by any process:
+    /// a stream of [`ViewEvent`]s, each carrying a variant of the generated
+    /// `<Struct>Event` enum (one per field, with the field's typed
+    /// [`Change`]: `Set(value)`, `Deleted`, `Expired`, `TtlChanged`) and the
+    /// writer's origin id.
+    ///
+    /// * `save` gives one event per field, `update` one per changed field,
+    ///   [`View::clear`] a `Deleted` per field that was stored; clearing the
+    ///   whole namespace ([`Dict::clear`]) gives one `Cleared`.
+    /// * Events of keys of the namespace that are not stored fields of the
+    ///   struct are not even received (one channel per field).
+    /// * A value that does not decode as its field's type is an `Err` item
+    ///   ([`Error::Decode`] naming the key and the field); the stream goes on.
+    /// * After a dropped connection or a server restart the subscription
+    ///   reconnects by itself and yields `Gap`: re-read what you depend on.
+    /// * `Expired` arrives only where the server reports expired keys (see
+    ///   [`crate::StoreBuilder::enable_expiry_events`]).
+    ///
+    /// Every event published after this returns is seen, in order. Dropping
+    /// the stream unsubscribes. For replay across disconnects, see
+    /// [`View::subscribe_durable`].
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    /// use redis_pydict::{Change, RedisDict, Store, ViewEvent};
+    ///
+    /// #[derive(RedisDict)]
+    /// struct Config {
+    ///     threshold: f64,
+    ///     workers: Vec<String>,
+    /// }
+    ///
+    /// # async fn demo() -> redis_pydict::Result<()> {
+    /// let store = Store::connect("redis://127.0.0.1:6379").await?;
+    /// let cfg = Config::view(&store, "prod")?;
+    /// let mut changes = cfg.subscribe().await?; // a Stream of ViewEvent<ConfigEvent>
+    /// cfg.threshold.set(&0.5).await?;
+    /// while let Some(item) = changes.next().await {
+    ///     let ViewEvent { origin, event } = item?;
+    ///     match event {
+    ///         ConfigEvent::Threshold(Change::Set(t)) => println!("threshold = {t} (by {origin:?})"),
+    ///         ConfigEvent::Workers(change) => println!("workers: {change:?}"),
+    ///         ConfigEvent::Gap => println!("reconnected: reload what matters"),
+    ///         other => println!("{other:?}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe(&self) -> Result<Subscription<ViewEvent<T::Event>>>
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        self.subscribe_impl().await
+    }
+
+    /// Replays the durable log of this instance (written by views made with
+    /// [`View::with_durable_log`]) from `from`, then follows it live: every
+    /// change exactly once, in order, with its [`LogId`], across disconnects
+    /// and server restarts (with persistence). Store the id of the last change
+    /// handled and resume with `StartFrom::After(id)`. Items are typed and
+    /// filtered as in [`View::subscribe`]; changes trimmed from the log before
+    /// they were read (more than its cap) are reported as a `Gap`.
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    /// use redis_pydict::{RedisDict, StartFrom, Store};
+    ///
+    /// #[derive(RedisDict)]
+    /// struct Job {
+    ///     state: String,
+    /// }
+    ///
+    /// # async fn demo(last_seen: redis_pydict::LogId) -> redis_pydict::Result<()> {
+    /// let store = Store::connect("redis://127.0.0.1:6379").await?;
+    /// let job = Job::view(&store, "nightly")?.with_durable_log(10_000)?;
+    /// job.state.set(&"running".to_owned()).await?; // also appended to the log
+    /// let mut changes = job.subscribe_durable(StartFrom::After(last_seen)).await?;
+    /// while let Some(item) = changes.next().await {
+    ///     let (id, change) = item?;
+    ///     println!("{id}: {:?}", change.event); // persist `id` once handled
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe_durable(
+        &self,
+        from: StartFrom,
+    ) -> Result<Subscription<(LogId, ViewEvent<T::Event>)>>
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        self.subscribe_durable_impl(from).await
     }
 }
 
@@ -917,16 +1216,181 @@ impl<T, M: Mode> Deref for Unavailable<T, M> {
     }
 }
 
+/// The typing and filtering of view events, on a hand-written impl (what the
+/// derive generates for `struct Test { count: u32, #[redis_dict(rename =
+/// "the-name")] name: Option<String> }`), without a server or the macro.
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum TestEvent {
+        Count(Change<u32>),
+        Name(Change<Option<String>>),
+        Cleared,
+        Gap,
+    }
+
+    struct Test;
+
+    impl RedisDict for Test {
+        type View<M: Mode> = Unavailable<Self, M>;
+        type Event = TestEvent;
+        const SCHEMA: &'static Schema = &Schema::__new(
+            "Test",
+            None,
+            &[
+                FieldSpec::__new("count", "count", "u32", 0, false),
+                FieldSpec::__new("name", "the-name", "Option<String>", 0, false),
+            ],
+            &[],
+        );
+        fn __make_view<M: Mode>(_: View<Self, M>) -> Result<Self::View<M>> {
+            Err(Error::Config("no views in this test".into()))
+        }
+        fn __write(&self, _: &mut FieldWriter<'_>) -> Result<()> {
+            Ok(())
+        }
+        fn __read(_: &mut FieldReader<'_>) -> Result<Self> {
+            Ok(Test)
+        }
+        fn __event(input: EventInput<'_>) -> Result<TestEvent> {
+            Ok(match input {
+                EventInput::Field(0, c) => TestEvent::Count(c.decode()?),
+                EventInput::Field(1, c) => TestEvent::Name(c.decode()?),
+                EventInput::Field(_, c) => return c.unknown(),
+                EventInput::Cleared => TestEvent::Cleared,
+                EventInput::Gap => TestEvent::Gap,
+            })
+        }
+    }
+
+    fn raw(key: Option<&str>, origin: Option<&str>, kind: RawKind) -> RawEvent {
+        RawEvent {
+            key: key.map(str::to_owned),
+            origin: origin.map(str::to_owned),
+            kind,
+        }
+    }
+
+    fn typed(skipped: Option<&str>, raw: RawEvent) -> Option<Result<ViewEvent<TestEvent>>> {
+        view_event::<Test>("cfg:prod", skipped, raw)
+    }
+
+    fn ok(origin: Option<&str>, event: TestEvent) -> ViewEvent<TestEvent> {
+        ViewEvent {
+            origin: origin.map(str::to_owned),
+            event,
+        }
+    }
+
+    #[test]
+    fn field_changes_are_typed_by_key() {
+        let seven = RawKind::Set(ciborium::Value::Integer(7.into()));
+        let got = typed(None, raw(Some("count"), Some("p1"), seven)).unwrap();
+        assert_eq!(
+            got.unwrap(),
+            ok(Some("p1"), TestEvent::Count(Change::Set(7)))
+        );
+        // The stored name, not the Rust one; null is `None` for an Option.
+        let null = RawKind::Set(ciborium::Value::Null);
+        let got = typed(None, raw(Some("the-name"), None, null)).unwrap();
+        assert_eq!(got.unwrap(), ok(None, TestEvent::Name(Change::Set(None))));
+        for (kind, change) in [
+            (RawKind::Del, Change::Deleted),
+            (RawKind::Expired, Change::Expired),
+            (
+                RawKind::Expire(Some(1500)),
+                Change::TtlChanged(Some(Duration::from_millis(1500))),
+            ),
+            (RawKind::Expire(None), Change::TtlChanged(None)),
+        ] {
+            let got = typed(None, raw(Some("count"), None, kind)).unwrap();
+            assert_eq!(got.unwrap(), ok(None, TestEvent::Count(change)));
+        }
+    }
+
+    #[test]
+    fn namespace_events_and_gaps() {
+        let got = typed(None, raw(None, Some("p2"), RawKind::Clear)).unwrap();
+        assert_eq!(got.unwrap(), ok(Some("p2"), TestEvent::Cleared));
+        let got = typed(None, raw(None, None, RawKind::Gap)).unwrap();
+        assert_eq!(got.unwrap(), ok(None, TestEvent::Gap));
+    }
+
+    #[test]
+    fn other_keys_are_ignored() {
+        let one = || RawKind::Set(ciborium::Value::Integer(1.into()));
+        assert!(typed(None, raw(Some("name"), None, one())).is_none());
+        assert!(typed(None, raw(Some("counter"), None, one())).is_none());
+        assert!(typed(None, raw(Some("count "), None, RawKind::Del)).is_none());
+        assert!(typed(None, raw(None, None, one())).is_none());
+    }
+
+    #[test]
+    fn undecodable_values_name_key_and_field() {
+        let text = RawKind::Set(ciborium::Value::Text("many".into()));
+        let err = typed(None, raw(Some("count"), None, text))
+            .unwrap()
+            .unwrap_err();
+        let Error::Decode {
+            namespace,
+            key,
+            expected,
+            ..
+        } = &err
+        else {
+            panic!("not a decode error: {err:?}")
+        };
+        assert_eq!(
+            (namespace.as_str(), key.as_str(), *expected),
+            ("cfg:prod", "count", "u32")
+        );
+        let message = err.to_string();
+        assert!(message.contains("field `count` of Test"), "{message}");
+    }
+
+    #[test]
+    fn own_events_are_skipped_when_asked() {
+        let mine = || raw(Some("count"), Some("me"), RawKind::Del);
+        assert!(typed(Some("me"), mine()).is_none());
+        assert!(typed(Some("me"), raw(None, Some("me"), RawKind::Clear)).is_none());
+        assert!(typed(Some("you"), mine()).is_some());
+        assert!(typed(None, mine()).is_some());
+        // Gaps have no origin: never skipped.
+        assert!(typed(Some("me"), raw(None, None, RawKind::Gap)).is_some());
+    }
+
+    #[test]
+    fn an_unknown_index_is_an_error_not_a_panic() {
+        let change = FieldChange {
+            schema: Test::SCHEMA,
+            spec: &Test::SCHEMA.fields[1],
+            namespace: "cfg:prod",
+            kind: RawKind::Del,
+        };
+        let err = change.unknown::<TestEvent>().unwrap_err().to_string();
+        assert!(
+            err.contains("derive bug") && err.contains("`name`"),
+            "{err}"
+        );
+    }
+}
+
 /// What generated code reaches through `::redis_pydict::__private`.
 pub mod private {
     pub use super::{
-        Async, Blocking, Field, FieldReader, FieldSpec, FieldWriter, Mode, RedisDict, Schema,
-        Unavailable, View,
+        Async, Blocking, EventInput, Field, FieldReader, FieldSpec, FieldWriter, Mode, RedisDict,
+        Schema, Unavailable, View,
     };
     pub use crate::error::Result;
+    pub use crate::subscription::Change;
     pub use core::clone::Clone;
+    pub use core::cmp::PartialEq;
+    pub use core::convert::Infallible;
     pub use core::default::Default;
     pub use core::fmt::{Debug, Formatter, Result as FmtResult};
+    pub use core::marker::PhantomData;
     pub use core::ops::Deref;
     pub use core::option::Option;
     pub use core::result::Result::Ok;

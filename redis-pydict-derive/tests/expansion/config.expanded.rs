@@ -14,6 +14,7 @@ pub struct ConfigView<
 #[automatically_derived]
 impl ::redis_pydict::__private::RedisDict for Config {
     type View<M: ::redis_pydict::__private::Mode> = ConfigView<M>;
+    type Event = ConfigEvent;
     const SCHEMA: &'static ::redis_pydict::__private::Schema = &::redis_pydict::__private::Schema::__new(
         "Config",
         ::redis_pydict::__private::Option::Some("config"),
@@ -72,6 +73,94 @@ impl ::redis_pydict::__private::RedisDict for Config {
             label: __input.field(2usize)?,
             cache: ::redis_pydict::__private::Default::default(),
         })
+    }
+    fn __event(
+        __input: ::redis_pydict::__private::EventInput<'_>,
+    ) -> ::redis_pydict::__private::Result<Self::Event> {
+        use ::redis_pydict::__private::EventInput as __E;
+        ::redis_pydict::__private::Ok(
+            match __input {
+                __E::Field(0usize, __c) => ConfigEvent::Threshold(__c.decode()?),
+                __E::Field(1usize, __c) => ConfigEvent::MaxConn(__c.decode()?),
+                __E::Field(2usize, __c) => ConfigEvent::Label(__c.decode()?),
+                __E::Field(_, __c) => return __c.unknown(),
+                __E::Cleared => ConfigEvent::Cleared,
+                __E::Gap => ConfigEvent::Gap,
+            },
+        )
+    }
+}
+/// A change of a stored field of `Config`, as seen by `ConfigView::subscribe`: one variant per field, carrying the field's typed `Change`, plus `Cleared` and `Gap`. `Debug`, `Clone` and `PartialEq` where every field type is.
+pub enum ConfigEvent {
+    /// Field `threshold` (key `threshold`) was set (`Change::Set` with its new value), deleted, expired or given a new time-to-live.
+    Threshold(::redis_pydict::__private::Change<f64>),
+    /// Field `max_conn` (key `max-conn`) was set (`Change::Set` with its new value), deleted, expired or given a new time-to-live.
+    MaxConn(::redis_pydict::__private::Change<u32>),
+    /// Field `label` (key `label`) was set (`Change::Set` with its new value), deleted, expired or given a new time-to-live.
+    Label(::redis_pydict::__private::Change<Option<String>>),
+    /// The whole namespace was cleared (`Dict::clear`), fields included.
+    Cleared,
+    /// The subscription lost its connection and resubscribed (or, durable,
+    /// changes were trimmed from the log unread): changes may have been
+    /// missed. Re-read what you depend on; events go on after it.
+    Gap,
+}
+#[automatically_derived]
+impl ::redis_pydict::__private::Debug for ConfigEvent
+where
+    for<'__r> f64: ::redis_pydict::__private::Debug,
+    for<'__r> u32: ::redis_pydict::__private::Debug,
+    for<'__r> Option<String>: ::redis_pydict::__private::Debug,
+{
+    fn fmt(
+        &self,
+        __f: &mut ::redis_pydict::__private::Formatter<'_>,
+    ) -> ::redis_pydict::__private::FmtResult {
+        match self {
+            Self::Threshold(__v) => __f.debug_tuple("Threshold").field(__v).finish(),
+            Self::MaxConn(__v) => __f.debug_tuple("MaxConn").field(__v).finish(),
+            Self::Label(__v) => __f.debug_tuple("Label").field(__v).finish(),
+            Self::Cleared => __f.write_str("Cleared"),
+            Self::Gap => __f.write_str("Gap"),
+        }
+    }
+}
+#[automatically_derived]
+impl ::redis_pydict::__private::Clone for ConfigEvent
+where
+    for<'__r> f64: ::redis_pydict::__private::Clone,
+    for<'__r> u32: ::redis_pydict::__private::Clone,
+    for<'__r> Option<String>: ::redis_pydict::__private::Clone,
+{
+    fn clone(&self) -> Self {
+        match self {
+            Self::Threshold(__v) => {
+                Self::Threshold(::redis_pydict::__private::Clone::clone(__v))
+            }
+            Self::MaxConn(__v) => {
+                Self::MaxConn(::redis_pydict::__private::Clone::clone(__v))
+            }
+            Self::Label(__v) => Self::Label(::redis_pydict::__private::Clone::clone(__v)),
+            Self::Cleared => Self::Cleared,
+            Self::Gap => Self::Gap,
+        }
+    }
+}
+#[automatically_derived]
+impl ::redis_pydict::__private::PartialEq for ConfigEvent
+where
+    for<'__r> f64: ::redis_pydict::__private::PartialEq,
+    for<'__r> u32: ::redis_pydict::__private::PartialEq,
+    for<'__r> Option<String>: ::redis_pydict::__private::PartialEq,
+{
+    fn eq(&self, __other: &Self) -> bool {
+        match (self, __other) {
+            (Self::Threshold(__a), Self::Threshold(__b)) => __a == __b,
+            (Self::MaxConn(__a), Self::MaxConn(__b)) => __a == __b,
+            (Self::Label(__a), Self::Label(__b)) => __a == __b,
+            (Self::Cleared, Self::Cleared) | (Self::Gap, Self::Gap) => true,
+            _ => false,
+        }
     }
 }
 #[automatically_derived]

@@ -22,6 +22,7 @@ where
         + ::redis_pydict::__private::DeserializeOwned,
 {
     type View<M: ::redis_pydict::__private::Mode> = PairView<A, B, M>;
+    type Event = PairEvent<A, B>;
     const SCHEMA: &'static ::redis_pydict::__private::Schema = &::redis_pydict::__private::Schema::__new(
         "Pair",
         ::redis_pydict::__private::Option::None,
@@ -78,6 +79,90 @@ where
             right: __input.field(1usize)?,
             count: __input.field_or(2usize, ::redis_pydict::__private::Default::default)?,
         })
+    }
+    fn __event(
+        __input: ::redis_pydict::__private::EventInput<'_>,
+    ) -> ::redis_pydict::__private::Result<Self::Event> {
+        use ::redis_pydict::__private::EventInput as __E;
+        ::redis_pydict::__private::Ok(
+            match __input {
+                __E::Field(0usize, __c) => PairEvent::Left(__c.decode()?),
+                __E::Field(1usize, __c) => PairEvent::Right(__c.decode()?),
+                __E::Field(2usize, __c) => PairEvent::Count(__c.decode()?),
+                __E::Field(_, __c) => return __c.unknown(),
+                __E::Cleared => PairEvent::Cleared,
+                __E::Gap => PairEvent::Gap,
+            },
+        )
+    }
+}
+/// A change of a stored field of `Pair`, as seen by `PairView::subscribe`: one variant per field, carrying the field's typed `Change`, plus `Cleared` and `Gap`. `Debug`, `Clone` and `PartialEq` where every field type is.
+enum PairEvent<A, B: Clone> {
+    /// Field `left` (key `left`) was set (`Change::Set` with its new value), deleted, expired or given a new time-to-live.
+    Left(::redis_pydict::__private::Change<A>),
+    /// Field `right` (key `right`) was set (`Change::Set` with its new value), deleted, expired or given a new time-to-live.
+    Right(::redis_pydict::__private::Change<Vec<B>>),
+    /// Field `count` (key `count`) was set (`Change::Set` with its new value), deleted, expired or given a new time-to-live.
+    Count(::redis_pydict::__private::Change<u32>),
+    /// The whole namespace was cleared (`Dict::clear`), fields included.
+    Cleared,
+    /// The subscription lost its connection and resubscribed (or, durable,
+    /// changes were trimmed from the log unread): changes may have been
+    /// missed. Re-read what you depend on; events go on after it.
+    Gap,
+}
+#[automatically_derived]
+impl<A, B: Clone> ::redis_pydict::__private::Debug for PairEvent<A, B>
+where
+    for<'__r> A: ::redis_pydict::__private::Debug,
+    for<'__r> Vec<B>: ::redis_pydict::__private::Debug,
+    for<'__r> u32: ::redis_pydict::__private::Debug,
+{
+    fn fmt(
+        &self,
+        __f: &mut ::redis_pydict::__private::Formatter<'_>,
+    ) -> ::redis_pydict::__private::FmtResult {
+        match self {
+            Self::Left(__v) => __f.debug_tuple("Left").field(__v).finish(),
+            Self::Right(__v) => __f.debug_tuple("Right").field(__v).finish(),
+            Self::Count(__v) => __f.debug_tuple("Count").field(__v).finish(),
+            Self::Cleared => __f.write_str("Cleared"),
+            Self::Gap => __f.write_str("Gap"),
+        }
+    }
+}
+#[automatically_derived]
+impl<A, B: Clone> ::redis_pydict::__private::Clone for PairEvent<A, B>
+where
+    for<'__r> A: ::redis_pydict::__private::Clone,
+    for<'__r> Vec<B>: ::redis_pydict::__private::Clone,
+    for<'__r> u32: ::redis_pydict::__private::Clone,
+{
+    fn clone(&self) -> Self {
+        match self {
+            Self::Left(__v) => Self::Left(::redis_pydict::__private::Clone::clone(__v)),
+            Self::Right(__v) => Self::Right(::redis_pydict::__private::Clone::clone(__v)),
+            Self::Count(__v) => Self::Count(::redis_pydict::__private::Clone::clone(__v)),
+            Self::Cleared => Self::Cleared,
+            Self::Gap => Self::Gap,
+        }
+    }
+}
+#[automatically_derived]
+impl<A, B: Clone> ::redis_pydict::__private::PartialEq for PairEvent<A, B>
+where
+    for<'__r> A: ::redis_pydict::__private::PartialEq,
+    for<'__r> Vec<B>: ::redis_pydict::__private::PartialEq,
+    for<'__r> u32: ::redis_pydict::__private::PartialEq,
+{
+    fn eq(&self, __other: &Self) -> bool {
+        match (self, __other) {
+            (Self::Left(__a), Self::Left(__b)) => __a == __b,
+            (Self::Right(__a), Self::Right(__b)) => __a == __b,
+            (Self::Count(__a), Self::Count(__b)) => __a == __b,
+            (Self::Cleared, Self::Cleared) | (Self::Gap, Self::Gap) => true,
+            _ => false,
+        }
     }
 }
 #[automatically_derived]
