@@ -151,39 +151,6 @@ end
 return 1
 "#;
 
-/// KEYS: index. ARGV: ZSCAN cursor, COUNT, MATCH pattern ('' = all), entry
-/// prefix ('' = members only). Read-only. Returns the next cursor, then the
-/// live members of this ZSCAN step, each followed by its value when a prefix
-/// is given (members whose entry is gone, or not a string, are skipped).
-const PAGE_BODY: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local scan
-if ARGV[3] == '' then
-  scan = redis.call('ZSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
-else
-  scan = redis.call('ZSCAN', KEYS[1], ARGV[1], 'MATCH', ARGV[3], 'COUNT', ARGV[2])
-end
-local prefix = ARGV[4]
-local out = {scan[1]}
-local found = scan[2]
-for i = 1, #found, 2 do
-  local member, score = found[i], found[i + 1]
-  if score == 'inf' or tonumber(score) >= now then
-    if prefix == '' then
-      out[#out + 1] = member
-    else
-      local value = redis.pcall('GET', prefix .. member)
-      if type(value) == 'string' then
-        out[#out + 1] = member
-        out[#out + 1] = value
-      end
-    end
-  end
-end
-return out
-"#;
-
 /// KEYS: index. Returns the number of live entries. Read-only.
 const LEN_BODY: &str = r#"
 local t = redis.call('TIME')
@@ -200,7 +167,6 @@ pub(crate) static DEL: LazyLock<(String, Script)> = LazyLock::new(|| script(DEL_
 pub(crate) static EXPIRE: LazyLock<(String, Script)> = LazyLock::new(|| script(EXPIRE_BODY));
 pub(crate) static CLEAR: LazyLock<(String, Script)> = LazyLock::new(|| script(CLEAR_BODY));
 pub(crate) static CAS: LazyLock<(String, Script)> = LazyLock::new(|| script(CAS_BODY));
-pub(crate) static PAGE: LazyLock<Script> = LazyLock::new(|| Script::new(PAGE_BODY));
 pub(crate) static LEN: LazyLock<Script> = LazyLock::new(|| Script::new(LEN_BODY));
 
 /// The full source (for EVAL inside MULTI, where EVALSHA could fail half a
