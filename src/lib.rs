@@ -167,3 +167,604 @@ pub fn ping(port: u16) -> bool {
     let mut buf = [0u8; 1];
     stream.read_exact(&mut buf).is_ok() && (buf[0] == b'+' || buf[0] == b'-')
 }
+
+/// How to get `redis-cli` (needed to create a cluster), for messages.
+pub const REDIS_CLI_HINT: &str = "redis-cli was not found on PATH; it comes with the redis-server package (Debian/Ubuntu: `sudo apt-get install redis-server` or `redis-tools`, macOS: `brew install redis`) or set REDIS_CLI to its path";
+
+/// Number of hash slots of a Redis Cluster.
+pub const CLUSTER_SLOTS: u16 = 16384;
+
+/// Shell wrapper of one cluster node: starts `redis-server` in the background,
+/// prints nothing, and kills it (SIGKILL) and removes its directory as soon as
+/// its standard input closes: when the [`RedisCluster`] drops it, or when the
+/// test process ends in any way (so a cluster kept in a `static` never leaks).
+const LIFELINE: &str = r#"dir=$1; shift; "$@" & pid=$!; read -r _ignored; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir""#;
+
+/// One node of a [`RedisCluster`].
+#[derive(Debug)]
+struct ClusterNode {
+    port: u16,
+    dir: std::path::PathBuf,
+    /// The lifeline wrapper; `None` once the node is killed.
+    wrapper: Option<Child>,
+}
+
+impl ClusterNode {
+    fn spawn(binary: &str, node_timeout: Duration, extra_args: &[String]) -> Result<Self, String> {
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let bus_port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let dir = std::env::temp_dir().join(format!(
+            "redis-pydict-cluster-{}-{port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let timeout_ms = node_timeout.as_millis().to_string();
+        let mut args: Vec<String> = [
+            binary,
+            "--port",
+            &port.to_string(),
+            "--cluster-port",
+            &bus_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            &timeout_ms,
+            // A replica may always take over (no data-age limit): failover tests
+            // kill masters on purpose.
+            "--cluster-replica-validity-factor",
+            "0",
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--appendonly",
+            "no",
+            "--save",
+            "",
+            "--logfile",
+            "redis.log",
+            "--dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(dir.display().to_string());
+        args.extend(extra_args.iter().cloned());
+        let wrapper = Command::new("sh")
+            .arg("-c")
+            .arg(LIFELINE)
+            .arg("redis-cluster-node")
+            .arg(&dir)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("sh: {e}"))?;
+        Ok(ClusterNode {
+            port,
+            dir,
+            wrapper: Some(wrapper),
+        })
+    }
+
+    /// The node's log so far (for failure messages).
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Kills the node (SIGKILL) and waits for it to be gone.
+    fn kill(&mut self) {
+        if let Some(mut wrapper) = self.wrapper.take() {
+            // Closing its stdin makes the wrapper kill the server, wait for
+            // it and remove its directory.
+            drop(wrapper.stdin.take());
+            let _ = wrapper.wait();
+        }
+    }
+
+    fn is_alive(&self) -> bool {
+        self.wrapper.is_some()
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A range of slots (first, last) and the port of the master serving it.
+type SlotRange = (u16, u16, u16);
+
+/// What one node says about one node of the cluster (a line of `CLUSTER NODES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node id.
+    pub id: String,
+    /// Its client port on 127.0.0.1.
+    pub port: u16,
+    /// True for a master, false for a replica.
+    pub master: bool,
+    /// True when flagged `fail` (or `fail?` by the node asked).
+    pub failed: bool,
+    /// A replica's master id.
+    pub master_id: Option<String>,
+    /// The slot ranges a master serves (inclusive).
+    pub slots: Vec<(u16, u16)>,
+}
+
+/// A Redis Cluster of our own: 3 masters with one replica each, on free
+/// loopback ports, no persistence, each node in a directory of its own.
+/// Everything is killed and removed when dropped (or when the process ends).
+///
+/// Needs `redis-server` and `redis-cli` (both in the redis-server package).
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+    node_timeout: Duration,
+    /// Killed nodes, each with the replicas it had.
+    killed: Vec<(u16, Vec<u16>)>,
+}
+
+impl RedisCluster {
+    /// Default cluster-node-timeout: short, so that a killed master's replica
+    /// takes over within a few seconds, long enough that a busy 2-core test
+    /// machine does not fail nodes over by accident.
+    pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_millis(2000);
+
+    /// Starts a healthy cluster (3 masters, 3 replicas), panicking with an
+    /// install hint if `redis-server` or `redis-cli` is missing.
+    pub fn start() -> RedisCluster {
+        Self::start_with(Self::DEFAULT_NODE_TIMEOUT, &[])
+    }
+
+    /// Starts a cluster with this cluster-node-timeout and extra
+    /// `redis-server` arguments for every node, panicking on failure.
+    pub fn start_with(node_timeout: Duration, extra_args: &[&str]) -> RedisCluster {
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            match Self::try_start_with(node_timeout, extra_args) {
+                Ok(cluster) => return cluster,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("cannot start a redis cluster: {last_error}")
+    }
+
+    /// Starts a cluster, or says why not.
+    pub fn try_start_with(
+        node_timeout: Duration,
+        extra_args: &[&str],
+    ) -> Result<RedisCluster, String> {
+        let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let cli = redis_cli();
+        check_binary(&binary, INSTALL_HINT)?;
+        check_binary(&cli, REDIS_CLI_HINT)?;
+        let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            node_timeout,
+            killed: Vec::new(),
+        };
+        for _ in 0..6 {
+            cluster
+                .nodes
+                .push(ClusterNode::spawn(&binary, node_timeout, &extra)?);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for node in &cluster.nodes {
+            while !ping(node.port) {
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "cluster node on port {} did not answer PING within 10 s:\n{}",
+                        node.port,
+                        node.log_tail()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let output = Command::new(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|n| format!("127.0.0.1:{}", n.port)),
+            )
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{cli}: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed ({}):\n{}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        cluster.try_wait_healthy(Duration::from_secs(20))?;
+        Ok(cluster)
+    }
+
+    /// The cluster-node-timeout the nodes run with.
+    pub fn node_timeout(&self) -> Duration {
+        self.node_timeout
+    }
+
+    /// Client ports of the live nodes, masters and replicas.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_alive())
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// `redis://127.0.0.1:<port>/` of every live node: seed URLs for a cluster client.
+    pub fn urls(&self) -> Vec<String> {
+        self.ports().into_iter().map(node_url).collect()
+    }
+
+    /// What a live node says about the cluster (`CLUSTER NODES`).
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        let port = self.any_live_port();
+        query::<String>(port, redis::cmd("CLUSTER").arg("NODES"))
+            .map(|text| parse_cluster_nodes(&text))
+            .unwrap_or_else(|e| panic!("CLUSTER NODES on {port}: {e}"))
+    }
+
+    /// Ports of the current masters (as a live node sees them), sorted.
+    pub fn masters(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .nodes()
+            .into_iter()
+            .filter(|n| n.master && !n.failed && !n.slots.is_empty())
+            .map(|n| n.port)
+            .collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    /// The node id of the node on `port`.
+    pub fn node_id(&self, port: u16) -> String {
+        query::<String>(port, redis::cmd("CLUSTER").arg("MYID"))
+            .unwrap_or_else(|e| panic!("CLUSTER MYID on {port}: {e}"))
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn slot_of(&self, key: &str) -> u16 {
+        let port = self.any_live_port();
+        query::<u16>(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+            .unwrap_or_else(|e| panic!("CLUSTER KEYSLOT on {port}: {e}"))
+    }
+
+    /// The port of the master serving `slot`, as a live node sees it.
+    pub fn master_for_slot(&self, slot: u16) -> u16 {
+        self.nodes()
+            .into_iter()
+            .find(|n| {
+                n.master && !n.failed && n.slots.iter().any(|&(lo, hi)| (lo..=hi).contains(&slot))
+            })
+            .map(|n| n.port)
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+    }
+
+    /// The port of the master serving `key`'s slot.
+    pub fn master_for_key(&self, key: &str) -> u16 {
+        self.master_for_slot(self.slot_of(key))
+    }
+
+    /// The replicas (ports) of the master on `port`.
+    pub fn replicas_of(&self, port: u16) -> Vec<u16> {
+        let id = self.node_id(port);
+        self.nodes()
+            .into_iter()
+            .filter(|n| !n.master && n.master_id.as_deref() == Some(id.as_str()))
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// Kills the node on `port` (SIGKILL), as a crash would.
+    pub fn kill_node(&mut self, port: u16) {
+        assert!(
+            self.nodes.iter().any(|n| n.port == port && n.is_alive()),
+            "no live cluster node on port {port}"
+        );
+        let replicas = self.replicas_of(port);
+        self.killed.push((port, replicas));
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("checked above");
+        node.kill();
+    }
+
+    /// Waits until the master on `old_master` (killed with
+    /// [`RedisCluster::kill_node`]) has been replaced by its replica and the
+    /// cluster is healthy again; returns the promoted replica's port.
+    pub fn wait_for_failover(&self, old_master: u16, limit: Duration) -> u16 {
+        let replicas = self
+            .killed
+            .iter()
+            .find(|(port, _)| *port == old_master)
+            .map(|(_, replicas)| replicas.clone())
+            .unwrap_or_else(|| panic!("{old_master} is not a master killed by kill_node"));
+        let deadline = Instant::now() + limit;
+        let mut last_error;
+        loop {
+            match self.check_healthy().and_then(|()| self.nodes_seen_by_all()) {
+                Ok(nodes) => {
+                    let promoted = nodes.iter().find(|n| {
+                        n.master && !n.failed && !n.slots.is_empty() && replicas.contains(&n.port)
+                    });
+                    match promoted {
+                        Some(node) => return node.port,
+                        None => last_error = "no replica promoted yet".to_owned(),
+                    }
+                }
+                Err(e) => last_error = e,
+            }
+            if Instant::now() > deadline {
+                panic!("no failover of {old_master} within {limit:?}: {last_error}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until every live node reports `cluster_state:ok`, all 16384
+    /// slots are served by live masters, every live node agrees on who
+    /// serves what, and every live replica's link to its master is up.
+    pub fn wait_healthy(&self, limit: Duration) {
+        if let Err(e) = self.try_wait_healthy(limit) {
+            panic!("cluster not healthy within {limit:?}: {e}");
+        }
+    }
+
+    fn try_wait_healthy(&self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.check_healthy() {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    let logs: Vec<String> = self
+                        .nodes
+                        .iter()
+                        .map(|n| format!("--- node {}:\n{}", n.port, n.log_tail()))
+                        .collect();
+                    return Err(format!("{e}\n{}", logs.join("\n")));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// One health check (see [`RedisCluster::wait_healthy`]).
+    pub fn check_healthy(&self) -> Result<(), String> {
+        let nodes = self.nodes_seen_by_all()?;
+        for port in self.ports() {
+            let info = query::<String>(port, redis::cmd("CLUSTER").arg("INFO"))?;
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            if field("cluster_state") != "ok" {
+                return Err(format!(
+                    "node {port}: cluster_state:{}",
+                    field("cluster_state")
+                ));
+            }
+            if field("cluster_slots_ok") != CLUSTER_SLOTS.to_string() {
+                return Err(format!(
+                    "node {port}: cluster_slots_ok:{}",
+                    field("cluster_slots_ok")
+                ));
+            }
+            let replication = query::<String>(port, redis::cmd("INFO").arg("replication"))?;
+            if replication.contains("role:slave") {
+                if !replication.contains("master_link_status:up") {
+                    return Err(format!("replica {port}: link to its master not up"));
+                }
+            } else if !nodes
+                .iter()
+                .any(|n| n.port == port && n.master && !n.slots.is_empty())
+            {
+                return Err(format!(
+                    "node {port} is neither a replica nor a serving master"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The cluster as seen by the live nodes, provided they all agree on
+    /// which live master serves which slots and every slot is served.
+    fn nodes_seen_by_all(&self) -> Result<Vec<NodeInfo>, String> {
+        let live = self.ports();
+        let mut agreed: Option<(Vec<NodeInfo>, Vec<SlotRange>)> = None;
+        for &port in &live {
+            let text = query::<String>(port, redis::cmd("CLUSTER").arg("NODES"))?;
+            let nodes = parse_cluster_nodes(&text);
+            let mut map: Vec<SlotRange> = nodes
+                .iter()
+                .filter(|n| n.master && !n.failed)
+                .flat_map(|n| n.slots.iter().map(move |&(lo, hi)| (lo, hi, n.port)))
+                .collect();
+            map.sort_unstable();
+            let covered: u32 = map.iter().map(|&(lo, hi, _)| u32::from(hi - lo) + 1).sum();
+            if covered != u32::from(CLUSTER_SLOTS) {
+                return Err(format!("node {port} sees {covered} slots served"));
+            }
+            if let Some(&(_, _, dead)) = map.iter().find(|(_, _, p)| !live.contains(p)) {
+                return Err(format!(
+                    "node {port} still routes slots to dead node {dead}"
+                ));
+            }
+            match &agreed {
+                None => agreed = Some((nodes, map)),
+                Some((_, first)) if *first != map => {
+                    return Err(format!("node {port} disagrees on the slot map"));
+                }
+                Some(_) => {}
+            }
+        }
+        agreed
+            .map(|(nodes, _)| nodes)
+            .ok_or_else(|| "no live node".to_owned())
+    }
+
+    /// Moves `slot` from the master serving it to the master on `to`:
+    /// SETSLOT IMPORTING/MIGRATING, MIGRATE of its keys `keys_per_step` at a
+    /// time with `pause` between steps (so that clients meet ASK redirections
+    /// meanwhile), then SETSLOT NODE on every master (MOVED afterwards).
+    pub fn migrate_slot(&self, slot: u16, to: u16, keys_per_step: usize, pause: Duration) {
+        if let Err(e) = self.try_migrate_slot(slot, to, keys_per_step, pause) {
+            panic!("migrating slot {slot} to {to}: {e}");
+        }
+    }
+
+    fn try_migrate_slot(
+        &self,
+        slot: u16,
+        to: u16,
+        keys_per_step: usize,
+        pause: Duration,
+    ) -> Result<(), String> {
+        let from = self.master_for_slot(slot);
+        if from == to {
+            return Err(format!("slot {slot} is already on {to}"));
+        }
+        let from_id = self.node_id(from);
+        let to_id = self.node_id(to);
+        let setslot = |port: u16, args: &[&str]| {
+            query::<()>(
+                port,
+                redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg(args),
+            )
+        };
+        setslot(to, &["IMPORTING", &from_id])?;
+        setslot(from, &["MIGRATING", &to_id])?;
+        loop {
+            let keys: Vec<String> = query(
+                from,
+                redis::cmd("CLUSTER")
+                    .arg("GETKEYSINSLOT")
+                    .arg(slot)
+                    .arg(keys_per_step.max(1)),
+            )?;
+            if keys.is_empty() {
+                break;
+            }
+            query::<()>(
+                from,
+                redis::cmd("MIGRATE")
+                    .arg("127.0.0.1")
+                    .arg(to)
+                    .arg("")
+                    .arg(0)
+                    .arg(5000)
+                    .arg("REPLACE")
+                    .arg("KEYS")
+                    .arg(&keys),
+            )?;
+            std::thread::sleep(pause);
+        }
+        // The new owner first, then the old one, then everyone else.
+        setslot(to, &["NODE", &to_id])?;
+        setslot(from, &["NODE", &to_id])?;
+        for master in self.masters() {
+            if master != to && master != from {
+                setslot(master, &["NODE", &to_id])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn any_live_port(&self) -> u16 {
+        self.nodes
+            .iter()
+            .find(|n| n.is_alive())
+            .map(|n| n.port)
+            .expect("a live cluster node")
+    }
+}
+
+/// `redis://127.0.0.1:<port>/`.
+pub fn node_url(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}/")
+}
+
+fn redis_cli() -> String {
+    std::env::var("REDIS_CLI").unwrap_or_else(|_| "redis-cli".into())
+}
+
+/// Fails with `hint` if `binary` cannot be run.
+fn check_binary(binary: &str, hint: &str) -> Result<(), String> {
+    match Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(hint.to_owned()),
+        Err(e) => Err(format!("{binary}: {e}")),
+    }
+}
+
+/// Runs one command on the node on `port` over a fresh connection.
+fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> Result<T, String> {
+    let run = || -> redis::RedisResult<T> {
+        let client = redis::Client::open(node_url(port))?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        cmd.query(&mut conn)
+    };
+    run().map_err(|e| format!("node {port}: {e}"))
+}
+
+/// Parses `CLUSTER NODES` output.
+pub fn parse_cluster_nodes(text: &str) -> Vec<NodeInfo> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 8 {
+                return None;
+            }
+            let address = fields[1].split('@').next()?;
+            let port = address.rsplit(':').next()?.parse().ok()?;
+            let flags: Vec<&str> = fields[2].split(',').collect();
+            let slots = fields[8..]
+                .iter()
+                .filter(|s| !s.starts_with('['))
+                .filter_map(|s| match s.split_once('-') {
+                    Some((lo, hi)) => Some((lo.parse().ok()?, hi.parse().ok()?)),
+                    None => {
+                        let one = s.parse().ok()?;
+                        Some((one, one))
+                    }
+                })
+                .collect();
+            Some(NodeInfo {
+                id: fields[0].to_owned(),
+                port,
+                master: flags.contains(&"master"),
+                failed: flags.contains(&"fail") || flags.contains(&"fail?"),
+                master_id: (fields[3] != "-").then(|| fields[3].to_owned()),
+                slots,
+            })
+        })
+        .collect()
+}

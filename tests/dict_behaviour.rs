@@ -1,384 +1,71 @@
-//! TTLs, atomic operations, concurrency, repair, events and the blocking API.
+//! TTLs, atomic operations, concurrency, repair, events and the blocking API,
+//! each on a server of its own. The bodies are in `cases/behaviour.rs`
+//! (shared with `cluster.rs`).
 
 mod support;
+mod cases {
+    pub mod behaviour;
+}
 
-use std::collections::BTreeSet;
-use std::time::Duration;
-
-use futures::{StreamExt, TryStreamExt};
-use redis_pydict::{Store, Ttl};
+use cases::behaviour as case;
 
 #[tokio::test]
 async fn expired_entries_vanish_from_get_len_and_iteration() {
-    let (_server, store) = support::start().await;
-    let d = store.dict::<String, String>("ttl").unwrap();
-    d.set("stays", &"s".into()).await.unwrap();
-    d.set_with_ttl("goes", &"g".into(), Duration::from_millis(200))
-        .await
-        .unwrap();
-    d.set("expire-later", &"e".into()).await.unwrap();
-    assert!(d
-        .expire("expire-later", Duration::from_millis(200))
-        .await
-        .unwrap());
-    d.set_with_ttl("persisted", &"p".into(), Duration::from_millis(200))
-        .await
-        .unwrap();
-    assert!(d.persist("persisted").await.unwrap());
-    assert!(!d.expire("missing", Duration::from_secs(1)).await.unwrap());
-
-    assert_eq!(d.len().await.unwrap(), 4);
-    assert!(
-        matches!(d.ttl("goes").await.unwrap(), Ttl::Expires(t) if t <= Duration::from_millis(200))
-    );
-    assert_eq!(d.ttl("stays").await.unwrap(), Ttl::Persistent);
-    assert_eq!(d.ttl("missing").await.unwrap(), Ttl::Missing);
-
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(d.get("goes").await.unwrap(), None);
-    assert!(!d.contains("expire-later").await.unwrap());
-    assert_eq!(d.len().await.unwrap(), 2);
-    let keys: BTreeSet<String> = d.keys().try_collect().await.unwrap();
-    assert_eq!(
-        keys,
-        BTreeSet::from(["persisted".to_owned(), "stays".to_owned()])
-    );
-    let items: Vec<(String, String)> = d.items().try_collect().await.unwrap();
-    assert_eq!(items.len(), 2);
-
-    // A zero TTL is refused before any I/O, naming the key.
-    let err = d
-        .set_with_ttl("zero", &"z".into(), Duration::ZERO)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("\"zero\""), "{err}");
-    assert!(!d.contains("zero").await.unwrap());
+    let (_server, ctx) = support::single().await;
+    case::expired_entries_vanish_from_get_len_and_iteration(&ctx).await;
 }
 
 #[tokio::test]
 async fn update_with_keeps_ttl_and_set_clears_it() {
-    let (_server, store) = support::start().await;
-    let d = store.dict::<String, u32>("ttl-keep").unwrap();
-    d.set_with_ttl("n", &1, Duration::from_secs(100))
-        .await
-        .unwrap();
-    assert_eq!(d.update_with("n", |v| v.unwrap_or(0) + 1).await.unwrap(), 2);
-    assert!(matches!(d.ttl("n").await.unwrap(), Ttl::Expires(t) if t > Duration::from_secs(90)));
-    d.set("n", &5).await.unwrap();
-    assert_eq!(d.ttl("n").await.unwrap(), Ttl::Persistent);
+    let (_server, ctx) = support::single().await;
+    case::update_with_keeps_ttl_and_set_clears_it(&ctx).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_update_with_never_loses_an_increment() {
-    let (_server, store) = support::start().await;
-    let d = store.dict::<String, u64>("counters").unwrap();
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let d = d.clone();
-            tokio::spawn(async move {
-                for _ in 0..500 {
-                    d.update_with("hits", |n| n.unwrap_or(0) + 1).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    assert_eq!(d.get("hits").await.unwrap(), Some(4000));
+    let (_server, ctx) = support::single().await;
+    case::concurrent_update_with_never_loses_an_increment(&ctx).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn index_matches_live_keys_after_concurrent_writes() {
-    let (server, store) = support::start().await;
-    let tasks: Vec<_> = (0..6u64)
-        .map(|t| {
-            let d = store.dict::<u32, u64>("churn").unwrap();
-            tokio::spawn(async move {
-                let mut x = t * 7919 + 1;
-                for i in 0..400u64 {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let key = ((x >> 33) % 40) as u32;
-                    match (x >> 20) % 10 {
-                        0..=3 => d.set(&key, &i).await.map(drop).unwrap(),
-                        4 => d.delete(&key).await.map(drop).unwrap(),
-                        5 => d.remove(&key).await.map(drop).unwrap(),
-                        6 => d.update([(key, i), (key + 40, i)]).await.unwrap(),
-                        7 => d
-                            .update_with(&key, |v| v.unwrap_or(0) + 1)
-                            .await
-                            .map(drop)
-                            .unwrap(),
-                        8 => d.set_if_absent(&key, &i).await.map(drop).unwrap(),
-                        _ if i % 50 == 0 => d.clear().await.map(drop).unwrap(),
-                        _ => d
-                            .set_with_ttl(&key, &i, Duration::from_secs(60))
-                            .await
-                            .unwrap(),
-                    }
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let mut raw = support::raw(&server).await;
-    let index = support::index_members(&mut raw, "churn").await;
-    let live = support::keyspace_members(&mut raw, "churn").await;
-    assert_eq!(index, live, "index and keyspace agree");
-    let d = store.dict::<u32, u64>("churn").unwrap();
-    assert_eq!(d.len().await.unwrap(), live.len() as u64);
+    let (_server, ctx) = support::single().await;
+    case::index_matches_live_keys_after_concurrent_writes(&ctx).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn remove_is_an_atomic_take() {
-    let (_server, store) = support::start().await;
-    let d = store.dict::<String, u32>("take").unwrap();
-    for round in 0..50 {
-        d.set("prize", &round).await.unwrap();
-        let (a, b) = tokio::join!(d.remove("prize"), d.remove("prize"));
-        let winners = [a.unwrap(), b.unwrap()].into_iter().flatten().count();
-        assert_eq!(
-            winners, 1,
-            "round {round}: exactly one remover gets the value"
-        );
-    }
-    assert_eq!(d.remove("prize").await.unwrap(), None);
+    let (_server, ctx) = support::single().await;
+    case::remove_is_an_atomic_take(&ctx).await;
 }
 
 #[tokio::test]
 async fn bulk_update_larger_than_a_batch_is_applied_in_order() {
-    let (server, _) = support::start().await;
-    let store = Store::builder(&server.url())
-        .max_batch(1000)
-        .connect()
-        .await
-        .unwrap();
-    let d = store.dict::<u32, u32>("batches").unwrap();
-    let mut pairs: Vec<(u32, u32)> = (0..5500).map(|i| (i, i)).collect();
-    pairs.push((7, 700_000)); // a later batch overwrites an earlier one
-    d.update(pairs).await.unwrap();
-    assert_eq!(d.len().await.unwrap(), 5500);
-    assert_eq!(d.get(&7).await.unwrap(), Some(700_000));
-    assert_eq!(d.get(&5499).await.unwrap(), Some(5499));
-    let mut raw = support::raw(&server).await;
-    assert_eq!(
-        support::command_calls(&mut raw, "exec").await,
-        6,
-        "one transaction per batch"
-    );
+    let (_server, ctx) = support::single().await;
+    case::bulk_update_larger_than_a_batch_is_applied_in_order(&ctx).await;
 }
 
 #[tokio::test]
 async fn set_if_absent_and_get_many() {
-    let (_server, store) = support::start().await;
-    let d = store.dict::<String, String>("nx").unwrap();
-    assert!(d.set_if_absent("k", &"first".into()).await.unwrap());
-    assert!(!d.set_if_absent("k", &"second".into()).await.unwrap());
-    assert_eq!(d.get("k").await.unwrap().as_deref(), Some("first"));
-    d.set("j", &"jay".into()).await.unwrap();
-    let got = d.get_many(["k", "missing", "j"]).await.unwrap();
-    assert_eq!(
-        got,
-        [Some("first".to_owned()), None, Some("jay".to_owned())]
-    );
-    assert_eq!(d.len().await.unwrap(), 2);
+    let (_server, ctx) = support::single().await;
+    case::set_if_absent_and_get_many(&ctx).await;
 }
 
 #[tokio::test]
 async fn repair_rebuilds_the_index_from_the_keyspace() {
-    let (server, store) = support::start().await;
-    let mut raw = support::raw(&server).await;
-    let d = store.dict::<String, u32>("repair").unwrap();
-    d.set("indexed", &1).await.unwrap();
-    // Written by another program: entries without index, one with a TTL.
-    let mut cbor = Vec::new();
-    ciborium::into_writer(&7u32, &mut cbor).unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("{repair}:outside")
-        .arg(&cbor)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("{repair}:short")
-        .arg(&cbor)
-        .arg("PX")
-        .arg(60_000)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg("{repair}:a-hash")
-        .arg("f")
-        .arg("v")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    // And an entry deleted behind the library's back.
-    d.set("deleted-outside", &2).await.unwrap();
-    let _: () = redis::cmd("DEL")
-        .arg("{repair}:deleted-outside")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert_eq!(
-        d.len().await.unwrap(),
-        2,
-        "the stale index counts the deleted entry"
-    );
-
-    let report = d.repair().await.unwrap();
-    assert_eq!(
-        (report.added, report.removed, report.live),
-        (2, 1, 3),
-        "{report:?}"
-    );
-    assert_eq!(d.len().await.unwrap(), 3);
-    assert_eq!(d.get("outside").await.unwrap(), Some(7));
-    let score: f64 = redis::cmd("ZSCORE")
-        .arg("{repair}#keys")
-        .arg("short")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert!(
-        score.is_finite(),
-        "an entry with a TTL is indexed with its expiry"
-    );
-    assert_eq!(
-        d.repair().await.unwrap(),
-        redis_pydict::RepairReport {
-            added: 0,
-            removed: 0,
-            live: 3
-        }
-    );
-}
-
-/// Decodes an event payload into (op, key, origin, value, ttl).
-fn decode_event(
-    payload: &[u8],
-) -> (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<ciborium::Value>,
-) {
-    let value: ciborium::Value = ciborium::from_reader(payload).unwrap();
-    let map = value.into_map().unwrap();
-    let field = |name: &str| {
-        map.iter()
-            .find(|(k, _)| k.as_text() == Some(name))
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(field("v"), Some(ciborium::Value::Integer(1.into())));
-    let text = |v: Option<ciborium::Value>| v.and_then(|v| v.into_text().ok());
-    (
-        text(field("op")).unwrap(),
-        text(field("key")),
-        text(field("origin")),
-        field("value").or_else(|| field("ttl_ms")),
-    )
+    let (_server, ctx) = support::single().await;
+    case::repair_rebuilds_the_index_from_the_keyspace(&ctx).await;
 }
 
 #[tokio::test]
 async fn every_write_publishes_its_event_atomically() {
-    let (server, _) = support::start().await;
-    let store = Store::builder(&server.url())
-        .origin("proc-1")
-        .connect()
-        .await
-        .unwrap();
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut pubsub = client.get_async_pubsub().await.unwrap();
-    pubsub.psubscribe("{ev}#ev*").await.unwrap();
-    let mut messages = pubsub.into_on_message();
-
-    let d = store.dict::<String, u32>("ev").unwrap();
-    d.set("a", &1).await.unwrap();
-    d.update([("b", 2), ("c", 3)]).await.unwrap();
-    d.update_with("a", |v| v.unwrap_or(0) + 10).await.unwrap();
-    d.expire("a", Duration::from_secs(30)).await.unwrap();
-    d.persist("a").await.unwrap();
-    d.delete("b").await.unwrap();
-    d.delete("b").await.unwrap(); // nothing deleted: no event
-    d.remove("c").await.unwrap();
-    d.set_if_absent("a", &99).await.unwrap(); // not written: no event
-    d.clear().await.unwrap();
-    d.clone()
-        .with_notifications(false)
-        .set("silent", &0)
-        .await
-        .unwrap();
-    d.clone().with_origin("other").set("z", &26).await.unwrap();
-
-    let int = |n: u32| Some(ciborium::Value::Integer(n.into()));
-    let expected = [
-        ("{ev}#ev:a", "set", Some("a"), "proc-1", int(1)),
-        ("{ev}#ev:b", "set", Some("b"), "proc-1", int(2)),
-        ("{ev}#ev:c", "set", Some("c"), "proc-1", int(3)),
-        ("{ev}#ev:a", "set", Some("a"), "proc-1", int(11)),
-        ("{ev}#ev:a", "expire", Some("a"), "proc-1", int(30_000)),
-        (
-            "{ev}#ev:a",
-            "expire",
-            Some("a"),
-            "proc-1",
-            Some(ciborium::Value::Null),
-        ),
-        ("{ev}#ev:b", "del", Some("b"), "proc-1", None),
-        ("{ev}#ev:c", "del", Some("c"), "proc-1", None),
-        ("{ev}#ev", "clear", None, "proc-1", None),
-        ("{ev}#ev:z", "set", Some("z"), "other", int(26)),
-    ];
-    for (channel, op, key, origin, value) in expected {
-        let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(msg.get_channel_name(), channel);
-        let got = decode_event(msg.get_payload_bytes());
-        assert_eq!(
-            got,
-            (
-                op.to_owned(),
-                key.map(str::to_owned),
-                Some(origin.to_owned()),
-                value
-            )
-        );
-    }
-    let extra = tokio::time::timeout(Duration::from_millis(200), messages.next()).await;
-    assert!(extra.is_err(), "no further events: {extra:?}");
+    let (_server, ctx) = support::single().await;
+    case::every_write_publishes_its_event_atomically(&ctx).await;
 }
 
 #[test]
 fn blocking_api_mirrors_the_async_one() {
     let server = redis_pydict_suite::RedisServer::start();
     let store = redis_pydict::blocking::Store::connect(&server.url()).unwrap();
-    store.ping().unwrap();
-    let d = store.dict::<String, i64>("blocking").unwrap();
-    d.update([("a", 1), ("b", 2), ("c", 3)]).unwrap();
-    d.set("mykey", &4).unwrap();
-    assert_eq!(d.get("a").unwrap(), Some(1));
-    assert_eq!(d.len().unwrap(), 4);
-    let mut items: Vec<(String, i64)> = d.items().collect::<Result<_, _>>().unwrap();
-    items.sort();
-    assert_eq!(items[0], ("a".to_owned(), 1));
-    assert_eq!(
-        d.keys_matching("my*")
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap(),
-        ["mykey"]
-    );
-    assert_eq!(d.update_with("a", |v| v.unwrap_or(0) * 10).unwrap(), 10);
-    assert_eq!(d.remove("b").unwrap(), Some(2));
-    assert!(d.set_if_absent("b", &20).unwrap());
-    assert_eq!(d.to_map().unwrap().len(), 4);
-    assert_eq!(d.clear().unwrap(), 4);
-    assert!(d.is_empty().unwrap());
+    case::blocking_api_mirrors_the_async_one(&store, "");
 }

@@ -1,129 +1,31 @@
-//! One regression test per mistake of the Python original (design.md, 1-5 and 8).
+//! One regression test per mistake of the Python original (design.md, 1-5 and
+//! 8), each on a server of its own. The shared bodies are in
+//! `cases/regressions.rs` (also run on a cluster by `cluster.rs`).
 
 mod support;
+mod cases {
+    pub mod regressions;
+}
 
-use std::collections::{BTreeMap, HashMap};
-
-use futures::{StreamExt, TryStreamExt};
+use cases::regressions as case;
+use futures::TryStreamExt;
 use redis_pydict::Store;
-use serde::{Deserialize, Serialize};
 
-async fn fill(store: &Store, ns: &str, n: usize) {
-    let d = store.dict::<String, String>(ns).unwrap();
-    let pairs: Vec<(String, String)> = (0..n)
-        .map(|i| (format!("k{i}"), format!("{ns}-{i}")))
-        .collect();
-    d.update(pairs).await.unwrap();
-}
-
-async fn sorted_keys(store: &Store, ns: &str) -> Vec<String> {
-    let d = store.dict::<String, String>(ns).unwrap();
-    let mut keys: Vec<String> = d.keys().try_collect().await.unwrap();
-    keys.sort();
-    keys
-}
-
-/// Mistakes 1 and 2: a namespace with glob characters, or one that is a prefix
-/// of another, must see and clear only its own entries.
 #[tokio::test]
 async fn namespaces_are_isolated_for_len_iteration_and_clear() {
-    let (server, store) = support::start().await;
-    let namespaces = ["f*", "foo", "foo&&bar", "fox", "f?o", "[f]oo", "f\\"];
-    for (i, ns) in namespaces.iter().enumerate() {
-        fill(&store, ns, 3 + i).await;
-    }
-    for (i, ns) in namespaces.iter().enumerate() {
-        let d = store.dict::<String, String>(ns).unwrap();
-        assert_eq!(d.len().await.unwrap(), (3 + i) as u64, "len of {ns}");
-        let items: Vec<(String, String)> = d.items().try_collect().await.unwrap();
-        assert_eq!(items.len(), 3 + i, "items of {ns}");
-        assert!(
-            items.iter().all(|(_, v)| v.starts_with(&format!("{ns}-"))),
-            "{ns} saw {items:?}"
-        );
-        let matching: Vec<String> = d.keys_matching("k*").try_collect().await.unwrap();
-        assert_eq!(matching.len(), 3 + i, "keys_matching of {ns}");
-    }
-    // Repair scans the keyspace: it too must stay inside the namespace.
-    let report = store
-        .dict::<String, String>("f*")
-        .unwrap()
-        .repair()
-        .await
-        .unwrap();
-    assert_eq!((report.added, report.removed, report.live), (0, 0, 3));
-
-    assert_eq!(
-        store
-            .dict::<String, String>("f*")
-            .unwrap()
-            .clear()
-            .await
-            .unwrap(),
-        3
-    );
-    assert_eq!(
-        store
-            .dict::<String, String>("foo")
-            .unwrap()
-            .clear()
-            .await
-            .unwrap(),
-        4
-    );
-    for (i, ns) in namespaces.iter().enumerate().skip(2) {
-        assert_eq!(
-            sorted_keys(&store, ns).await.len(),
-            3 + i,
-            "{ns} survived the others' clear"
-        );
-    }
-    let mut raw = support::raw(&server).await;
-    assert_eq!(
-        support::keyspace_members(&mut raw, "foo&&bar").await.len(),
-        5
-    );
-    assert!(support::keyspace_members(&mut raw, "foo").await.is_empty());
+    let (_server, ctx) = support::single().await;
+    case::namespaces_are_isolated_for_len_iteration_and_clear(&ctx).await;
 }
 
-/// Mistake 3: keys containing the separator and other specials come back intact.
 #[tokio::test]
 async fn keys_with_separators_and_specials_round_trip() {
-    let (_server, store) = support::start().await;
-    let d = store.dict::<String, u32>("ns:with:colons").unwrap();
-    let keys = [
-        "a:b",
-        "a}:b",
-        "{x}",
-        "&&",
-        "*",
-        "k?[]\\",
-        "with space",
-        "ünïcødé ✓",
-        ":",
-        "",
-        "#keys",
-    ];
-    for (i, key) in keys.iter().enumerate() {
-        d.set(*key, &(i as u32)).await.unwrap();
-    }
-    let map = d.to_map().await.unwrap();
-    assert_eq!(map.len(), keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        assert_eq!(map.get(*key), Some(&(i as u32)), "key {key:?}");
-        assert_eq!(d.get(*key).await.unwrap(), Some(i as u32), "get {key:?}");
-    }
-    // A glob metacharacter in a key is matched literally when escaped.
-    let star: Vec<String> = d
-        .keys_matching(&redis_pydict::escape_glob("*"))
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(star, ["*"]);
+    let (_server, ctx) = support::single().await;
+    case::keys_with_separators_and_specials_round_trip(&ctx).await;
 }
 
 /// Mistake 4: len, iteration and clear touch the namespace index, never SCAN
-/// the database (which here holds 200,000 other keys).
+/// the database (which here holds 200,000 other keys). Single server only:
+/// it fills the whole database with DEBUG POPULATE.
 #[tokio::test]
 async fn len_iteration_and_clear_never_scan_the_database() {
     let server = redis_pydict_suite::RedisServer::start_with(&["--enable-debug-command", "yes"]);
@@ -135,7 +37,7 @@ async fn len_iteration_and_clear_never_scan_the_database() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    fill(&store, "small", 1000).await;
+    case::fill(&store, "small", 1000).await;
     let d = store.dict::<String, String>("small").unwrap();
     let scans_before = support::command_calls(&mut raw, "scan").await;
     let started = std::time::Instant::now();
@@ -163,112 +65,14 @@ async fn len_iteration_and_clear_never_scan_the_database() {
     assert!(len_time.as_millis() < 500, "len took {len_time:?}");
 }
 
-/// Mistake 5: items() reads values in MGET batches, not one GET per key;
-/// values() of an empty dict is empty; entries deleted between listing and
-/// reading are skipped, not errors.
 #[tokio::test]
 async fn items_batch_reads_and_skip_vanished_entries() {
-    let (server, _store) = support::start().await;
-    let store = Store::builder(&server.url())
-        .page_size(100)
-        .connect()
-        .await
-        .unwrap();
-    let mut raw = support::raw(&server).await;
-    let empty = store.dict::<String, String>("empty").unwrap();
-    assert!(empty
-        .values()
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(empty
-        .items()
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(empty.to_map().await.unwrap().is_empty());
-
-    fill(&store, "big", 2500).await;
-    let d = store.dict::<String, String>("big").unwrap();
-    let gets_before = support::command_calls(&mut raw, "get").await;
-    let mgets_before = support::command_calls(&mut raw, "mget").await;
-    assert_eq!(
-        d.values().try_collect::<Vec<_>>().await.unwrap().len(),
-        2500
-    );
-    assert_eq!(
-        support::command_calls(&mut raw, "get").await,
-        gets_before,
-        "no GET per key"
-    );
-    let mgets = support::command_calls(&mut raw, "mget").await - mgets_before;
-    assert!(
-        (20..=60).contains(&mgets),
-        "about 2500/100 MGET batches, got {mgets}"
-    );
-
-    // Start iterating, then delete every entry behind the library's back.
-    let mut items = Box::pin(d.items());
-    let first = items.next().await.unwrap().unwrap();
-    assert!(first.0.starts_with('k'));
-    let _: () = redis::cmd("FLUSHDB").query_async(&mut raw).await.unwrap();
-    let rest: Vec<_> = items.collect().await;
-    assert!(
-        rest.iter().all(Result::is_ok),
-        "vanished entries are skipped: {:?}",
-        rest.iter().find(|r| r.is_err())
-    );
-    assert!(
-        rest.len() < 2499,
-        "entries deleted before they were read are not yielded"
-    );
+    let (_server, ctx) = support::single().await;
+    case::items_batch_reads_and_skip_vanished_entries(&ctx).await;
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Shape {
-    Unit,
-    Circle(f64),
-    Rect { w: u32, h: u32 },
-}
-
-/// Mistake 8: values and keys round-trip exactly: tuples stay tuples, integer
-/// map keys stay integers, integer dict keys come back as integers.
 #[tokio::test]
 async fn values_and_keys_round_trip_without_loss() {
-    let (_server, store) = support::start().await;
-    let tuples = store
-        .dict::<String, (u8, String, f64, Option<bool>)>("tuples")
-        .unwrap();
-    let t = (7, "seven".to_owned(), 7.25, None);
-    tuples.set("t", &t).await.unwrap();
-    assert_eq!(tuples.get("t").await.unwrap(), Some(t));
-
-    let maps = store
-        .dict::<String, HashMap<u32, Vec<Shape>>>("maps")
-        .unwrap();
-    let m: HashMap<u32, Vec<Shape>> = [
-        (1, vec![Shape::Unit, Shape::Circle(0.5)]),
-        (2, vec![Shape::Rect { w: 1, h: 2 }]),
-    ]
-    .into();
-    maps.set("m", &m).await.unwrap();
-    assert_eq!(maps.get("m").await.unwrap(), Some(m));
-
-    let ints = store.dict::<i64, String>("ints").unwrap();
-    ints.update([
-        (-5i64, "minus five".to_owned()),
-        (0, "zero".into()),
-        (i64::MAX, "max".into()),
-    ])
-    .await
-    .unwrap();
-    let back: BTreeMap<i64, String> = ints.to_btree_map().await.unwrap();
-    assert_eq!(back.keys().copied().collect::<Vec<_>>(), [-5, 0, i64::MAX]);
-    assert_eq!(ints.get(&-5).await.unwrap().as_deref(), Some("minus five"));
-
-    let bytes = store.dict::<u8, Vec<u8>>("bytes").unwrap();
-    bytes.set(&1, &vec![0, 255, 10]).await.unwrap();
-    assert_eq!(bytes.get(&1).await.unwrap(), Some(vec![0, 255, 10]));
+    let (_server, ctx) = support::single().await;
+    case::values_and_keys_round_trip_without_loss(&ctx).await;
 }

@@ -1,240 +1,52 @@
 //! Change subscriptions: per key, per pattern, typed, durable, and surviving
-//! killed connections and server restarts.
+//! killed connections and server restarts, each on a server of its own. The
+//! shared bodies are in `cases/subscriptions.rs` (also run on a cluster by
+//! `cluster.rs`); the cases that restart the server or configure it stay here.
 
 mod support;
+mod cases {
+    pub mod subscriptions;
+}
 
-use std::time::Duration;
-
+use cases::subscriptions::{self as case, next, nothing_more, set, WAIT};
 use futures::StreamExt;
-use redis_pydict::{Change, Dict, Event, LogId, StartFrom, Store, Subscription};
+use redis_pydict::{Change, Event, LogId, StartFrom, Store, Subscription};
 use redis_pydict_suite::RedisServer;
 
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn next<T: std::fmt::Debug>(sub: &mut Subscription<T>) -> T {
-    match tokio::time::timeout(WAIT, sub.next()).await {
-        Ok(Some(Ok(item))) => item,
-        other => panic!("expected an item, got {other:?}"),
-    }
-}
-
-async fn nothing_more<T: std::fmt::Debug>(sub: &mut Subscription<T>) {
-    let extra = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
-    assert!(extra.is_err(), "unexpected item: {extra:?}");
-}
-
-fn set<V>(key: &str, origin: Option<&str>, value: V) -> Event<String, V> {
-    Event {
-        key: Some(key.to_owned()),
-        origin: origin.map(str::to_owned),
-        change: Change::Set(value),
-    }
-}
-
-fn change<V>(key: Option<&str>, origin: Option<&str>, change: Change<V>) -> Event<String, V> {
-    Event {
-        key: key.map(str::to_owned),
-        origin: origin.map(str::to_owned),
-        change,
-    }
-}
-
-/// The Python README's scenario: notifications with an origin id, one
-/// subscriber on `key` and one on `key*`.
 #[tokio::test]
 async fn python_readme_scenario_key_and_pattern() {
-    let (server, _) = support::start().await;
-    let store = Store::builder(&server.url())
-        .origin("myprocess1")
-        .connect()
-        .await
-        .unwrap();
-    let d = store.dict::<String, String>("ns").unwrap();
-    let mut exact = d.subscribe_key("key").await.unwrap();
-    let mut pattern = d.subscribe("key*").await.unwrap();
-
-    d.set("key", &"Hello".into()).await.unwrap();
-    d.set("other", &"not matched".into()).await.unwrap();
-    d.set("key2", &"World".into()).await.unwrap();
-    // A set immediately followed by a delete: both events, in order, nothing dies.
-    d.set("key", &"short-lived".into()).await.unwrap();
-    d.delete("key").await.unwrap();
-
-    let me = Some("myprocess1");
-    assert_eq!(next(&mut exact).await, set("key", me, "Hello".to_owned()));
-    assert_eq!(
-        next(&mut exact).await,
-        set("key", me, "short-lived".to_owned())
-    );
-    assert_eq!(
-        next(&mut exact).await,
-        change(Some("key"), me, Change::Deleted)
-    );
-    nothing_more(&mut exact).await;
-
-    assert_eq!(next(&mut pattern).await, set("key", me, "Hello".to_owned()));
-    assert_eq!(
-        next(&mut pattern).await,
-        set("key2", me, "World".to_owned())
-    );
-    assert_eq!(
-        next(&mut pattern).await,
-        set("key", me, "short-lived".to_owned())
-    );
-    assert_eq!(
-        next(&mut pattern).await,
-        change(Some("key"), me, Change::Deleted)
-    );
-    nothing_more(&mut pattern).await;
+    let (_server, ctx) = support::single().await;
+    case::python_readme_scenario_key_and_pattern(&ctx).await;
 }
 
 #[tokio::test]
 async fn every_operation_produces_its_typed_event() {
-    let (_server, store) = support::start().await;
-    let d = store.dict::<u32, Vec<u8>>("ops").unwrap();
-    let mut all = d.subscribe("*").await.unwrap();
-    d.set(&1, &vec![1]).await.unwrap();
-    d.update([(2, vec![2]), (3, vec![3])]).await.unwrap();
-    d.update_with(&1, |v| [v.unwrap_or_default(), vec![9]].concat())
-        .await
-        .unwrap();
-    d.set_with_ttl(&4, &vec![4], Duration::from_secs(60))
-        .await
-        .unwrap();
-    d.expire(&2, Duration::from_millis(1500)).await.unwrap();
-    d.persist(&2).await.unwrap();
-    d.remove(&3).await.unwrap();
-    d.delete(&4).await.unwrap();
-    d.clear().await.unwrap();
-
-    let ev = |key: u32, change: Change<Vec<u8>>| Event {
-        key: Some(key),
-        origin: None,
-        change,
-    };
-    assert_eq!(next(&mut all).await, ev(1, Change::Set(vec![1])));
-    assert_eq!(next(&mut all).await, ev(2, Change::Set(vec![2])));
-    assert_eq!(next(&mut all).await, ev(3, Change::Set(vec![3])));
-    assert_eq!(next(&mut all).await, ev(1, Change::Set(vec![1, 9])));
-    assert_eq!(next(&mut all).await, ev(4, Change::Set(vec![4])));
-    assert_eq!(
-        next(&mut all).await,
-        ev(2, Change::TtlChanged(Some(Duration::from_millis(1500))))
-    );
-    assert_eq!(next(&mut all).await, ev(2, Change::TtlChanged(None)));
-    assert_eq!(next(&mut all).await, ev(3, Change::Deleted));
-    assert_eq!(next(&mut all).await, ev(4, Change::Deleted));
-    let cleared = next(&mut all).await;
-    assert_eq!((cleared.key, cleared.change), (None, Change::Cleared));
-    nothing_more(&mut all).await;
+    let (_server, ctx) = support::single().await;
+    case::every_operation_produces_its_typed_event(&ctx).await;
 }
 
 #[tokio::test]
 async fn undecodable_event_is_an_error_item_and_the_stream_goes_on() {
-    let (_server, store) = support::start().await;
-    let numbers = store.dict::<String, u32>("mixed").unwrap();
-    let text = store.dict::<String, String>("mixed").unwrap();
-    let mut sub = numbers.subscribe("*").await.unwrap();
-    text.set("name", &"not a number".into()).await.unwrap();
-    numbers.set("n", &5).await.unwrap();
-    let err = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("\"name\"") && err.to_string().contains("u32"),
-        "{err}"
-    );
-    assert_eq!(next(&mut sub).await, set("n", None, 5));
+    let (_server, ctx) = support::single().await;
+    case::undecodable_event_is_an_error_item_and_the_stream_goes_on(&ctx).await;
 }
 
 #[tokio::test]
 async fn own_events_can_be_skipped() {
-    let (server, _) = support::start().await;
-    let mine = Store::builder(&server.url())
-        .origin("me")
-        .connect()
-        .await
-        .unwrap();
-    let theirs = Store::builder(&server.url())
-        .origin("them")
-        .connect()
-        .await
-        .unwrap();
-    let d_mine = mine
-        .dict::<String, u8>("shared")
-        .unwrap()
-        .skip_own_events(true);
-    let d_theirs = theirs.dict::<String, u8>("shared").unwrap();
-    let mut sub = d_mine.subscribe("*").await.unwrap();
-    d_mine.set("a", &1).await.unwrap();
-    d_theirs.set("b", &2).await.unwrap();
-    d_mine.set("c", &3).await.unwrap();
-    assert_eq!(next(&mut sub).await, set("b", Some("them"), 2));
-    nothing_more(&mut sub).await;
+    let (_server, ctx) = support::single().await;
+    case::own_events_can_be_skipped(&ctx).await;
 }
 
 #[tokio::test]
 async fn expirations_arrive_when_the_store_may_enable_them() {
-    let (server, _) = support::start().await;
-    let store = Store::builder(&server.url())
-        .enable_expiry_events(true)
-        .connect()
-        .await
-        .unwrap();
-    let d = store.dict::<String, u8>("ttl").unwrap();
-    let mut sub = d.subscribe("*").await.unwrap();
-    d.set_with_ttl("brief", &1, Duration::from_millis(100))
-        .await
-        .unwrap();
-    assert_eq!(next(&mut sub).await, set("brief", None, 1));
-    // Redis reports expiry when it notices it (active expiry runs 10 times a second).
-    assert_eq!(
-        next(&mut sub).await,
-        change(Some("brief"), None, Change::Expired)
-    );
-}
-
-/// Kills the server's pub/sub client connections, as a network fault or the
-/// output-buffer limit of a slow subscriber would.
-async fn kill_pubsub_clients(server: &RedisServer) {
-    let mut raw = support::raw(server).await;
-    let killed: u64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert!(killed >= 1, "a pub/sub client was connected");
-}
-
-/// After a fault, writes until the subscriber sees one (events written before
-/// it resubscribed are lost, by design of pub/sub), checking the gap marker.
-async fn assert_gap_then_delivery(
-    d: &Dict<String, u32>,
-    sub: &mut Subscription<Event<String, u32>>,
-) {
-    let gap = next(sub).await;
-    assert_eq!(gap.change, Change::Gap, "{gap:?}");
-    support::eventually(WAIT, || d.set("after", &7)).await;
-    assert_eq!(next(sub).await, set("after", None, 7));
+    let (_server, ctx) = support::single().await;
+    case::expirations_arrive_when_the_store_may_enable_them(&ctx).await;
 }
 
 #[tokio::test]
 async fn killed_connection_yields_a_gap_and_delivery_goes_on() {
-    let (server, store) = support::start().await;
-    let d = store.dict::<String, u32>("faults").unwrap();
-    let mut sub = d.subscribe("*").await.unwrap();
-    d.set("before", &1).await.unwrap();
-    assert_eq!(next(&mut sub).await, set("before", None, 1));
-    kill_pubsub_clients(&server).await;
-    assert_gap_then_delivery(&d, &mut sub).await;
-    // And again: it keeps recovering.
-    kill_pubsub_clients(&server).await;
-    let gap = next(&mut sub).await;
-    assert_eq!(gap.change, Change::Gap);
+    let (_server, ctx) = support::single().await;
+    case::killed_connection_yields_a_gap_and_delivery_goes_on(&ctx).await;
 }
 
 #[tokio::test]
@@ -276,7 +88,7 @@ async fn slow_subscriber_disconnected_by_the_server_gets_a_gap() {
             "no delivery after the gap"
         );
         d.set("after", &attempt.to_string()).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
+        let got = tokio::time::timeout(std::time::Duration::from_millis(200), sub.next()).await;
         if let Ok(Some(Ok(event))) = got {
             if event.key.as_deref() == Some("after") {
                 assert!(matches!(event.change, Change::Set(_)), "{event:?}");
@@ -293,39 +105,13 @@ async fn server_restart_yields_a_gap_and_delivery_goes_on() {
     let d = store.dict::<String, u32>("restart").unwrap();
     let mut sub = d.subscribe_key("after").await.unwrap();
     server.restart();
-    assert_gap_then_delivery(&d, &mut sub).await;
+    case::assert_gap_then_delivery(&d, &mut sub).await;
 }
 
 #[tokio::test]
 async fn dropping_a_subscription_unsubscribes() {
-    let (server, store) = support::start().await;
-    let d = store.dict::<String, u32>("drop").unwrap();
-    let sub = d.subscribe("*").await.unwrap();
-    let mut raw = support::raw(&server).await;
-    let count = |raw: &mut redis::aio::MultiplexedConnection| {
-        let mut raw = raw.clone();
-        async move {
-            let n: u64 = redis::cmd("PUBSUB")
-                .arg("NUMPAT")
-                .query_async(&mut raw)
-                .await
-                .unwrap();
-            n
-        }
-    };
-    assert_eq!(count(&mut raw).await, 1);
-    drop(sub);
-    let gone = support::eventually(WAIT, || {
-        let fut = count(&mut raw);
-        async move {
-            match fut.await {
-                0 => Ok(()),
-                n => Err(n),
-            }
-        }
-    })
-    .await;
-    assert_eq!(gone, ());
+    let (_server, ctx) = support::single().await;
+    case::dropping_a_subscription_unsubscribes(&ctx).await;
 }
 
 /// The ids of the clients blocked reading the durable log.
@@ -429,44 +215,13 @@ async fn durable_subscriber_gets_every_change_once_across_faults() {
 
 #[tokio::test]
 async fn durable_subscriber_reports_changes_trimmed_while_away() {
-    let (_server, store) = support::start().await;
-    let d = store
-        .dict::<String, u32>("capped")
-        .unwrap()
-        .with_durable_log(100);
-    d.set("k0", &0).await.unwrap();
-    let mut first = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
-    let (seen, _) = next(&mut first).await;
-    drop(first);
-    for i in 1..2000u32 {
-        d.set(&format!("k{}", i % 50), &i).await.unwrap();
-    }
-    let mut back = d.subscribe_durable(StartFrom::After(seen)).await.unwrap();
-    let (_, gap) = next(&mut back).await;
-    assert_eq!(gap.change, Change::Gap, "trimmed changes are reported");
-    let (_, event) = next(&mut back).await;
-    assert!(
-        matches!(event.change, Change::Set(i) if i > 1000),
-        "then the oldest kept change: {event:?}"
-    );
-
-    // Starting from now skips history entirely and sees new changes only.
-    let mut now = d.subscribe_durable(StartFrom::Now).await.unwrap();
-    d.set("fresh", &1).await.unwrap();
-    assert_eq!(next(&mut now).await.1, set("fresh", None, 1));
+    let (_server, ctx) = support::single().await;
+    case::durable_subscriber_reports_changes_trimmed_while_away(&ctx).await;
 }
 
 #[test]
 fn blocking_subscription_recv_timeout_and_try_recv() {
     let server = RedisServer::start();
     let store = redis_pydict::blocking::Store::connect(&server.url()).unwrap();
-    let d = store.dict::<String, u32>("blocking-sub").unwrap();
-    let mut sub = d.subscribe("*").unwrap();
-    assert!(sub.try_recv().is_none());
-    assert!(sub.recv_timeout(Duration::from_millis(100)).is_none());
-    d.set("a", &1).unwrap();
-    let event = sub.recv_timeout(WAIT).unwrap().unwrap();
-    assert_eq!(event, set("a", None, 1));
-    d.set("b", &2).unwrap();
-    assert_eq!(sub.next().unwrap().unwrap(), set("b", None, 2));
+    case::blocking_subscription_recv_timeout_and_try_recv(&store, "");
 }

@@ -1,0 +1,849 @@
+//! End-to-end tests of `#[derive(RedisDict)]` views: run on one server by
+//! `tests/derive.rs` and on a cluster by `tests/cluster.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis_pydict::{Dict, Error, RedisDict, Ttl};
+use serde::{Deserialize, Serialize};
+
+use crate::support::Ctx;
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Point {
+    x: i32,
+    y: i32,
+    tags: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+enum Shape {
+    Circle { r: f64 },
+    Square(u32),
+    Empty,
+}
+
+#[derive(RedisDict, Debug, Clone, PartialEq)]
+struct Everything {
+    flag: bool,
+    small: u8,
+    signed: i64,
+    big: u128,
+    ratio: f64,
+    letter: char,
+    text: String,
+    list: Vec<String>,
+    map: HashMap<String, u32>,
+    int_map: BTreeMap<u32, String>,
+    point: Point,
+    shape: Shape,
+    shapes: Vec<Shape>,
+    maybe: Option<String>,
+    tuple: (u8, String, bool),
+    #[redis_dict(rename = "größe ✓ 🚀")]
+    size: u32,
+    unicode: String,
+}
+
+fn everything() -> Everything {
+    Everything {
+        flag: true,
+        small: 255,
+        signed: -9_007_199_254_740_993,
+        big: u128::MAX - 1,
+        ratio: -0.125,
+        letter: 'λ',
+        text: "a:b&&c*?[x] {y}".into(),
+        list: vec!["one".into(), String::new(), "three".into()],
+        map: HashMap::from([("a".into(), 1), ("ß".into(), 2)]),
+        int_map: BTreeMap::from([(7, "seven".into()), (0, "zero".into())]),
+        point: Point {
+            x: -1,
+            y: 2,
+            tags: vec!["p".into()],
+        },
+        shape: Shape::Circle { r: 1.5 },
+        shapes: vec![Shape::Square(3), Shape::Empty, Shape::Circle { r: 0.0 }],
+        maybe: Some("here".into()),
+        tuple: (9, "nine".into(), false),
+        size: 42,
+        unicode: "日本語 — ünïcødé 🦀".into(),
+    }
+}
+
+/// Checks set / get / exists / delete of one field handle.
+async fn round_trip<T>(field: &redis_pydict::Field<T>, value: T)
+where
+    T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let name = field.name();
+    assert_eq!(field.get().await.unwrap(), None, "{name} before set");
+    assert!(!field.exists().await.unwrap(), "{name}");
+    field.set(&value).await.unwrap();
+    assert!(field.exists().await.unwrap(), "{name}");
+    assert_eq!(field.get().await.unwrap().as_ref(), Some(&value), "{name}");
+    assert!(field.delete().await.unwrap(), "{name}");
+    assert!(!field.delete().await.unwrap(), "{name}");
+    assert!(!field.exists().await.unwrap(), "{name}");
+    assert_eq!(field.get().await.unwrap(), None, "{name} after delete");
+    field.set(&value).await.unwrap();
+}
+
+pub async fn field_round_trips_for_every_kind_of_value(ctx: &Ctx) {
+    let store = &ctx.store;
+    let view = Everything::view(store, &ctx.ns("ünïcødé instance 🚀")).unwrap();
+    let v = everything();
+    round_trip(&view.flag, v.flag).await;
+    round_trip(&view.small, v.small).await;
+    round_trip(&view.signed, v.signed).await;
+    round_trip(&view.big, v.big).await;
+    round_trip(&view.ratio, v.ratio).await;
+    round_trip(&view.letter, v.letter).await;
+    round_trip(&view.text, v.text.clone()).await;
+    round_trip(&view.list, v.list.clone()).await;
+    round_trip(&view.map, v.map.clone()).await;
+    round_trip(&view.int_map, v.int_map.clone()).await;
+    round_trip(&view.point, v.point.clone()).await;
+    round_trip(&view.shape, v.shape.clone()).await;
+    round_trip(&view.shapes, v.shapes.clone()).await;
+    round_trip(&view.maybe, v.maybe.clone()).await;
+    view.maybe.delete().await.unwrap();
+    round_trip(&view.maybe, None).await;
+    view.maybe.set(&v.maybe).await.unwrap();
+    round_trip(&view.tuple, v.tuple.clone()).await;
+    round_trip(&view.size, v.size).await;
+    round_trip(&view.unicode, v.unicode.clone()).await;
+
+    // Every field is now set: the whole struct loads as written field by field.
+    assert_eq!(view.load().await.unwrap(), v);
+    assert_eq!(view.size.key(), "größe ✓ 🚀");
+    let keys: Vec<String> = store
+        .dict::<String, ciborium::Value>(&ctx.ns("ünïcødé instance 🚀"))
+        .unwrap()
+        .keys()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert!(keys.contains(&"größe ✓ 🚀".to_string()), "{keys:?}");
+    assert_eq!(keys.len(), 17);
+
+    // And a saved struct reads back field by field.
+    let mut w = everything();
+    w.shape = Shape::Square(1);
+    w.maybe = None;
+    w.unicode = "другой".into();
+    view.save(&w).await.unwrap();
+    assert_eq!(view.shape.get().await.unwrap(), Some(Shape::Square(1)));
+    assert_eq!(view.maybe.get().await.unwrap(), Some(None));
+    assert_eq!(view.load().await.unwrap(), w);
+}
+
+#[derive(RedisDict, Debug, Clone, PartialEq)]
+struct Rules {
+    required: u32,
+    optional: Option<String>,
+    #[redis_dict(default)]
+    defaulted: Vec<u8>,
+    #[redis_dict(default = "five")]
+    computed: u8,
+    #[redis_dict(skip)]
+    scratch: String,
+    #[redis_dict(skip, default = "scratch_default")]
+    scratch2: String,
+}
+
+fn five() -> u8 {
+    5
+}
+
+fn scratch_default() -> String {
+    "fresh".into()
+}
+
+pub async fn load_rules_for_missing_fields(ctx: &Ctx) {
+    let store = &ctx.store;
+    let view = Rules::view(store, &ctx.ns("rules")).unwrap();
+
+    assert_eq!(view.try_load().await.unwrap(), None);
+    match view.load().await {
+        Err(Error::MissingField {
+            field,
+            key,
+            namespace,
+            type_name,
+        }) => {
+            assert_eq!((field, key.as_str()), ("required", "required"));
+            assert_eq!(namespace, ctx.ns("rules"));
+            assert_eq!(type_name, "Rules");
+        }
+        other => panic!("expected MissingField, got {other:?}"),
+    }
+    let message = view.load().await.unwrap_err().to_string();
+    assert!(message.contains("`required`"), "{message}");
+
+    // Only the required field: the others follow their rules.
+    view.required.set(&7).await.unwrap();
+    let loaded = view.load().await.unwrap();
+    assert_eq!(
+        loaded,
+        Rules {
+            required: 7,
+            optional: None,
+            defaulted: Vec::new(),
+            computed: 5,
+            scratch: String::new(),
+            scratch2: "fresh".into(),
+        }
+    );
+    assert_eq!(view.try_load().await.unwrap(), Some(loaded.clone()));
+
+    // Only an optional field stored: try_load finds something, load still fails.
+    view.required.delete().await.unwrap();
+    view.optional.set(&Some("x".into())).await.unwrap();
+    assert!(matches!(
+        view.try_load().await,
+        Err(Error::MissingField {
+            field: "required",
+            ..
+        })
+    ));
+
+    // skip fields are never stored.
+    let mut full = loaded;
+    full.scratch = "not stored".into();
+    view.save(&full).await.unwrap();
+    let raw: Dict<String, ciborium::Value> = view.dict();
+    assert_eq!(raw.len().await.unwrap(), 4);
+    assert!(!raw.contains("scratch").await.unwrap());
+    assert_eq!(view.load().await.unwrap().scratch, "");
+    assert_eq!(Rules::SCHEMA.skipped(), ["scratch", "scratch2"]);
+
+    // Field update on a missing value follows the same rules.
+    view.clear().await.unwrap();
+    assert!(matches!(
+        view.required.update(|n| *n += 1).await,
+        Err(Error::MissingField { .. })
+    ));
+    assert_eq!(view.computed.update(|n| *n += 1).await.unwrap(), ());
+    assert_eq!(view.computed.get().await.unwrap(), Some(6));
+    view.optional
+        .update(|o| assert!(o.is_none()))
+        .await
+        .unwrap();
+    assert_eq!(
+        view.required
+            .update_with(|n| n.unwrap_or(10) + 1)
+            .await
+            .unwrap(),
+        11
+    );
+}
+
+#[derive(RedisDict, Debug, Clone, PartialEq)]
+#[redis_dict(prefix = "ttl")]
+struct Session {
+    user: String,
+    #[redis_dict(ttl = "30s")]
+    token: String,
+    #[redis_dict(ttl = "2m", default)]
+    hits: u64,
+}
+
+pub async fn declared_ttls_apply_to_set_and_save(ctx: &Ctx) {
+    let store = &ctx.store;
+    let view = Session::view(store, &ctx.ns("s1")).unwrap();
+    let expires_within = |ttl: Ttl, max: Duration| match ttl {
+        Ttl::Expires(left) => left <= max && left > max - Duration::from_secs(5),
+        _ => false,
+    };
+
+    view.save(&Session {
+        user: "ann".into(),
+        token: "t".into(),
+        hits: 1,
+    })
+    .await
+    .unwrap();
+    assert_eq!(view.user.ttl().await.unwrap(), Ttl::Persistent);
+    assert!(expires_within(
+        view.token.ttl().await.unwrap(),
+        Duration::from_secs(30)
+    ));
+    assert!(expires_within(
+        view.hits.ttl().await.unwrap(),
+        Duration::from_secs(120)
+    ));
+
+    view.token
+        .set_with_ttl(&"u".into(), Duration::from_secs(500))
+        .await
+        .unwrap();
+    assert!(expires_within(
+        view.token.ttl().await.unwrap(),
+        Duration::from_secs(500)
+    ));
+    view.token.set(&"v".into()).await.unwrap();
+    assert!(expires_within(
+        view.token.ttl().await.unwrap(),
+        Duration::from_secs(30)
+    ));
+    // Updates keep the TTL the key has.
+    view.hits.update(|h| *h += 1).await.unwrap();
+    assert!(expires_within(
+        view.hits.ttl().await.unwrap(),
+        Duration::from_secs(120)
+    ));
+    view.update(|s| s.user.push('!')).await.unwrap();
+    assert!(expires_within(
+        view.token.ttl().await.unwrap(),
+        Duration::from_secs(30)
+    ));
+    assert!(view.token.persist().await.unwrap());
+    assert_eq!(view.token.ttl().await.unwrap(), Ttl::Persistent);
+    assert!(view.user.expire(Duration::from_millis(50)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(view.user.get().await.unwrap(), None);
+    assert!(view.load().await.is_err());
+    assert_eq!(view.dict::<ciborium::Value>().len().await.unwrap(), 2);
+    assert_eq!(
+        Session::SCHEMA.field("hits").unwrap().ttl(),
+        Some(Duration::from_secs(120))
+    );
+}
+
+#[derive(RedisDict, Debug, Clone, PartialEq)]
+struct Snapshot {
+    label: String,
+    a: u64,
+    b: Vec<u64>,
+    c: Option<String>,
+    d: (i32, i32),
+}
+
+fn snapshot(seed: u64) -> Snapshot {
+    Snapshot {
+        label: format!("value-{seed}"),
+        a: seed,
+        b: vec![seed; 3],
+        c: Some(seed.to_string()),
+        d: (seed as i32, -(seed as i32)),
+    }
+}
+
+pub async fn load_never_sees_a_mix_of_two_saves(ctx: &Ctx) {
+    let a = snapshot(1);
+    let b = snapshot(2);
+    let writer_store = ctx.connect().await;
+    let reader_store = ctx.connect().await;
+    let writer = Snapshot::view(&writer_store, &ctx.ns("consistent")).unwrap();
+    let reader = Snapshot::view(&reader_store, &ctx.ns("consistent")).unwrap();
+    writer.save(&a).await.unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let saver = tokio::spawn({
+        let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
+        async move {
+            let mut saves = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let value = if saves.is_multiple_of(2) { &b } else { &a };
+                writer.save(value).await.unwrap();
+                saves += 1;
+            }
+            saves
+        }
+    });
+    let (mut seen_a, mut seen_b) = (0, 0);
+    for _ in 0..400 {
+        let loaded = reader.load().await.unwrap();
+        if loaded == a {
+            seen_a += 1;
+        } else if loaded == b {
+            seen_b += 1;
+        } else {
+            panic!("load returned a mix of A and B: {loaded:?}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let saves = saver.await.unwrap();
+    assert!(saves > 10, "the saver ran only {saves} times");
+    assert!(seen_a + seen_b == 400);
+}
+
+#[derive(RedisDict, Debug, Clone, PartialEq)]
+struct Counters {
+    hits: u64,
+    total: i64,
+    #[redis_dict(default)]
+    log: Vec<u8>,
+}
+
+pub async fn concurrent_whole_struct_updates_lose_nothing(ctx: &Ctx) {
+    let store = &ctx.store;
+    Counters::view(store, &ctx.ns("race"))
+        .unwrap()
+        .save(&Counters {
+            hits: 0,
+            total: 0,
+            log: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        // Half the tasks share the store, half have their own.
+        let store = if task % 2 == 0 {
+            store.clone()
+        } else {
+            ctx.connect().await
+        };
+        let race = ctx.ns("race");
+        tasks.push(tokio::spawn(async move {
+            let view = Counters::view(&store, &race).unwrap();
+            for _ in 0..200 {
+                view.update(|c: &mut Counters| {
+                    c.hits += 1;
+                    c.total -= 2;
+                })
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let end = Counters::view(store, &ctx.ns("race"))
+        .unwrap()
+        .load()
+        .await
+        .unwrap();
+    assert_eq!((end.hits, end.total), (1600, -3200));
+}
+
+pub async fn concurrent_field_updates_lose_nothing(ctx: &Ctx) {
+    let store = &ctx.store;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let view = Counters::view(store, &ctx.ns("field-race")).unwrap();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100u8 {
+                view.log.update(|log| log.push(i)).await.unwrap();
+                view.hits.update_with(|h| h.unwrap_or(0) + 1).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let view = Counters::view(store, &ctx.ns("field-race")).unwrap();
+    assert_eq!(view.log.get().await.unwrap().unwrap().len(), 400);
+    assert_eq!(view.hits.get().await.unwrap(), Some(400));
+}
+
+mod v1 {
+    use redis_pydict::RedisDict;
+
+    #[derive(RedisDict, Debug, Clone, PartialEq)]
+    #[redis_dict(prefix = "app")]
+    pub struct Settings {
+        pub name: String,
+        pub count: u32,
+        pub legacy: String,
+    }
+}
+
+mod v2 {
+    use redis_pydict::RedisDict;
+
+    /// V1 plus an `Option` field and two `default` fields, without `legacy`.
+    #[derive(RedisDict, Debug, Clone, PartialEq)]
+    #[redis_dict(prefix = "app")]
+    pub struct Settings {
+        pub name: String,
+        pub count: u32,
+        pub note: Option<String>,
+        #[redis_dict(default)]
+        pub retries: u32,
+        #[redis_dict(default = "default_level")]
+        pub level: String,
+    }
+
+    fn default_level() -> String {
+        "info".into()
+    }
+}
+
+mod v3 {
+    use redis_pydict::RedisDict;
+
+    /// `count` changed type.
+    #[derive(RedisDict, Debug)]
+    #[redis_dict(prefix = "app")]
+    pub struct Settings {
+        pub name: String,
+        pub count: Vec<String>,
+    }
+}
+
+pub async fn schema_evolution_adds_and_drops_fields(ctx: &Ctx) {
+    let store = &ctx.store;
+    v1::Settings::view(store, &ctx.ns("prod"))
+        .unwrap()
+        .save(&v1::Settings {
+            name: "svc".into(),
+            count: 3,
+            legacy: "old".into(),
+        })
+        .await
+        .unwrap();
+
+    let view = v2::Settings::view(store, &ctx.ns("prod")).unwrap();
+    let loaded = view.load().await.unwrap();
+    assert_eq!(
+        loaded,
+        v2::Settings {
+            name: "svc".into(),
+            count: 3,
+            note: None,
+            retries: 0,
+            level: "info".into(),
+        }
+    );
+    // Saving V2 leaves the dropped field's key alone; V1 still loads.
+    let mut next = loaded;
+    next.note = Some("added".into());
+    next.count = 4;
+    view.save(&next).await.unwrap();
+    assert_eq!(view.load().await.unwrap(), next);
+    let old = v1::Settings::view(store, &ctx.ns("prod"))
+        .unwrap()
+        .load()
+        .await
+        .unwrap();
+    assert_eq!((old.count, old.legacy.as_str()), (4, "old"));
+
+    // A field whose stored type changed is an error naming the field.
+    let err = v3::Settings::view(store, &ctx.ns("prod"))
+        .unwrap()
+        .load()
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Decode { key, namespace, .. } => {
+            assert_eq!(
+                (key.as_str(), namespace.as_str()),
+                ("count", format!("app:{}", ctx.ns("prod")).as_str())
+            );
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    assert!(err.to_string().contains("\"count\""), "{err}");
+    let err = v3::Settings::view(store, &ctx.ns("prod"))
+        .unwrap()
+        .count
+        .get()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("\"count\""), "{err}");
+}
+
+#[derive(RedisDict, Debug, Clone, PartialEq)]
+#[redis_dict(prefix = "config", rename_all = "kebab-case")]
+struct Config {
+    threshold: f64,
+    max_conn: u32,
+    #[redis_dict(rename = "Workers")]
+    workers: Vec<String>,
+}
+
+pub async fn views_on_different_instances_are_isolated(ctx: &Ctx) {
+    let store = &ctx.store;
+    let prod = Config::view(store, &ctx.ns("prod")).unwrap();
+    let dev = Config::view(store, &ctx.ns("dev")).unwrap();
+    assert_eq!(
+        prod.namespace().name(),
+        format!("config:{}", ctx.ns("prod"))
+    );
+    assert_eq!(prod.max_conn.key(), "max-conn");
+    assert_eq!(
+        Config::SCHEMA.keys().collect::<Vec<_>>(),
+        ["threshold", "max-conn", "Workers"]
+    );
+
+    prod.threshold.set(&0.75).await.unwrap();
+    assert_eq!(dev.threshold.get().await.unwrap(), None);
+    let value = Config {
+        threshold: 0.1,
+        max_conn: 8,
+        workers: vec!["w1".into()],
+    };
+    dev.save(&value).await.unwrap();
+    // prod holds only `threshold`: something is stored, but not enough.
+    assert!(matches!(
+        prod.try_load().await,
+        Err(Error::MissingField {
+            field: "max_conn",
+            ..
+        })
+    ));
+    assert!(prod.load().await.is_err());
+    assert_eq!(dev.load().await.unwrap(), value);
+    assert_eq!(prod.clear().await.unwrap(), 1);
+    assert_eq!(dev.load().await.unwrap(), value);
+    assert_eq!(prod.try_load().await.unwrap(), None);
+
+    // A prefix overlap is not an overlap: "prod" and "prod:x" are apart.
+    let nested = Config::view(store, &ctx.ns("dev:x")).unwrap();
+    assert_eq!(nested.try_load().await.unwrap(), None);
+
+    // Bad instance names fail before any I/O.
+    assert!(matches!(
+        Config::view(store, ""),
+        Err(Error::InvalidNamespace { .. })
+    ));
+    assert!(matches!(
+        Config::view(store, "a{b}"),
+        Err(Error::InvalidNamespace { .. })
+    ));
+}
+
+pub async fn fields_are_entries_of_a_generic_dict(ctx: &Ctx) {
+    let store = &ctx.store;
+    let view = Config::view(store, &ctx.ns("shared")).unwrap();
+    view.save(&Config {
+        threshold: 0.5,
+        max_conn: 16,
+        workers: vec!["a".into(), "b".into()],
+    })
+    .await
+    .unwrap();
+
+    let dict: Dict<String, ciborium::Value> =
+        store.dict(&format!("config:{}", ctx.ns("shared"))).unwrap();
+    assert_eq!(dict.len().await.unwrap(), 3);
+    let map = dict.to_btree_map().await.unwrap();
+    assert_eq!(
+        map.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["Workers", "max-conn", "threshold"]
+    );
+    assert_eq!(map["max-conn"], ciborium::Value::Integer(16.into()));
+    assert_eq!(map["threshold"], ciborium::Value::Float(0.5));
+
+    // Written through the dict, read through the view, and back.
+    let typed: Dict<String, u32> = store.dict(&format!("config:{}", ctx.ns("shared"))).unwrap();
+    typed.set("max-conn", &99).await.unwrap();
+    assert_eq!(view.max_conn.get().await.unwrap(), Some(99));
+    view.max_conn.set(&100).await.unwrap();
+    assert_eq!(typed.get("max-conn").await.unwrap(), Some(100));
+
+    // clear() removes only the struct's fields.
+    typed.set("unrelated", &1).await.unwrap();
+    assert_eq!(view.clear().await.unwrap(), 3);
+    assert_eq!(dict.len().await.unwrap(), 1);
+    assert!(dict.contains("unrelated").await.unwrap());
+}
+
+pub async fn writes_publish_the_same_events_as_a_dict(ctx: &Ctx) {
+    let store = &ctx.store;
+    let view = Config::view(store, &ctx.ns("events")).unwrap();
+    let events = format!("config:{}", ctx.ns("events"));
+    let mut pubsub = ctx.pubsub().await;
+    pubsub
+        .psubscribe(format!("{{{}}}#ev:*", redis_pydict::escape_glob(&events)))
+        .await
+        .unwrap();
+    let mut messages = pubsub.into_on_message();
+
+    async fn next(
+        messages: &mut (impl futures::Stream<Item = redis::Msg> + Unpin),
+    ) -> (String, BTreeMap<String, ciborium::Value>) {
+        let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await
+            .expect("event within 5 s")
+            .expect("stream open");
+        let payload: ciborium::Value = ciborium::from_reader(message.get_payload_bytes()).unwrap();
+        let map = payload
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_text().unwrap().to_owned(), v.clone()))
+            .collect();
+        (message.get_channel_name().to_owned(), map)
+    }
+
+    view.max_conn.set(&7).await.unwrap();
+    let (channel, event) = next(&mut messages).await;
+    assert_eq!(channel, format!("{{{events}}}#ev:max-conn"));
+    assert_eq!(event["op"], ciborium::Value::Text("set".into()));
+    assert_eq!(event["value"], ciborium::Value::Integer(7.into()));
+
+    view.save(&Config {
+        threshold: 1.0,
+        max_conn: 7,
+        workers: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        let (_, event) = next(&mut messages).await;
+        keys.push(event["key"].as_text().unwrap().to_owned());
+    }
+    keys.sort();
+    assert_eq!(keys, ["Workers", "max-conn", "threshold"]);
+
+    // A whole-struct update writes (and announces) only what changed.
+    view.update(|c: &mut Config| c.workers.push("w".into()))
+        .await
+        .unwrap();
+    view.threshold.delete().await.unwrap();
+    let (_, event) = next(&mut messages).await;
+    assert_eq!(event["key"], ciborium::Value::Text("Workers".into()));
+    let (_, event) = next(&mut messages).await;
+    assert_eq!(
+        (&event["op"], &event["key"]),
+        (
+            &ciborium::Value::Text("del".into()),
+            &ciborium::Value::Text("threshold".into())
+        )
+    );
+}
+
+#[derive(RedisDict, Debug, Clone, PartialEq)]
+struct Pair<A, B: Clone>
+where
+    A: Clone,
+{
+    left: A,
+    right: Vec<B>,
+    #[redis_dict(default)]
+    count: u32,
+    #[redis_dict(skip)]
+    cache: Option<B>,
+}
+
+/// A struct using `M` as its own parameter: the view's mode parameter moves aside.
+#[derive(RedisDict, Debug, Clone, PartialEq)]
+struct Tagged<M> {
+    r#type: String,
+    meta: M,
+}
+
+pub async fn generic_structs(ctx: &Ctx) {
+    let store = &ctx.store;
+    let strings = Pair::<String, u64>::view(store, &ctx.ns("pair-1")).unwrap();
+    let value = Pair {
+        left: "left".to_string(),
+        right: vec![1u64, 2],
+        count: 3,
+        cache: Some(9),
+    };
+    strings.save(&value).await.unwrap();
+    let loaded = strings.load().await.unwrap();
+    assert_eq!(
+        (loaded.left.as_str(), loaded.right.as_slice(), loaded.count),
+        ("left", &[1, 2][..], 3)
+    );
+    assert_eq!(loaded.cache, None);
+
+    let points: PairView<u8, Point> = Pair::view(store, &ctx.ns("pair-2")).unwrap();
+    points.left.set(&1).await.unwrap();
+    points
+        .right
+        .set(&vec![Point {
+            x: 1,
+            y: 2,
+            tags: Vec::new(),
+        }])
+        .await
+        .unwrap();
+    let loaded = points.load().await.unwrap();
+    assert_eq!((loaded.left, loaded.count, loaded.right.len()), (1, 0, 1));
+
+    let tagged = Tagged::<Point>::view(store, &ctx.ns("tagged")).unwrap();
+    assert_eq!(tagged.r#type.key(), "type");
+    tagged.r#type.set(&"kind".into()).await.unwrap();
+    tagged
+        .meta
+        .set(&Point {
+            x: 0,
+            y: 0,
+            tags: vec!["t".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(tagged.load().await.unwrap().r#type, "kind");
+}
+
+mod reexport {
+    pub use redis_pydict as rp;
+}
+
+/// `crate = "..."` points generated code at a re-export of the runtime crate.
+#[derive(reexport::rp::RedisDict, Debug, PartialEq)]
+#[redis_dict(crate = "crate::cases::derive::reexport::rp")]
+struct ViaReexport {
+    value: u8,
+}
+
+pub async fn crate_attribute_and_view_handles(ctx: &Ctx) {
+    let store = &ctx.store;
+    let view = ViaReexport::view(store, &ctx.ns("reexport")).unwrap();
+    view.value.set(&1).await.unwrap();
+    assert_eq!(view.load().await.unwrap(), ViaReexport { value: 1 });
+
+    // Views and handles are cheap clones sharing the namespace.
+    let copy = view.clone();
+    let handle = view.value.clone();
+    assert!(!handle.set_if_absent(&5).await.unwrap());
+    assert_eq!(handle.take().await.unwrap(), Some(1));
+    assert_eq!(copy.try_load().await.unwrap(), None);
+    assert!(handle.set_if_absent(&5).await.unwrap());
+    let debug = format!("{view:?} {handle:?}");
+    assert!(
+        debug.contains("reexport") && debug.contains("value"),
+        "{debug}"
+    );
+    assert_eq!(handle.spec().rust_type(), "u8");
+    assert_eq!(view.schema().type_name(), "ViaReexport");
+}
+
+pub async fn field_subscriptions_are_typed(ctx: &Ctx) {
+    use redis_pydict::Change;
+
+    let writer_store = ctx.connect().await;
+    let reader_store = ctx.connect().await;
+    let reader = Config::view(&reader_store, &ctx.ns("watched")).unwrap();
+    let writer = Config::view(&writer_store, &ctx.ns("watched")).unwrap();
+    let mut changes = reader.workers.subscribe().await.unwrap();
+
+    writer.threshold.set(&0.5).await.unwrap(); // another field: not seen
+    writer.workers.set(&vec!["w1".into()]).await.unwrap();
+    writer
+        .workers
+        .update(|w| w.push("w2".into()))
+        .await
+        .unwrap();
+    writer.workers.delete().await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .expect("event within 5 s")
+            .expect("stream open")
+            .unwrap();
+        assert_eq!(event.key.as_deref(), Some("Workers"));
+        seen.push(event.change);
+    }
+    assert_eq!(
+        seen,
+        [
+            Change::Set(vec!["w1".to_string()]),
+            Change::Set(vec!["w1".to_string(), "w2".to_string()]),
+            Change::Deleted,
+        ]
+    );
+}

@@ -1,0 +1,303 @@
+//! Change subscriptions: per key, per pattern, typed, durable, and surviving
+//! killed connections: run on one server by `tests/subscriptions.rs` and on a
+//! cluster by `tests/cluster.rs`.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis_pydict::{Change, Dict, Event, StartFrom, Subscription};
+
+use crate::support::{self, Ctx};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub async fn next<T: std::fmt::Debug>(sub: &mut Subscription<T>) -> T {
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(Some(Ok(item))) => item,
+        other => panic!("expected an item, got {other:?}"),
+    }
+}
+
+pub async fn nothing_more<T: std::fmt::Debug>(sub: &mut Subscription<T>) {
+    let extra = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    assert!(extra.is_err(), "unexpected item: {extra:?}");
+}
+
+pub fn set<V>(key: &str, origin: Option<&str>, value: V) -> Event<String, V> {
+    Event {
+        key: Some(key.to_owned()),
+        origin: origin.map(str::to_owned),
+        change: Change::Set(value),
+    }
+}
+
+pub fn change<V>(key: Option<&str>, origin: Option<&str>, change: Change<V>) -> Event<String, V> {
+    Event {
+        key: key.map(str::to_owned),
+        origin: origin.map(str::to_owned),
+        change,
+    }
+}
+
+/// The Python README's scenario: notifications with an origin id, one
+/// subscriber on `key` and one on `key*`.
+pub async fn python_readme_scenario_key_and_pattern(ctx: &Ctx) {
+    let store = ctx.builder().origin("myprocess1").connect().await.unwrap();
+    let d = store.dict::<String, String>(&ctx.ns("ns")).unwrap();
+    let mut exact = d.subscribe_key("key").await.unwrap();
+    let mut pattern = d.subscribe("key*").await.unwrap();
+
+    d.set("key", &"Hello".into()).await.unwrap();
+    d.set("other", &"not matched".into()).await.unwrap();
+    d.set("key2", &"World".into()).await.unwrap();
+    // A set immediately followed by a delete: both events, in order, nothing dies.
+    d.set("key", &"short-lived".into()).await.unwrap();
+    d.delete("key").await.unwrap();
+
+    let me = Some("myprocess1");
+    assert_eq!(next(&mut exact).await, set("key", me, "Hello".to_owned()));
+    assert_eq!(
+        next(&mut exact).await,
+        set("key", me, "short-lived".to_owned())
+    );
+    assert_eq!(
+        next(&mut exact).await,
+        change(Some("key"), me, Change::Deleted)
+    );
+    nothing_more(&mut exact).await;
+
+    assert_eq!(next(&mut pattern).await, set("key", me, "Hello".to_owned()));
+    assert_eq!(
+        next(&mut pattern).await,
+        set("key2", me, "World".to_owned())
+    );
+    assert_eq!(
+        next(&mut pattern).await,
+        set("key", me, "short-lived".to_owned())
+    );
+    assert_eq!(
+        next(&mut pattern).await,
+        change(Some("key"), me, Change::Deleted)
+    );
+    nothing_more(&mut pattern).await;
+}
+
+pub async fn every_operation_produces_its_typed_event(ctx: &Ctx) {
+    let d = ctx.store.dict::<u32, Vec<u8>>(&ctx.ns("ops")).unwrap();
+    let mut all = d.subscribe("*").await.unwrap();
+    d.set(&1, &vec![1]).await.unwrap();
+    d.update([(2, vec![2]), (3, vec![3])]).await.unwrap();
+    d.update_with(&1, |v| [v.unwrap_or_default(), vec![9]].concat())
+        .await
+        .unwrap();
+    d.set_with_ttl(&4, &vec![4], Duration::from_secs(60))
+        .await
+        .unwrap();
+    d.expire(&2, Duration::from_millis(1500)).await.unwrap();
+    d.persist(&2).await.unwrap();
+    d.remove(&3).await.unwrap();
+    d.delete(&4).await.unwrap();
+    d.clear().await.unwrap();
+
+    let ev = |key: u32, change: Change<Vec<u8>>| Event {
+        key: Some(key),
+        origin: None,
+        change,
+    };
+    assert_eq!(next(&mut all).await, ev(1, Change::Set(vec![1])));
+    assert_eq!(next(&mut all).await, ev(2, Change::Set(vec![2])));
+    assert_eq!(next(&mut all).await, ev(3, Change::Set(vec![3])));
+    assert_eq!(next(&mut all).await, ev(1, Change::Set(vec![1, 9])));
+    assert_eq!(next(&mut all).await, ev(4, Change::Set(vec![4])));
+    assert_eq!(
+        next(&mut all).await,
+        ev(2, Change::TtlChanged(Some(Duration::from_millis(1500))))
+    );
+    assert_eq!(next(&mut all).await, ev(2, Change::TtlChanged(None)));
+    assert_eq!(next(&mut all).await, ev(3, Change::Deleted));
+    assert_eq!(next(&mut all).await, ev(4, Change::Deleted));
+    let cleared = next(&mut all).await;
+    assert_eq!((cleared.key, cleared.change), (None, Change::Cleared));
+    nothing_more(&mut all).await;
+}
+
+pub async fn undecodable_event_is_an_error_item_and_the_stream_goes_on(ctx: &Ctx) {
+    let numbers = ctx.store.dict::<String, u32>(&ctx.ns("mixed")).unwrap();
+    let text = ctx.store.dict::<String, String>(&ctx.ns("mixed")).unwrap();
+    let mut sub = numbers.subscribe("*").await.unwrap();
+    text.set("name", &"not a number".into()).await.unwrap();
+    numbers.set("n", &5).await.unwrap();
+    let err = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("\"name\"") && err.to_string().contains("u32"),
+        "{err}"
+    );
+    assert_eq!(next(&mut sub).await, set("n", None, 5));
+}
+
+pub async fn own_events_can_be_skipped(ctx: &Ctx) {
+    let mine = ctx.builder().origin("me").connect().await.unwrap();
+    let theirs = ctx.builder().origin("them").connect().await.unwrap();
+    let d_mine = mine
+        .dict::<String, u8>(&ctx.ns("shared"))
+        .unwrap()
+        .skip_own_events(true);
+    let d_theirs = theirs.dict::<String, u8>(&ctx.ns("shared")).unwrap();
+    let mut sub = d_mine.subscribe("*").await.unwrap();
+    d_mine.set("a", &1).await.unwrap();
+    d_theirs.set("b", &2).await.unwrap();
+    d_mine.set("c", &3).await.unwrap();
+    assert_eq!(next(&mut sub).await, set("b", Some("them"), 2));
+    nothing_more(&mut sub).await;
+}
+
+pub async fn expirations_arrive_when_the_store_may_enable_them(ctx: &Ctx) {
+    let store = ctx
+        .builder()
+        .enable_expiry_events(true)
+        .connect()
+        .await
+        .unwrap();
+    let d = store.dict::<String, u8>(&ctx.ns("ttl")).unwrap();
+    let mut sub = d.subscribe("*").await.unwrap();
+    d.set_with_ttl("brief", &1, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut sub).await, set("brief", None, 1));
+    // Redis reports expiry when it notices it (active expiry runs 10 times a second).
+    assert_eq!(
+        next(&mut sub).await,
+        change(Some("brief"), None, Change::Expired)
+    );
+}
+
+/// Kills the pub/sub client connections of every node, as a network fault or
+/// the output-buffer limit of a slow subscriber would.
+pub async fn kill_pubsub_clients(ctx: &Ctx) {
+    let mut killed = 0u64;
+    for mut raw in ctx.raw_all().await {
+        let n: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        killed += n;
+    }
+    assert!(killed >= 1, "a pub/sub client was connected");
+}
+
+/// After a fault, writes until the subscriber sees one (events written before
+/// it resubscribed are lost, by design of pub/sub), checking the gap marker.
+pub async fn assert_gap_then_delivery(
+    d: &Dict<String, u32>,
+    sub: &mut Subscription<Event<String, u32>>,
+) {
+    let gap = next(sub).await;
+    assert_eq!(gap.change, Change::Gap, "{gap:?}");
+    support::eventually(WAIT, || d.set("after", &7)).await;
+    assert_eq!(next(sub).await, set("after", None, 7));
+}
+
+/// Kills every pub/sub connection: on a shared cluster, run it with the
+/// cluster to itself.
+pub async fn killed_connection_yields_a_gap_and_delivery_goes_on(ctx: &Ctx) {
+    let d = ctx.store.dict::<String, u32>(&ctx.ns("faults")).unwrap();
+    let mut sub = d.subscribe("*").await.unwrap();
+    d.set("before", &1).await.unwrap();
+    assert_eq!(next(&mut sub).await, set("before", None, 1));
+    kill_pubsub_clients(ctx).await;
+    assert_gap_then_delivery(&d, &mut sub).await;
+    // And again: it keeps recovering.
+    kill_pubsub_clients(ctx).await;
+    let gap = next(&mut sub).await;
+    assert_eq!(gap.change, Change::Gap);
+}
+
+/// Counts the patterns subscribed on every node: on a shared cluster, run it
+/// with the cluster to itself.
+pub async fn dropping_a_subscription_unsubscribes(ctx: &Ctx) {
+    let d = ctx.store.dict::<String, u32>(&ctx.ns("drop")).unwrap();
+    let sub = d.subscribe("*").await.unwrap();
+    let mut raw = ctx.raw_all().await;
+    // Patterns subscribed, summed over the nodes.
+    let count = |raw: &mut Vec<redis::aio::MultiplexedConnection>| {
+        let mut raw = raw.clone();
+        async move {
+            let mut total = 0u64;
+            for conn in &mut raw {
+                let n: u64 = redis::cmd("PUBSUB")
+                    .arg("NUMPAT")
+                    .query_async(conn)
+                    .await
+                    .unwrap();
+                total += n;
+            }
+            total
+        }
+    };
+    assert_eq!(count(&mut raw).await, 1);
+    drop(sub);
+    let gone = support::eventually(WAIT, || {
+        let fut = count(&mut raw);
+        async move {
+            match fut.await {
+                0 => Ok(()),
+                n => Err(n),
+            }
+        }
+    })
+    .await;
+    assert_eq!(gone, ());
+}
+
+pub async fn durable_subscriber_reports_changes_trimmed_while_away(ctx: &Ctx) {
+    let d = ctx
+        .store
+        .dict::<String, u32>(&ctx.ns("capped"))
+        .unwrap()
+        .with_durable_log(100);
+    d.set("k0", &0).await.unwrap();
+    let mut first = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
+    let (seen, _) = next(&mut first).await;
+    drop(first);
+    for i in 1..2000u32 {
+        d.set(&format!("k{}", i % 50), &i).await.unwrap();
+    }
+    let mut back = d.subscribe_durable(StartFrom::After(seen)).await.unwrap();
+    let (_, gap) = next(&mut back).await;
+    assert_eq!(gap.change, Change::Gap, "trimmed changes are reported");
+    let (_, event) = next(&mut back).await;
+    assert!(
+        matches!(event.change, Change::Set(i) if i > 1000),
+        "then the oldest kept change: {event:?}"
+    );
+
+    // Starting from now skips history entirely and sees new changes only.
+    let mut now = d.subscribe_durable(StartFrom::Now).await.unwrap();
+    d.set("fresh", &1).await.unwrap();
+    assert_eq!(next(&mut now).await.1, set("fresh", None, 1));
+}
+
+/// The blocking mirror, on a blocking store (namespaces prefixed with `prefix`).
+pub fn blocking_subscription_recv_timeout_and_try_recv(
+    store: &redis_pydict::blocking::Store,
+    prefix: &str,
+) {
+    let d = store
+        .dict::<String, u32>(&format!("{prefix}blocking-sub"))
+        .unwrap();
+    let mut sub = d.subscribe("*").unwrap();
+    assert!(sub.try_recv().is_none());
+    assert!(sub.recv_timeout(Duration::from_millis(100)).is_none());
+    d.set("a", &1).unwrap();
+    let event = sub.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(event, set("a", None, 1));
+    d.set("b", &2).unwrap();
+    assert_eq!(sub.next().unwrap().unwrap(), set("b", None, 2));
+}

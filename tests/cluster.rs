@@ -1,0 +1,580 @@
+//! redis-pydict on a Redis Cluster (3 masters, each with a replica).
+//!
+//! * The core cases of the dict, subscription and derive suites (the same
+//!   bodies as the single-server tests, from `cases/`) run on one cluster
+//!   shared by this whole test binary, each case in namespaces of its own
+//!   (prefixed with its name). A few cases act on whole nodes (command
+//!   statistics, FLUSHDB, killing pub/sub clients, counting patterns): they
+//!   take the cluster to themselves (`exclusive`).
+//! * Cluster-only tests: namespaces spread over the masters, pub/sub across
+//!   nodes, a master failover and a slot migration under writes. The last two
+//!   change the cluster's shape, so each starts a cluster of its own.
+
+mod support;
+mod cases {
+    pub mod behaviour;
+    pub mod derive;
+    pub mod python_readme;
+    pub mod regressions;
+    pub mod subscriptions;
+}
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use cases::subscriptions::{next, nothing_more, set, WAIT};
+use futures::StreamExt;
+use redis_pydict::{Change, StartFrom, Store};
+use redis_pydict_suite::{node_url, RedisCluster};
+use support::{Ctx, Guard, CLUSTER_LOCK};
+
+/// The cluster the shared cases run on, started by the first test that needs
+/// it. Being a `static`, it is never dropped: its nodes die with this process
+/// (see `RedisCluster`).
+static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+
+fn cluster() -> &'static RedisCluster {
+    CLUSTER.get_or_init(RedisCluster::start)
+}
+
+/// A context on the shared cluster, alongside other cases.
+async fn shared(case: &str) -> Ctx {
+    let guard = Guard::Shared(CLUSTER_LOCK.read().await);
+    Ctx::on_cluster(cluster(), &format!("{case}/"), Some(guard)).await
+}
+
+/// A context on the shared cluster, with the cluster to itself.
+async fn exclusive(case: &str) -> Ctx {
+    let guard = Guard::Exclusive(CLUSTER_LOCK.write().await);
+    Ctx::on_cluster(cluster(), &format!("{case}/"), Some(guard)).await
+}
+
+/// A blocking store on the shared cluster, with the lock held while it is used.
+fn blocking_store() -> (
+    tokio::sync::RwLockReadGuard<'static, ()>,
+    redis_pydict::blocking::Store,
+) {
+    let guard = CLUSTER_LOCK.blocking_read();
+    let urls = cluster().urls();
+    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let store = redis_pydict::blocking::Store::connect_cluster(&seeds).unwrap();
+    (guard, store)
+}
+
+/// One test per shared case: `module { [#[attrs]] shared|exclusive case; ... }`.
+macro_rules! on_the_cluster {
+    ($module:ident = $cases:ident { $( $(#[$attr:meta])* $lock:ident $case:ident; )* }) => {
+        mod $module {
+            $(
+                $(#[$attr])*
+                async fn $case() {
+                    let ctx = super::$lock(stringify!($case)).await;
+                    crate::cases::$cases::$case(&ctx).await;
+                }
+            )*
+        }
+    };
+}
+
+on_the_cluster!(dict_python_readme = python_readme {
+    #[tokio::test] shared basic_get_set_of_mixed_values;
+    #[tokio::test] shared user_struct_as_value;
+    #[tokio::test] shared iterations_and_prefix_matching;
+    #[tokio::test] shared deletion_and_contains;
+    #[tokio::test] shared conversions_to_map_and_update;
+});
+
+on_the_cluster!(dict_regressions = regressions {
+    #[tokio::test] shared namespaces_are_isolated_for_len_iteration_and_clear;
+    #[tokio::test] shared keys_with_separators_and_specials_round_trip;
+    #[tokio::test] exclusive items_batch_reads_and_skip_vanished_entries;
+    #[tokio::test] shared values_and_keys_round_trip_without_loss;
+});
+
+on_the_cluster!(dict_behaviour = behaviour {
+    #[tokio::test] shared expired_entries_vanish_from_get_len_and_iteration;
+    #[tokio::test] shared update_with_keeps_ttl_and_set_clears_it;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    shared concurrent_update_with_never_loses_an_increment;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    shared index_matches_live_keys_after_concurrent_writes;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    shared remove_is_an_atomic_take;
+    #[tokio::test] exclusive bulk_update_larger_than_a_batch_is_applied_in_order;
+    #[tokio::test] shared set_if_absent_and_get_many;
+    #[tokio::test] shared repair_rebuilds_the_index_from_the_keyspace;
+    #[tokio::test] shared every_write_publishes_its_event_atomically;
+});
+
+on_the_cluster!(subscriptions = subscriptions {
+    #[tokio::test] shared python_readme_scenario_key_and_pattern;
+    #[tokio::test] shared every_operation_produces_its_typed_event;
+    #[tokio::test] shared undecodable_event_is_an_error_item_and_the_stream_goes_on;
+    #[tokio::test] shared own_events_can_be_skipped;
+    #[tokio::test] shared expirations_arrive_when_the_store_may_enable_them;
+    #[tokio::test] exclusive killed_connection_yields_a_gap_and_delivery_goes_on;
+    #[tokio::test] exclusive dropping_a_subscription_unsubscribes;
+    #[tokio::test] shared durable_subscriber_reports_changes_trimmed_while_away;
+});
+
+on_the_cluster!(derive = derive {
+    #[tokio::test] shared field_round_trips_for_every_kind_of_value;
+    #[tokio::test] shared load_rules_for_missing_fields;
+    #[tokio::test] shared declared_ttls_apply_to_set_and_save;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    shared load_never_sees_a_mix_of_two_saves;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    shared concurrent_whole_struct_updates_lose_nothing;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    shared concurrent_field_updates_lose_nothing;
+    #[tokio::test] shared schema_evolution_adds_and_drops_fields;
+    #[tokio::test] shared views_on_different_instances_are_isolated;
+    #[tokio::test] shared fields_are_entries_of_a_generic_dict;
+    #[tokio::test] shared writes_publish_the_same_events_as_a_dict;
+    #[tokio::test] shared generic_structs;
+    #[tokio::test] shared crate_attribute_and_view_handles;
+    #[tokio::test] shared field_subscriptions_are_typed;
+});
+
+#[test]
+fn blocking_api_mirrors_the_async_one() {
+    let (_guard, store) = blocking_store();
+    cases::behaviour::blocking_api_mirrors_the_async_one(&store, "blocking_api/");
+}
+
+#[test]
+fn blocking_subscription_recv_timeout_and_try_recv() {
+    let (_guard, store) = blocking_store();
+    cases::subscriptions::blocking_subscription_recv_timeout_and_try_recv(
+        &store,
+        "blocking_subscription/",
+    );
+}
+
+// ----- cluster-only tests ----------------------------------------------------
+
+/// The master serving each slot, from one `CLUSTER NODES`.
+fn slot_owners(cluster: &RedisCluster) -> impl Fn(u16) -> u16 {
+    let nodes = cluster.nodes();
+    move |slot| {
+        nodes
+            .iter()
+            .find(|n| {
+                n.master && !n.failed && n.slots.iter().any(|&(lo, hi)| (lo..=hi).contains(&slot))
+            })
+            .map(|n| n.port)
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+    }
+}
+
+async fn keyslot(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> u16 {
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+/// 300 namespaces land on all three masters: each namespace's index and
+/// entries share one slot (the `{ns}` hash tag), and the slots spread.
+#[tokio::test]
+async fn namespaces_spread_over_all_three_masters() {
+    let ctx = shared("spread").await;
+    let namespaces: Vec<String> = (0..300).map(|i| ctx.ns(&format!("tenant-{i}"))).collect();
+    for (i, ns) in namespaces.iter().enumerate() {
+        let d = ctx.store.dict::<String, u32>(ns).unwrap();
+        d.set("k", &(i as u32)).await.unwrap();
+    }
+    let masters = cluster().masters();
+    assert_eq!(masters.len(), 3, "{masters:?}");
+    let owner = slot_owners(cluster());
+    let mut conns: HashMap<u16, redis::aio::MultiplexedConnection> = HashMap::new();
+    for &port in &masters {
+        conns.insert(port, support::connect_raw(&node_url(port)).await);
+    }
+    let mut any = conns.values().next().unwrap().clone();
+    let mut per_master: BTreeMap<u16, usize> = BTreeMap::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        let index = format!("{{{ns}}}#keys");
+        let slot = keyslot(&mut any, &index).await;
+        assert_eq!(
+            keyslot(&mut any, &format!("{{{ns}}}:k")).await,
+            slot,
+            "{ns}: entry and index share a slot"
+        );
+        let port = owner(slot);
+        // The index is on that master (a plain connection: no redirection).
+        let exists: u32 = redis::cmd("EXISTS")
+            .arg(&index)
+            .query_async(conns.get_mut(&port).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(exists, 1, "{index} on the master of slot {slot} ({port})");
+        *per_master.entry(port).or_default() += 1;
+        let d = ctx.store.dict::<String, u32>(ns).unwrap();
+        assert_eq!(d.get("k").await.unwrap(), Some(i as u32));
+        assert_eq!(d.len().await.unwrap(), 1);
+    }
+    assert_eq!(
+        per_master.keys().copied().collect::<Vec<_>>(),
+        masters,
+        "every master holds namespaces: {per_master:?}"
+    );
+    assert!(
+        per_master.values().all(|&n| n >= 50),
+        "namespaces spread over the masters: {per_master:?}"
+    );
+}
+
+/// A store seeded with one node only subscribes to namespaces served by
+/// other masters and sees writes made through yet another node; a plain
+/// subscriber on that one node sees them too (PUBLISH reaches every node).
+#[tokio::test]
+async fn subscriber_through_one_node_sees_writes_routed_to_another() {
+    let ctx = shared("cross_node").await;
+    let cluster = cluster();
+    let owner = slot_owners(cluster);
+    let masters = cluster.masters();
+    // The subscriber's node: a replica (it serves no slot at all).
+    let through = *cluster
+        .ports()
+        .iter()
+        .find(|p| !masters.contains(p))
+        .expect("a replica");
+    let writer_node = masters[0];
+    // One namespace on each master.
+    let mut raw = support::connect_raw(&node_url(through)).await;
+    let mut namespaces: BTreeMap<u16, String> = BTreeMap::new();
+    for i in 0.. {
+        let ns = ctx.ns(&format!("n{i}"));
+        let master = owner(keyslot(&mut raw, &format!("{{{ns}}}")).await);
+        namespaces.entry(master).or_insert(ns);
+        if namespaces.len() == masters.len() {
+            break;
+        }
+    }
+
+    let subscriber = Store::connect_cluster(&[&node_url(through)]).await.unwrap();
+    let writer = Store::connect_cluster(&[&node_url(writer_node)])
+        .await
+        .unwrap();
+    let mut subs = Vec::new();
+    let mut plain = redis::Client::open(node_url(through))
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    for ns in namespaces.values() {
+        plain
+            .psubscribe(format!("{{{}}}#ev:*", redis_pydict::escape_glob(ns)))
+            .await
+            .unwrap();
+    }
+    let mut plain = plain.into_on_message();
+    for ns in namespaces.values() {
+        let d = subscriber.dict::<String, u32>(ns).unwrap();
+        subs.push(d.subscribe("*").await.unwrap());
+    }
+    for (i, ns) in namespaces.values().enumerate() {
+        let d = writer.dict::<String, u32>(ns).unwrap();
+        d.set("k", &(i as u32)).await.unwrap();
+    }
+    for (i, sub) in subs.iter_mut().enumerate() {
+        assert_eq!(next(sub).await, set("k", None, i as u32));
+        nothing_more(sub).await;
+    }
+    let mut channels = Vec::new();
+    for _ in 0..namespaces.len() {
+        let msg = tokio::time::timeout(WAIT, plain.next())
+            .await
+            .expect("event on the plain subscriber")
+            .unwrap();
+        channels.push(msg.get_channel_name().to_owned());
+    }
+    channels.sort();
+    let mut expected: Vec<String> = namespaces
+        .values()
+        .map(|ns| format!("{{{ns}}}#ev:k"))
+        .collect();
+    expected.sort();
+    assert_eq!(channels, expected);
+}
+
+/// A master dies; its replica takes over. The same store goes on working
+/// (reads, writes, optimistic and bulk updates), a live subscription reports
+/// a gap and goes on, and a durable subscription resumes where it was.
+///
+/// The first operation after the failover here is a read; a store whose
+/// first operation is a plain write is
+/// `first_write_after_a_failover_resumes_without_restarting_the_store`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_operations_resume_and_subscriptions_report_a_gap() {
+    let mut cluster = RedisCluster::start_with(Duration::from_millis(1000), &[]);
+    let urls = cluster.urls();
+    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let store = Store::connect_cluster(&seeds).await.unwrap();
+    let ns = "failover";
+    let d = store
+        .dict::<String, u32>(ns)
+        .unwrap()
+        .with_durable_log(10_000);
+    let mut live = d.subscribe("*").await.unwrap();
+    let mut durable = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
+    d.set("before", &1).await.unwrap();
+    d.update_with("counter", |n| n.unwrap_or(0) + 1)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut live).await, set("before", None, 1));
+    assert_eq!(next(&mut live).await, set("counter", None, 1));
+    assert_eq!(next(&mut durable).await.1, set("before", None, 1));
+    assert_eq!(next(&mut durable).await.1, set("counter", None, 1));
+
+    let (master, promoted) = fail_over(&mut cluster, ns).await;
+
+    // Reads resume, with nothing lost.
+    let read = support::eventually(WAIT, || d.get("before")).await;
+    if read != Some(1) {
+        let mut raw = support::connect_raw(&node_url(promoted)).await;
+        let held: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(format!("{{{ns}}}:before"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        panic!(
+            "the store read {read:?} after the failover; the promoted master {promoted} holds {held:?}; the store reads {:?} now",
+            d.get("before").await
+        );
+    }
+    // The live subscription lost its connection: a gap, then events again.
+    let gap = next(&mut live).await;
+    assert_eq!(gap.change, Change::Gap, "{gap:?}");
+    d.set("after", &2).await.unwrap();
+    assert_eq!(next(&mut live).await, set("after", None, 2));
+    assert_eq!(
+        d.update_with("counter", |n| n.unwrap_or(0) + 1)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(next(&mut live).await, set("counter", None, 2));
+    d.update([("bulk", 3)]).await.unwrap();
+    assert_eq!(next(&mut live).await, set("bulk", None, 3));
+    assert_eq!(d.len().await.unwrap(), 4);
+    nothing_more(&mut live).await;
+
+    // The durable one resumes from its last id on the new master: nothing
+    // lost, nothing twice.
+    assert_eq!(next(&mut durable).await.1, set("after", None, 2));
+    assert_eq!(next(&mut durable).await.1, set("counter", None, 2));
+    assert_eq!(next(&mut durable).await.1, set("bulk", None, 3));
+    nothing_more(&mut durable).await;
+    assert_eq!(
+        cluster.master_for_key(&format!("{{{ns}}}")),
+        promoted,
+        "the namespace is served by the promoted replica of {master}"
+    );
+}
+
+/// Waits until the replica of the master serving `ns` has every write, kills
+/// that master and waits for the replica to take over. Returns (old master,
+/// promoted replica).
+async fn fail_over(cluster: &mut RedisCluster, ns: &str) -> (u16, u16) {
+    let master = cluster.master_for_key(&format!("{{{ns}}}"));
+    let mut raw = support::connect_raw(&node_url(master)).await;
+    let acked: u32 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1, "the replica has every write");
+    drop(raw);
+    cluster.kill_node(master);
+    let promoted =
+        tokio::task::block_in_place(|| cluster.wait_for_failover(master, Duration::from_secs(30)));
+    assert_ne!(promoted, master);
+    (master, promoted)
+}
+
+/// After a failover, a store whose first operation is a write recovers like
+/// one whose first operation is a read: a plain `set` and a bulk `update`
+/// (both one MULTI/EXEC transaction) succeed once the replica has taken over.
+///
+/// Ignored until the library handles it: the transaction is sent to a node
+/// that no longer serves the slot, every queued command is answered MOVED,
+/// EXEC aborts, and redis-rs neither follows the redirection nor refreshes
+/// its slot map for an aborted transaction, so the store fails the same way
+/// until some other command meets a MOVED. Run it with `--ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "library bug: after a failover, set/update fail with `Transaction aborted: Moved` until another command refreshes the slot map"]
+async fn first_write_after_a_failover_resumes_without_restarting_the_store() {
+    let mut cluster = RedisCluster::start_with(Duration::from_millis(1000), &[]);
+    let urls = cluster.urls();
+    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let setter = Store::connect_cluster(&seeds).await.unwrap();
+    let updater = Store::connect_cluster(&seeds).await.unwrap();
+    let ns = "failover-write";
+    let by_set = setter.dict::<String, u32>(ns).unwrap();
+    let by_update = updater.dict::<String, u32>(ns).unwrap();
+    by_set.set("a", &1).await.unwrap();
+    by_update.update([("b", 2)]).await.unwrap();
+    fail_over(&mut cluster, ns).await;
+    support::eventually(WAIT, || by_set.set("c", &3)).await;
+    support::eventually(WAIT, || by_update.update([("d", 4), ("e", 5)])).await;
+    let map = by_set.to_btree_map().await.unwrap();
+    assert_eq!(
+        map.into_iter().collect::<Vec<_>>(),
+        [
+            ("a".to_owned(), 1),
+            ("b".to_owned(), 2),
+            ("c".to_owned(), 3),
+            ("d".to_owned(), 4),
+            ("e".to_owned(), 5)
+        ]
+    );
+}
+
+/// What one writer of the migration test did.
+#[derive(Default)]
+struct Written {
+    entries: BTreeMap<String, u64>,
+    removed: Vec<String>,
+    increments: u64,
+    ops: u64,
+}
+
+/// One writer: sets, bulk updates, removals and optimistic increments,
+/// until `stop`, then `after` more operations; every one must succeed.
+async fn writer(
+    d: redis_pydict::Dict<String, u64>,
+    t: u64,
+    stop: Arc<AtomicBool>,
+    after: u64,
+) -> Written {
+    let mut done = Written::default();
+    let mut remaining_after = after;
+    for i in 0u64.. {
+        if stop.load(Ordering::Relaxed) {
+            if remaining_after == 0 {
+                break;
+            }
+            remaining_after -= 1;
+        }
+        let key = format!("w{t}-{i}");
+        d.set(&key, &i)
+            .await
+            .unwrap_or_else(|e| panic!("set {key}: {e}"));
+        done.entries.insert(key, i);
+        if i % 3 == 0 {
+            d.update_with("counter", |n| n.unwrap_or(0) + 1)
+                .await
+                .unwrap_or_else(|e| panic!("update_with counter: {e}"));
+            done.increments += 1;
+        }
+        if i % 5 == 0 && i / 5 < 250 {
+            // Writer t owns pre-existing keys t*250 .. t*250+250.
+            let key = format!("pre{}", t * 250 + i / 5);
+            let old = d
+                .remove(&key)
+                .await
+                .unwrap_or_else(|e| panic!("remove {key}: {e}"));
+            assert_eq!(old, Some(t * 250 + i / 5), "{key} held its value");
+            done.removed.push(key);
+        }
+        if i % 7 == 0 {
+            let pairs = [(format!("b{t}-{i}-x"), i), (format!("b{t}-{i}-y"), i + 1)];
+            d.update(pairs.clone())
+                .await
+                .unwrap_or_else(|e| panic!("update {pairs:?}: {e}"));
+            done.entries.extend(pairs);
+        }
+        done.ops += 1;
+    }
+    done
+}
+
+/// A namespace's slot moves to another master (keys migrated a few at a
+/// time: ASK redirections meanwhile, MOVED after) while four writers work
+/// on it; every write succeeds and nothing is lost or duplicated.
+///
+/// Ignored until the library retries writes met by a slot migration: today
+/// they fail with `Ask` / `TryAgain` errors (the cluster client's retry budget,
+/// 5, runs out within a second; redis-rs never follows an ASK inside the
+/// MULTI/EXEC of a bulk `update`). Run it with `--ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "library bug: writes during a slot migration fail with Ask/TryAgain"]
+async fn slot_migration_during_writes_loses_nothing() {
+    let cluster = Arc::new(RedisCluster::start());
+    let urls = cluster.urls();
+    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let store = Store::connect_cluster(&seeds).await.unwrap();
+    let ns = "moving";
+    let d = store.dict::<String, u64>(ns).unwrap();
+    d.update((0..1000u64).map(|i| (format!("pre{i}"), i)))
+        .await
+        .unwrap();
+    let slot = cluster.slot_of(&format!("{{{ns}}}"));
+    let from = cluster.master_for_slot(slot);
+    let to = *cluster.masters().iter().find(|&&p| p != from).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u64)
+        .map(|t| tokio::spawn(writer(d.clone(), t, stop.clone(), 100)))
+        .collect();
+    // Let the writers get going, then migrate 20 keys at a time.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let migration = tokio::task::spawn_blocking({
+        let cluster = cluster.clone();
+        move || cluster.migrate_slot(slot, to, 20, Duration::from_millis(5))
+    });
+    migration.await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let mut expected: BTreeMap<String, u64> =
+        (0..1000u64).map(|i| (format!("pre{i}"), i)).collect();
+    let mut increments = 0;
+    let mut ops = 0;
+    for w in writers {
+        let done = w.await.unwrap();
+        for key in &done.removed {
+            assert!(expected.remove(key).is_some(), "{key} removed once");
+        }
+        expected.extend(done.entries);
+        increments += done.increments;
+        ops += done.ops;
+    }
+    assert!(
+        ops > 400,
+        "the writers wrote during the migration: {ops} ops"
+    );
+    expected.insert("counter".into(), increments);
+
+    assert_eq!(cluster.master_for_slot(slot), to, "the slot moved");
+    let mut old: redis::aio::MultiplexedConnection = support::connect_raw(&node_url(from)).await;
+    let left: u64 = redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(slot)
+        .query_async(&mut old)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "no key left behind on the old master");
+
+    assert_eq!(d.len().await.unwrap(), expected.len() as u64);
+    let got = d.to_btree_map().await.unwrap();
+    assert_eq!(got.len(), expected.len());
+    let wrong: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(v))
+        .take(5)
+        .collect();
+    assert!(wrong.is_empty(), "entries lost or wrong: {wrong:?}");
+    assert_eq!(got, expected);
+    let mut new_owner = support::connect_raw(&node_url(to)).await;
+    assert_eq!(
+        support::index_members(&mut new_owner, ns).await,
+        support::keyspace_members(&mut new_owner, ns).await,
+        "the index is in step with the entries"
+    );
+}
