@@ -401,15 +401,10 @@ async fn fail_over(cluster: &mut RedisCluster, ns: &str) -> (u16, u16) {
 
 /// After a failover, a store whose first operation is a write recovers like
 /// one whose first operation is a read: a plain `set` and a bulk `update`
-/// (both one MULTI/EXEC transaction) succeed once the replica has taken over.
-///
-/// Ignored until the library handles it: the transaction is sent to a node
-/// that no longer serves the slot, every queued command is answered MOVED,
-/// EXEC aborts, and redis-rs neither follows the redirection nor refreshes
-/// its slot map for an aborted transaction, so the store fails the same way
-/// until some other command meets a MOVED. Run it with `--ignored`.
+/// succeed once the replica has taken over. (Regression: these were MULTI/EXEC
+/// transactions, whose MOVED redis-rs does not follow; on a cluster they are
+/// now single script calls.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "library bug: after a failover, set/update fail with `Transaction aborted: Moved` until another command refreshes the slot map"]
 async fn first_write_after_a_failover_resumes_without_restarting_the_store() {
     let mut cluster = RedisCluster::start_with(Duration::from_millis(1000), &[]);
     let urls = cluster.urls();
@@ -499,13 +494,9 @@ async fn writer(
 /// A namespace's slot moves to another master (keys migrated a few at a
 /// time: ASK redirections meanwhile, MOVED after) while four writers work
 /// on it; every write succeeds and nothing is lost or duplicated.
-///
-/// Ignored until the library retries writes met by a slot migration: today
-/// they fail with `Ask` / `TryAgain` errors (the cluster client's retry budget,
-/// 5, runs out within a second; redis-rs never follows an ASK inside the
-/// MULTI/EXEC of a bulk `update`). Run it with `--ignored`.
+/// (Regression: writes met by a migration failed with `Ask`/`TryAgain` when
+/// the cluster retry budget was 5 and bulk updates were transactions.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "library bug: writes during a slot migration fail with Ask/TryAgain"]
 async fn slot_migration_during_writes_loses_nothing() {
     let cluster = Arc::new(RedisCluster::start());
     let urls = cluster.urls();

@@ -58,8 +58,8 @@ pub use namespace::{escape_glob, Namespace, MAX_NAMESPACE_LEN};
 pub use redis_pydict_derive::RedisDict;
 pub use space::{RepairReport, Ttl};
 pub use store::{
-    Store, StoreBuilder, StoreConnection, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_MAX_BATCH,
-    DEFAULT_MAX_UPDATE_ATTEMPTS, DEFAULT_MAX_VALUE_SIZE, DEFAULT_PAGE_SIZE,
+    Store, StoreBuilder, StoreConnection, DEFAULT_CLUSTER_RETRIES, DEFAULT_CONNECTION_TIMEOUT,
+    DEFAULT_MAX_BATCH, DEFAULT_MAX_UPDATE_ATTEMPTS, DEFAULT_MAX_VALUE_SIZE, DEFAULT_PAGE_SIZE,
     DEFAULT_RECONNECT_RETRIES, DEFAULT_RESPONSE_TIMEOUT,
 };
 pub use subscription::{Change, Event, Subscription};

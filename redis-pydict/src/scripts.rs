@@ -48,17 +48,15 @@ end
 "#;
 
 /// KEYS: entry keys..., index. ARGV (after the common three): mode ('set' |
-/// 'nx' | 'keepttl'), ttl_ms ('0' = none), then per entry: member, value,
-/// channel, payload ('' = silent).
-/// Returns the number of entries written (with 'nx', entries already present
-/// are left alone and not counted).
+/// 'nx' | 'keepttl'), then per entry: member, value, channel, payload ('' =
+/// silent), ttl_ms ('0' = none). Returns the number of entries written (with
+/// 'nx', entries already present are left alone and not counted).
 const SET_BODY: &str = r#"
 local mode = ARGV[4]
-local ttl = tonumber(ARGV[5])
 local written = 0
 for i = 1, #KEYS - 1 do
-  local a = 5 + (i - 1) * 4
-  written = written + write_entry(KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], mode, ttl)
+  local a = 4 + (i - 1) * 5
+  written = written + write_entry(KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], mode, tonumber(ARGV[a + 5]))
 end
 return written
 "#;

@@ -264,29 +264,47 @@ impl Space {
         }
     }
 
+    /// Runs one of the write scripts (EVALSHA, loading it when the server lacks it).
+    async fn run_script<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: Vec<String>,
+        args: Vec<Vec<u8>>,
+        operation: &'static str,
+    ) -> Result<T> {
+        script
+            .key(keys)
+            .arg(args)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.fail(operation))
+    }
+
     /// Keys and arguments of the SET script for `entries`.
     fn set_invocation(
         &self,
         mode: SetMode,
-        ttl: Option<Duration>,
-        entries: &[(&str, &[u8])],
+        groups: &[TtlGroup<'_>],
     ) -> Result<(Vec<String>, Vec<Vec<u8>>)> {
-        let ttl_ms = match ttl {
-            Some(ttl) => ttl_millis(entries.first().map_or("", |e| e.0), ttl)?,
-            None => 0,
-        };
-        let mut keys = Vec::with_capacity(entries.len() + 1);
-        let mut args = Vec::with_capacity(5 + entries.len() * 4);
+        let count: usize = groups.iter().map(|(_, entries)| entries.len()).sum();
+        let mut keys = Vec::with_capacity(count + 1);
+        let mut args = Vec::with_capacity(4 + count * 5);
         args.extend(self.common_args());
         args.push(mode.wire().as_bytes().to_vec());
-        args.push(ttl_ms.to_string().into_bytes());
-        for (key, value) in entries {
-            self.check_size(key, value)?;
-            keys.push(self.ns.entry_key(key));
-            args.push(key.as_bytes().to_vec());
-            args.push(value.to_vec());
-            args.push(self.ns.key_channel(key).into_bytes());
-            args.push(self.payload(Op::Set, Some(key), Some(value), None));
+        for (ttl, entries) in groups {
+            for (key, value) in entries {
+                let ttl_ms = match ttl {
+                    Some(ttl) => ttl_millis(key, *ttl)?,
+                    None => 0,
+                };
+                self.check_size(key, value)?;
+                keys.push(self.ns.entry_key(key));
+                args.push(key.as_bytes().to_vec());
+                args.push(value.to_vec());
+                args.push(self.ns.key_channel(key).into_bytes());
+                args.push(self.payload(Op::Set, Some(key), Some(value), None));
+                args.push(ttl_ms.to_string().into_bytes());
+            }
         }
         keys.push(self.ns.index_key().to_owned());
         Ok((keys, args))
@@ -303,8 +321,10 @@ impl Space {
         if entries.is_empty() {
             return Ok(0);
         }
-        if mode == SetMode::Set && ttl.is_none() {
-            // The common case needs no script: one MULTI/EXEC of SET, ZADD, PUBLISH.
+        if mode == SetMode::Set && ttl.is_none() && !self.store.is_cluster() {
+            // The common case needs no script: one MULTI/EXEC of SET, ZADD,
+            // PUBLISH. (Not on a cluster, where redis-rs does not follow a
+            // MOVED or ASK that aborts a transaction: scripts are single commands.)
             for (key, value) in entries {
                 self.check_size(key, value)?;
             }
@@ -314,42 +334,21 @@ impl Space {
                 .map_err(self.fail("set"))?;
             return Ok(entries.len() as u64);
         }
-        let (keys, args) = self.set_invocation(mode, ttl, entries)?;
-        scripts::SET
-            .1
-            .key(keys)
-            .arg(args)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(self.fail("set"))
+        let (keys, args) = self.set_invocation(mode, &[(ttl, entries.to_vec())])?;
+        self.run_script(&scripts::SET.1, keys, args, "set").await
     }
 
-    /// Writes groups of entries, each group with its own TTL, atomically and in
-    /// one round trip: one group is a plain [`Space::set`]; several are one SET
-    /// script per group inside one MULTI/EXEC. Used by derived views' `save`,
-    /// whose fields may declare different TTLs.
+    /// Writes groups of entries, each group with its own TTL, in one atomic
+    /// script call. Used by derived views' `save`, whose fields may declare
+    /// different TTLs.
     pub(crate) async fn set_groups(&self, groups: &[TtlGroup<'_>]) -> Result<()> {
-        let groups: Vec<_> = groups.iter().filter(|(_, e)| !e.is_empty()).collect();
-        if let [(ttl, entries)] = groups.as_slice() {
-            return self.set(SetMode::Set, *ttl, entries).await.map(drop);
-        }
-        if groups.is_empty() {
+        if groups.iter().all(|(_, entries)| entries.is_empty()) {
             return Ok(());
         }
-        let mut tx = redis::pipe();
-        tx.atomic();
-        for (ttl, entries) in groups {
-            let (k, a) = self.set_invocation(SetMode::Set, *ttl, entries)?;
-            tx.cmd("EVAL")
-                .arg(&scripts::SET.0)
-                .arg(k.len())
-                .arg(k)
-                .arg(a)
-                .ignore();
-        }
-        tx.query_async::<()>(&mut self.conn())
+        let (keys, args) = self.set_invocation(SetMode::Set, groups)?;
+        self.run_script::<u64>(&scripts::SET.1, keys, args, "set")
             .await
-            .map_err(self.fail("set"))
+            .map(drop)
     }
 
     /// Keys and arguments of the DEL script.
@@ -378,13 +377,9 @@ impl Space {
             return Ok(Vec::new());
         }
         let (redis_keys, args) = self.del_invocation(false, keys);
-        let flags: Vec<i64> = scripts::DEL
-            .1
-            .key(redis_keys)
-            .arg(args)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(self.fail("delete"))?;
+        let flags: Vec<i64> = self
+            .run_script(&scripts::DEL.1, redis_keys, args, "delete")
+            .await?;
         Ok(flags.into_iter().map(|n| n == 1).collect())
     }
 
@@ -394,13 +389,8 @@ impl Space {
             return Ok(Vec::new());
         }
         let (redis_keys, args) = self.del_invocation(true, keys);
-        scripts::DEL
-            .1
-            .key(redis_keys)
-            .arg(args)
-            .invoke_async(&mut self.conn())
+        self.run_script(&scripts::DEL.1, redis_keys, args, "remove")
             .await
-            .map_err(self.fail("remove"))
     }
 
     /// Sets (`Some`) or removes (`None`) an entry's TTL. False if the entry is absent.
@@ -449,6 +439,18 @@ impl Space {
     pub(crate) async fn update(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
         for (key, value) in entries {
             self.check_size(key, value)?;
+        }
+        if self.store.is_cluster() {
+            // One SET script per batch: redis-rs follows MOVED/ASK and retries
+            // TRYAGAIN for a single command, not inside a transaction.
+            for batch in entries.chunks(self.max_batch) {
+                let batch: Vec<(&str, &[u8])> = batch
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_slice()))
+                    .collect();
+                self.set(SetMode::Set, None, &batch).await?;
+            }
+            return Ok(());
         }
         let fail = self.fail("update");
         let mut in_flight = futures::stream::FuturesOrdered::new();
@@ -566,7 +568,7 @@ impl Space {
             let mut tx = redis::pipe();
             tx.atomic();
             if !sets.is_empty() {
-                let (k, a) = self.set_invocation(SetMode::KeepTtl, None, &sets)?;
+                let (k, a) = self.set_invocation(SetMode::KeepTtl, &[(None, sets)])?;
                 tx.cmd("EVAL")
                     .arg(&scripts::SET.0)
                     .arg(k.len())

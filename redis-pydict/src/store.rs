@@ -22,6 +22,9 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default number of reconnection attempts before an operation fails.
 pub const DEFAULT_RECONNECT_RETRIES: usize = 5;
+/// Default number of retries of a cluster request (redirections and
+/// TRYAGAIN during slot migrations count), with backoff up to 2 s between tries.
+pub const DEFAULT_CLUSTER_RETRIES: usize = 16;
 /// Largest encoded value accepted by default: Redis's own bulk-string limit.
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
 /// Default number of entries read per round trip when iterating.
@@ -378,6 +381,9 @@ impl Store {
     pub fn cluster_builder(nodes: &[&str]) -> StoreBuilder {
         let mut builder = Store::builder(nodes.first().copied().unwrap_or_default());
         builder.cluster_nodes = Some(nodes.iter().map(|n| (*n).to_owned()).collect());
+        // A redirection (MOVED/ASK) or a TRYAGAIN while a slot migrates costs
+        // a retry each: allow enough to ride out a failover or a migration.
+        builder.retries = DEFAULT_CLUSTER_RETRIES;
         builder
     }
 
