@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use redis_pydict::{Change, RedisDict, Store};
-use redis_pydict_suite::RedisServer;
 use serde::{Deserialize, Serialize};
 
 /// Shared configuration: every field is one Redis key holding a CBOR value.
@@ -31,7 +30,7 @@ struct Job {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (url, _private_server) = match find_server() {
+    let (url, _private_server) = match redis_pydict_suite::demo_server() {
         Ok(found) => found,
         Err(why) => {
             eprintln!("quickstart: {why}");
@@ -134,19 +133,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let removed = cfg.clear().await? + jobs.clear().await? + counters.clear().await?;
     println!("cleaned up {removed} keys");
     Ok(())
-}
-
-/// `REDIS_URL`, else a server on 127.0.0.1:6379, else a private one we start.
-fn find_server() -> Result<(String, Option<RedisServer>), String> {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        return Ok((url, None));
-    }
-    if redis_pydict_suite::ping(6379) {
-        return Ok(("redis://127.0.0.1:6379/".into(), None));
-    }
-    println!(
-        "no Redis at REDIS_URL or 127.0.0.1:6379; starting a private redis-server for the demo"
-    );
-    let server = RedisServer::try_start_with(&[])?;
-    Ok((server.url(), Some(server)))
 }

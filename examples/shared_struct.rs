@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use redis_pydict::{Dict, RedisDict, Store};
-use redis_pydict_suite::RedisServer;
 
 /// The shared state of a pipeline.
 #[derive(RedisDict, Debug, Clone, PartialEq)]
@@ -75,7 +74,7 @@ async fn monitor(url: String) -> redis_pydict::Result<Pipeline> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (url, _private_server) = match find_server() {
+    let (url, _private_server) = match redis_pydict_suite::demo_server() {
         Ok(found) => found,
         Err(why) => {
             eprintln!("shared_struct: {why}");
@@ -111,18 +110,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("entries of namespace demo:shared: {keys:?}");
     pipeline.clear().await?;
     Ok(())
-}
-
-fn find_server() -> Result<(String, Option<RedisServer>), String> {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        return Ok((url, None));
-    }
-    if redis_pydict_suite::ping(6379) {
-        return Ok(("redis://127.0.0.1:6379/".into(), None));
-    }
-    println!(
-        "no Redis at REDIS_URL or 127.0.0.1:6379; starting a private redis-server for the demo"
-    );
-    let server = RedisServer::try_start_with(&[])?;
-    Ok((server.url(), Some(server)))
 }

@@ -147,6 +147,24 @@ impl Drop for RedisServer {
     }
 }
 
+/// The server an example should use: `REDIS_URL`, else one answering on
+/// 127.0.0.1:6379, else a private `redis-server` started here (returned too,
+/// so that it lives as long as the caller keeps it). The error says how to
+/// install `redis-server` when none can be started.
+pub fn demo_server() -> Result<(String, Option<RedisServer>), String> {
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        return Ok((url, None));
+    }
+    if ping(6379) {
+        return Ok(("redis://127.0.0.1:6379/".into(), None));
+    }
+    println!(
+        "no Redis at REDIS_URL or 127.0.0.1:6379; starting a private redis-server for the demo"
+    );
+    let server = RedisServer::try_start_with(&[])?;
+    Ok((server.url(), Some(server)))
+}
+
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
