@@ -69,3 +69,9 @@ fn blocking_api_mirrors_the_async_one() {
     let store = redis_pydict::blocking::Store::connect(&server.url()).unwrap();
     case::blocking_api_mirrors_the_async_one(&store, "");
 }
+
+#[tokio::test]
+async fn clear_larger_than_a_batch_empties_the_namespace() {
+    let (_server, ctx) = support::single().await;
+    case::clear_larger_than_a_batch_empties_the_namespace(&ctx).await;
+}

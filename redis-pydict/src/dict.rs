@@ -178,9 +178,12 @@ impl<K, V> Dict<K, V> {
         self.space.ttl(&key.key_text()).await
     }
 
-    /// Removes every entry of the namespace (one atomic script, one event on
-    /// `{ns}#ev`); returns how many there were. Touches only indexed entries:
-    /// run [`Dict::repair`] first for entries written by other means.
+    /// Removes every entry of the namespace and returns how many there were.
+    /// Up to `max_batch` entries (see [`crate::StoreBuilder::max_batch`]) this
+    /// is one atomic script; a larger namespace is cleared in consecutive
+    /// atomic batches, so the server is never held for long. One `clear` event
+    /// on `{ns}#ev` goes out when the index is empty. Touches only indexed
+    /// entries: run [`Dict::repair`] first for entries written by other means.
     pub async fn clear(&self) -> Result<u64> {
         self.space.clear().await
     }

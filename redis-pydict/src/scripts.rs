@@ -103,24 +103,26 @@ emit(channel, payload)
 return 1
 "#;
 
-/// KEYS: index. ARGV (after the common three): entry prefix, channel, payload. Deletes every indexed
-/// entry and the index; returns how many entries existed.
+/// KEYS: index. ARGV (after the common three): entry prefix, channel,
+/// payload, limit. Deletes (UNLINK) up to `limit` indexed entries and their
+/// index members; when the index is then empty, emits the clear event.
+/// Returns `{entries that existed, members left}`.
 const CLEAR_BODY: &str = r#"
-local prefix, channel, payload = ARGV[4], ARGV[5], ARGV[6]
+local prefix, channel, payload, limit = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local members = redis.call('ZRANGE', idx, 0, limit - 1)
 local removed = 0
-local members = redis.call('ZRANGE', idx, 0, -1)
-local batch = {}
-for _, m in ipairs(members) do
-  batch[#batch + 1] = prefix .. m
-  if #batch == 500 then
-    removed = removed + redis.call('DEL', unpack(batch))
-    batch = {}
+for i = 1, #members, 500 do
+  local keys, chunk = {}, {}
+  for j = i, math.min(i + 499, #members) do
+    keys[#keys + 1] = prefix .. members[j]
+    chunk[#chunk + 1] = members[j]
   end
+  removed = removed + redis.call('UNLINK', unpack(keys))
+  redis.call('ZREM', idx, unpack(chunk))
 end
-if #batch > 0 then removed = removed + redis.call('DEL', unpack(batch)) end
-redis.call('DEL', idx)
-emit(channel, payload)
-return removed
+local left = redis.call('ZCARD', idx)
+if left == 0 then emit(channel, payload) end
+return {removed, left}
 "#;
 
 /// KEYS: watched entry keys..., index. ARGV (after the common three): the

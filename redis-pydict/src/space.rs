@@ -416,18 +416,30 @@ impl Space {
         Ok(existed == 1)
     }
 
-    /// Removes every indexed entry and the index; returns how many entries existed.
+    /// Removes every indexed entry and the index, `max_batch` entries per
+    /// atomic script call (so a large namespace never holds the server for
+    /// long); the clear event goes out with the call that empties the index.
+    /// Returns how many entries existed.
     pub(crate) async fn clear(&self) -> Result<u64> {
-        scripts::CLEAR
-            .1
-            .key(self.ns.index_key())
-            .arg(&self.common_args())
-            .arg(self.ns.entry_prefix())
-            .arg(self.ns.event_channel())
-            .arg(self.payload(Op::Clear, None, None, None))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(self.fail("clear"))
+        let payload = self.payload(Op::Clear, None, None, None);
+        let mut total = 0;
+        loop {
+            let (removed, left): (u64, u64) = scripts::CLEAR
+                .1
+                .key(self.ns.index_key())
+                .arg(&self.common_args())
+                .arg(self.ns.entry_prefix())
+                .arg(self.ns.event_channel())
+                .arg(&payload)
+                .arg(self.max_batch)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(self.fail("clear"))?;
+            total += removed;
+            if left == 0 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Writes many entries: each batch of up to `max_batch` entries is one

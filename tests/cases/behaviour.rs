@@ -385,3 +385,28 @@ pub fn blocking_api_mirrors_the_async_one(store: &redis_pydict::blocking::Store,
     assert_eq!(d.clear().unwrap(), 4);
     assert!(d.is_empty().unwrap());
 }
+
+/// A clear larger than one batch runs as several atomic script calls and
+/// still empties the namespace, with one `Cleared` event at the end.
+pub async fn clear_larger_than_a_batch_empties_the_namespace(ctx: &Ctx) {
+    use futures::StreamExt;
+    let store = ctx.builder().max_batch(1000).connect().await.unwrap();
+    let ns = ctx.ns("big-clear");
+    let d = store.dict::<u32, u32>(&ns).unwrap();
+    d.update((0..3500).map(|i| (i, i))).await.unwrap();
+    let other = store.dict::<u32, u32>(&ctx.ns("big-clear-other")).unwrap();
+    other.set(&1, &1).await.unwrap();
+    let mut events = d.subscribe("*").await.unwrap();
+    assert_eq!(d.clear().await.unwrap(), 3500);
+    assert_eq!(d.len().await.unwrap(), 0);
+    assert!(d.keys().collect::<Vec<_>>().await.is_empty());
+    assert_eq!(other.len().await.unwrap(), 1, "other namespaces untouched");
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.change, redis_pydict::Change::Cleared);
+    let extra = tokio::time::timeout(std::time::Duration::from_millis(300), events.next()).await;
+    assert!(extra.is_err(), "one clear event: {extra:?}");
+}
