@@ -158,11 +158,12 @@ where
 {
     async fn run(mut self, tx: mpsc::Sender<Result<(LogId, T)>>) {
         let mut delay = self.store.settings().min_retry_delay;
+        let mut caught_up = false;
         loop {
             if tx.is_closed() {
                 return;
             }
-            let batch = match self.read().await {
+            let batch = match self.read(caught_up).await {
                 Ok(batch) => batch,
                 Err(_) => {
                     // Connection trouble: retry with backoff from the same id; no gap.
@@ -186,7 +187,7 @@ where
                     }
                 }
             }
-            let empty = entries.is_empty();
+            caught_up = entries.len() < BATCH;
             for (id, fields) in entries {
                 let Ok(log_id) = id.parse::<LogId>() else {
                     continue;
@@ -210,12 +211,6 @@ where
                     if tx.send(item.map(|t| (log_id, t))).await.is_err() {
                         return;
                     }
-                }
-            }
-            if empty {
-                // Caught up: wait for the next entry (or the timeout), then read again.
-                if self.wait().await.is_err() {
-                    self.conn = None;
                 }
             }
         }
@@ -243,18 +238,42 @@ where
             .ok_or_else(|| std::io::Error::other("no log connection").into())
     }
 
-    /// Reads the next batch after `last`; `true` when changes after `last` were trimmed.
-    async fn read(&mut self) -> redis::RedisResult<(bool, LogEntries)> {
+    /// Reads the next batch after `last`; `true` when changes after `last`
+    /// were trimmed. When `wait`, first blocks (XREAD BLOCK, in the same round
+    /// trip) until an entry after `last` exists or `BLOCK` passes.
+    async fn read(&mut self, wait: bool) -> redis::RedisResult<(bool, LogEntries)> {
         let log_key = self.ns.log_key().to_owned();
         let after = self.last.to_string();
         let script = self.script.clone();
         let conn = self.connection().await?;
-        let (exists, first, trimmed, entries): (i64, String, i64, LogEntries) = script
-            .key(log_key)
-            .arg(after)
-            .arg(BATCH)
-            .invoke_async(conn)
-            .await?;
+        let (exists, first, trimmed, entries): (i64, String, i64, LogEntries) = if wait {
+            let (read,): ((i64, String, i64, LogEntries),) = redis::pipe()
+                .cmd("XREAD")
+                .arg("COUNT")
+                .arg(1)
+                .arg("BLOCK")
+                .arg(BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&log_key)
+                .arg(&after)
+                .ignore()
+                .cmd("EVAL")
+                .arg(READ_SCRIPT)
+                .arg(1)
+                .arg(&log_key)
+                .arg(&after)
+                .arg(BATCH)
+                .query_async(conn)
+                .await?;
+            read
+        } else {
+            script
+                .key(log_key)
+                .arg(after)
+                .arg(BATCH)
+                .invoke_async(conn)
+                .await?
+        };
         let first: LogId = first.parse().unwrap_or(LogId::ZERO);
         // Trimming removes the oldest entries: when the log has been trimmed and
         // its oldest kept change is newer than `last`, changes after `last` may
@@ -264,24 +283,6 @@ where
         let vanished = self.log_seen && exists == 0;
         self.log_seen = exists == 1;
         Ok((trimmed_past || vanished, entries))
-    }
-
-    /// Blocks until an entry after `last` exists or `BLOCK` passes.
-    async fn wait(&mut self) -> redis::RedisResult<()> {
-        let log_key = self.ns.log_key().to_owned();
-        let after = self.last.to_string();
-        let conn = self.connection().await?;
-        let _: redis::Value = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(1)
-            .arg("BLOCK")
-            .arg(BLOCK.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(log_key)
-            .arg(after)
-            .query_async(conn)
-            .await?;
-        Ok(())
     }
 
     /// The id of the newest change in the log (`ZERO` when there is none).

@@ -23,8 +23,8 @@ struct Step {
     page: Vec<(String, Option<Vec<u8>>)>,
     /// The ZSCAN step, when one was asked for: next cursor and member/score pairs.
     scan: Option<(u64, Vec<String>)>,
-    /// Server time in ms, when asked for.
-    server_ms: Option<u64>,
+    /// Server time in ms and the index size, when asked for (first round trip).
+    start: Option<(u64, usize)>,
 }
 
 /// A cursor over a namespace index (see [`Space::pages`]).
@@ -83,8 +83,10 @@ impl Pages {
                     })
                 }
             };
-            if let Some(ms) = step.server_ms {
+            if let Some((ms, members)) = step.start {
                 self.clock = Some((ms, Instant::now()));
+                // Sized once: growing the set would briefly hold two tables.
+                self.seen.reserve(members);
             }
             if let Some((cursor, found)) = step.scan {
                 self.cursor = (cursor != 0).then_some(cursor);
@@ -173,6 +175,7 @@ async fn round_trip(
     if let Some(cursor) = cursor {
         if need_clock {
             pipe.cmd("TIME");
+            pipe.cmd("ZCARD").arg(ns.index_key());
         }
         let scan = pipe.cmd("ZSCAN").arg(ns.index_key()).arg(cursor);
         if let Some(pattern) = pattern {
@@ -196,21 +199,19 @@ async fn round_trip(
     } else {
         members.into_iter().map(|m| (m, None)).collect()
     };
-    let mut server_ms = None;
+    let mut start = None;
     let mut scan = None;
     if cursor.is_some() {
         if need_clock {
             let (secs, micros): (u64, u64) =
                 redis::from_redis_value(replies.next().unwrap_or(Value::Nil)).map_err(parse)?;
-            server_ms = Some(secs * 1000 + micros / 1000);
+            let members: usize =
+                redis::from_redis_value(replies.next().unwrap_or(Value::Nil)).map_err(parse)?;
+            start = Some((secs * 1000 + micros / 1000, members));
         }
         scan = Some(redis::from_redis_value(replies.next().unwrap_or(Value::Nil)).map_err(parse)?);
     }
-    Ok(Step {
-        page,
-        scan,
-        server_ms,
-    })
+    Ok(Step { page, scan, start })
 }
 
 fn hash_of(member: &str) -> u64 {
