@@ -545,7 +545,7 @@ where
 }
 
 /// Parses a stored key text as `K`, naming namespace and key on failure.
-fn parse_key<K: DictKey>(namespace: &str, text: &str) -> Result<K> {
+pub(crate) fn parse_key<K: DictKey>(namespace: &str, text: &str) -> Result<K> {
     K::from_key_text(text).map_err(|reason| Error::InvalidKey {
         namespace: namespace.to_owned(),
         key: text.to_owned(),

@@ -10,12 +10,11 @@ use futures::StreamExt;
 use redis::RedisError;
 
 use crate::connection::StoreConnection;
-
 use crate::error::{Error, Result};
 use crate::event::{self, Op};
 use crate::namespace::Namespace;
 use crate::scripts;
-use crate::store::{Settings, Store};
+use crate::store::Store;
 
 /// Bulk-update batches sent before waiting for the first one's reply.
 const BATCHES_IN_FLIGHT: usize = 4;
@@ -81,25 +80,19 @@ pub(crate) struct Space {
     log_maxlen: Option<u64>,
     /// Whether subscriptions drop events carrying this space's own origin.
     skip_own_events: bool,
-    max_value_size: usize,
-    max_batch: usize,
-    page_size: usize,
-    max_update_attempts: u32,
 }
 
 impl Space {
-    pub(crate) fn new(store: Store, ns: Namespace, settings: &Settings) -> Self {
+    /// A handle on `ns` with the store's event settings (a dict may override them).
+    pub(crate) fn new(store: Store, ns: Namespace) -> Self {
+        let settings = store.settings();
         Space {
-            store,
-            ns: Arc::new(ns),
             notifications: settings.notifications,
             origin: settings.origin.clone(),
+            store,
+            ns: Arc::new(ns),
             log_maxlen: None,
             skip_own_events: false,
-            max_value_size: settings.max_value_size,
-            max_batch: settings.max_batch,
-            page_size: settings.page_size,
-            max_update_attempts: settings.max_update_attempts,
         }
     }
 
@@ -108,7 +101,7 @@ impl Space {
     }
 
     pub(crate) fn page_size(&self) -> usize {
-        self.page_size
+        self.store.settings().page_size
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -165,12 +158,13 @@ impl Space {
 
     /// Refuses values over the size limit, naming the key.
     pub(crate) fn check_size(&self, key: &str, value: &[u8]) -> Result<()> {
-        if value.len() > self.max_value_size {
+        let limit = self.store.settings().max_value_size;
+        if value.len() > limit {
             return Err(Error::ValueTooLarge {
                 namespace: self.ns.name().to_owned(),
                 key: key.to_owned(),
                 size: value.len(),
-                limit: self.max_value_size,
+                limit,
             });
         }
         Ok(())
@@ -431,7 +425,7 @@ impl Space {
                 .arg(self.ns.entry_prefix())
                 .arg(self.ns.event_channel())
                 .arg(&payload)
-                .arg(self.max_batch)
+                .arg(self.store.settings().max_batch)
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(self.fail("clear"))?;
@@ -443,8 +437,8 @@ impl Space {
     }
 
     /// Writes many entries: each batch of up to `max_batch` entries is one
-    /// MULTI/EXEC transaction (prune, MSET, ZADD, and per entry its PUBLISH and
-    /// log append), so a call of up to `max_batch` entries is atomic and no
+    /// MULTI/EXEC transaction (MSET, ZADD, and per entry its PUBLISH and log
+    /// append; one SET script per batch on a cluster), so a call of up to `max_batch` entries is atomic and no
     /// transaction holds the server for long. Batches are pipelined, a few in
     /// flight at once, and applied in order; if one fails, the ones before it
     /// stay applied. Existing TTLs are cleared.
@@ -455,7 +449,7 @@ impl Space {
         if self.store.is_cluster() {
             // One SET script per batch: redis-rs follows MOVED/ASK and retries
             // TRYAGAIN for a single command, not inside a transaction.
-            for batch in entries.chunks(self.max_batch) {
+            for batch in entries.chunks(self.store.settings().max_batch) {
                 let batch: Vec<(&str, &[u8])> = batch
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_slice()))
@@ -466,7 +460,7 @@ impl Space {
         }
         let fail = self.fail("update");
         let mut in_flight = futures::stream::FuturesOrdered::new();
-        for batch in entries.chunks(self.max_batch) {
+        for batch in entries.chunks(self.store.settings().max_batch) {
             let pipe = self.plain_write(batch);
             let mut conn = self.conn();
             in_flight.push_back(async move { pipe.query_async::<()>(&mut conn).await });
@@ -555,7 +549,7 @@ impl Space {
         let fail = self.fail("update_with");
         let redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
         let mut conn = self.store.dedicated().await.map_err(&fail)?;
-        for _attempt in 0..self.max_update_attempts {
+        for _attempt in 0..self.store.settings().max_update_attempts {
             let (current,): (Vec<Option<Vec<u8>>>,) = redis::pipe()
                 .cmd("WATCH")
                 .arg(&redis_keys)
@@ -608,7 +602,7 @@ impl Space {
         let mut redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
         let current_keys = redis_keys.clone();
         redis_keys.push(self.ns.index_key().to_owned());
-        for _attempt in 0..self.max_update_attempts {
+        for _attempt in 0..self.store.settings().max_update_attempts {
             let current: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
                 .arg(&current_keys)
                 .query_async(&mut self.conn())
@@ -650,7 +644,7 @@ impl Space {
         Error::Contention {
             namespace: self.ns.name().to_owned(),
             key: keys.join(", "),
-            attempts: self.max_update_attempts,
+            attempts: self.store.settings().max_update_attempts,
         }
     }
 

@@ -78,7 +78,7 @@ enum Topology {
     },
 }
 
-/// Per-store behaviour settings, copied into each dict (where some can be overridden).
+/// Per-store behaviour settings; dicts read them from their store (and may override the event ones).
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub notifications: bool,
@@ -422,7 +422,7 @@ impl Store {
     /// The untyped namespace handle behind dicts and views.
     pub(crate) fn space(&self, namespace: &str) -> Result<Space> {
         let ns = Namespace::new(namespace)?;
-        Ok(Space::new(self.clone(), ns, &self.inner.settings))
+        Ok(Space::new(self.clone(), ns))
     }
 
     /// The URL connected to, with any password replaced by `***`.

@@ -384,30 +384,16 @@ where
     K: crate::DictKey,
     V: serde::de::DeserializeOwned,
 {
-    let key = match raw.key {
-        Some(text) => Some(K::from_key_text(&text).map_err(|reason| Error::InvalidKey {
-            namespace: namespace.to_owned(),
-            key: text.clone(),
-            expected: std::any::type_name::<K>(),
-            reason,
-        })?),
+    let key = match &raw.key {
+        Some(text) => Some(crate::dict::parse_key::<K>(namespace, text)?),
         None => None,
     };
-    let change = match raw.kind {
-        RawKind::Set(value) => {
-            Change::Set(value.deserialized::<V>().map_err(|e| Error::Decode {
-                namespace: namespace.to_owned(),
-                key: key_text(&key),
-                expected: std::any::type_name::<V>(),
-                reason: e.to_string(),
-            })?)
-        }
-        RawKind::Del => Change::Deleted,
-        RawKind::Clear => Change::Cleared,
-        RawKind::Expire(ms) => Change::TtlChanged(ms.map(Duration::from_millis)),
-        RawKind::Expired => Change::Expired,
-        RawKind::Gap => Change::Gap,
-    };
+    let change = raw.kind.typed(|reason| Error::Decode {
+        namespace: namespace.to_owned(),
+        key: raw.key.clone().unwrap_or_default(),
+        expected: std::any::type_name::<V>(),
+        reason,
+    })?;
     Ok(Event {
         key,
         origin: raw.origin,
@@ -415,8 +401,22 @@ where
     })
 }
 
-fn key_text<K: crate::KeyText>(key: &Option<K>) -> String {
-    key.as_ref()
-        .map(|k| k.key_text().into_owned())
-        .unwrap_or_default()
+impl RawKind {
+    /// The change, its value typed as `V`; a value that does not decode is
+    /// the error `fail` builds from the decoder's message.
+    pub(crate) fn typed<V: serde::de::DeserializeOwned>(
+        self,
+        fail: impl FnOnce(String) -> Error,
+    ) -> Result<Change<V>> {
+        Ok(match self {
+            RawKind::Set(value) => {
+                Change::Set(value.deserialized::<V>().map_err(|e| fail(e.to_string()))?)
+            }
+            RawKind::Del => Change::Deleted,
+            RawKind::Clear => Change::Cleared,
+            RawKind::Expire(ms) => Change::TtlChanged(ms.map(Duration::from_millis)),
+            RawKind::Expired => Change::Expired,
+            RawKind::Gap => Change::Gap,
+        })
+    }
 }

@@ -498,23 +498,15 @@ impl FieldChange<'_> {
     /// The change typed as the field's type `F`; a value that does not
     /// decode as `F` is [`Error::Decode`] naming the key and the field.
     pub fn decode<F: DeserializeOwned>(self) -> Result<Change<F>> {
-        Ok(match self.kind {
-            RawKind::Set(value) => {
-                Change::Set(value.deserialized::<F>().map_err(|e| Error::Decode {
-                    namespace: self.namespace.to_owned(),
-                    key: self.spec.key.to_owned(),
-                    expected: std::any::type_name::<F>(),
-                    reason: format!(
-                        "in a change event of field `{}` of {}: {e}",
-                        self.spec.name, self.schema.type_name
-                    ),
-                })?)
-            }
-            RawKind::Del => Change::Deleted,
-            RawKind::Expire(ms) => Change::TtlChanged(ms.map(Duration::from_millis)),
-            RawKind::Expired => Change::Expired,
-            RawKind::Clear => Change::Cleared,
-            RawKind::Gap => Change::Gap,
+        let (schema, spec, namespace) = (self.schema, self.spec, self.namespace);
+        self.kind.typed(|e| Error::Decode {
+            namespace: namespace.to_owned(),
+            key: spec.key.to_owned(),
+            expected: std::any::type_name::<F>(),
+            reason: format!(
+                "in a change event of field `{}` of {}: {e}",
+                spec.name, schema.type_name
+            ),
         })
     }
 
