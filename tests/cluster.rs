@@ -110,6 +110,7 @@ on_the_cluster!(dict_behaviour = behaviour {
     #[tokio::test] shared repair_rebuilds_the_index_from_the_keyspace;
     #[tokio::test] shared every_write_publishes_its_event_atomically;
     #[tokio::test] shared clear_larger_than_a_batch_empties_the_namespace;
+    #[tokio::test] shared iteration_reads_ahead_across_pages;
 });
 
 on_the_cluster!(subscriptions = subscriptions {

@@ -33,6 +33,12 @@ async fn index_matches_live_keys_after_concurrent_writes() {
     case::index_matches_live_keys_after_concurrent_writes(&ctx).await;
 }
 
+#[tokio::test]
+async fn iteration_reads_ahead_across_pages() {
+    let (_server, ctx) = support::single().await;
+    case::iteration_reads_ahead_across_pages(&ctx).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn remove_is_an_atomic_take() {
     let (_server, ctx) = support::single().await;

@@ -6,7 +6,7 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use futures::stream::{self, Stream, StreamExt, TryStreamExt};
+use futures::stream::{Stream, StreamExt, TryStreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::codec;
@@ -15,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::event::RawEvent;
 use crate::key::{DictKey, KeyText};
 use crate::namespace::Namespace;
-use crate::pages::{PageEntry, Pages};
 use crate::space::{RepairReport, SetMode, Space, Ttl};
 use crate::subscription::{self, Event, Subscription, Target};
 
@@ -208,7 +207,7 @@ where
         codec::decode(bytes, self.space.namespace().name(), key)
     }
 
-    fn parse_key(&self, text: &str) -> Result<K> {
+    fn parse_key(&self, text: String) -> Result<K> {
         parse_key(self.space.namespace().name(), text)
     }
 
@@ -382,8 +381,9 @@ where
         K: Send + 'static,
     {
         let namespace = self.space.namespace().name().to_owned();
-        page_stream(self.space.pages(pattern, false))
-            .map(move |entry| entry.and_then(|(key, _)| parse_key(&namespace, &key)))
+        self.space
+            .entries(pattern, false)
+            .map(move |entry| entry.and_then(|(key, _)| parse_key(&namespace, key)))
     }
 
     /// All values, read in MGET batches.
@@ -437,10 +437,10 @@ where
         V: Send + 'static,
     {
         let this = self.clone();
-        page_stream(self.space.pages(pattern, true)).map(move |entry| {
+        self.space.entries(pattern, true).map(move |entry| {
             let (key, bytes) = entry?;
             let value = this.decode(&key, bytes.as_deref().unwrap_or_default())?;
-            Ok((this.parse_key(&key)?, value))
+            Ok((this.parse_key(key)?, value))
         })
     }
 
@@ -545,28 +545,11 @@ where
 }
 
 /// Parses a stored key text as `K`, naming namespace and key on failure.
-pub(crate) fn parse_key<K: DictKey>(namespace: &str, text: &str) -> Result<K> {
-    K::from_key_text(text).map_err(|reason| Error::InvalidKey {
+pub(crate) fn parse_key<K: DictKey>(namespace: &str, text: String) -> Result<K> {
+    K::from_key_string(text).map_err(|(key, reason)| Error::InvalidKey {
         namespace: namespace.to_owned(),
-        key: text.to_owned(),
+        key,
         expected: std::any::type_name::<K>(),
         reason,
     })
-}
-
-/// Flattens index pages into a stream of entries. After a Redis error the
-/// stream yields that error and ends.
-fn page_stream(pages: Pages) -> impl Stream<Item = Result<PageEntry>> + Send + 'static {
-    stream::unfold(Some(pages), |state| async move {
-        let mut pages = state?;
-        match pages.next_page().await {
-            Ok(Some(page)) => Some((
-                stream::iter(page.into_iter().map(Ok)).left_stream(),
-                Some(pages),
-            )),
-            Ok(None) => None,
-            Err(e) => Some((stream::iter(vec![Err(e)]).right_stream(), None)),
-        }
-    })
-    .flatten()
 }

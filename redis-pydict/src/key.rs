@@ -16,6 +16,13 @@ pub trait DictKey: KeyText + Sized {
     /// Parses the canonical text back into a key. Non-canonical text (for
     /// integers: `"007"`, `"+1"`, `" 1"`) is an error message.
     fn from_key_text(text: &str) -> Result<Self, String>;
+
+    /// Like [`DictKey::from_key_text`], from an owned text, which `String`
+    /// keys take as it is, without a copy. On failure, the text comes back
+    /// with the reason.
+    fn from_key_string(text: String) -> Result<Self, (String, String)> {
+        Self::from_key_text(&text).map_err(|reason| (text, reason))
+    }
 }
 
 impl KeyText for str {
@@ -33,6 +40,10 @@ impl KeyText for String {
 impl DictKey for String {
     fn from_key_text(text: &str) -> Result<Self, String> {
         Ok(text.to_owned())
+    }
+
+    fn from_key_string(text: String) -> Result<Self, (String, String)> {
+        Ok(text)
     }
 }
 

@@ -385,7 +385,7 @@ where
     V: serde::de::DeserializeOwned,
 {
     let key = match &raw.key {
-        Some(text) => Some(crate::dict::parse_key::<K>(namespace, text)?),
+        Some(text) => Some(crate::dict::parse_key::<K>(namespace, text.clone())?),
         None => None,
     };
     let change = raw.kind.typed(|reason| Error::Decode {

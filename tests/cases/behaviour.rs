@@ -410,3 +410,57 @@ pub async fn clear_larger_than_a_batch_empties_the_namespace(ctx: &Ctx) {
     let extra = tokio::time::timeout(std::time::Duration::from_millis(300), events.next()).await;
     assert!(extra.is_err(), "one clear event: {extra:?}");
 }
+
+/// Iteration reads ahead in a task of its own: across many pages it yields
+/// every entry once, with its value; entries present from start to end are
+/// all seen while other entries come and go; and a stream dropped half-way
+/// leaves the store working.
+pub async fn iteration_reads_ahead_across_pages(ctx: &Ctx) {
+    let store = ctx.builder().page_size(50).connect().await.unwrap();
+    let ns = ctx.ns("pages");
+    let d = store.dict::<u32, String>(&ns).unwrap();
+    d.update((0..2000u32).map(|i| (i, format!("v{i}"))))
+        .await
+        .unwrap();
+
+    let mut got: Vec<(u32, String)> = d.items().try_collect().await.unwrap();
+    got.sort();
+    let want: Vec<(u32, String)> = (0..2000).map(|i| (i, format!("v{i}"))).collect();
+    assert_eq!(got, want);
+
+    // Churn on keys 1000.. while iterating: 0..1000 stay throughout.
+    let churn = {
+        let d = d.clone();
+        tokio::spawn(async move {
+            for round in 0..20u32 {
+                d.update((1000..1100u32).map(|i| (i + round * 100, "new".to_string())))
+                    .await
+                    .unwrap();
+                let gone: Vec<u32> = (1000..1050u32).map(|i| i + round * 50).collect();
+                for key in gone {
+                    d.delete(&key).await.unwrap();
+                }
+            }
+        })
+    };
+    let mut stream = std::pin::pin!(d.items());
+    let mut seen = BTreeSet::new();
+    while let Some(item) = stream.next().await {
+        let (key, value) = item.unwrap();
+        assert!(seen.insert(key), "{key} yielded twice");
+        if key < 1000 {
+            assert_eq!(value, format!("v{key}"));
+        }
+    }
+    churn.await.unwrap();
+    assert!(
+        (0..1000).all(|k| seen.contains(&k)),
+        "a stable entry was missed"
+    );
+
+    // Dropped after a few entries: the read-ahead stops, the store goes on.
+    let first: Vec<_> = d.keys().take(3).try_collect().await.unwrap();
+    assert_eq!(first.len(), 3);
+    d.set(&5, &"after".to_string()).await.unwrap();
+    assert_eq!(d.get(&5).await.unwrap().as_deref(), Some("after"));
+}
