@@ -39,35 +39,47 @@ pub(crate) fn payload(
     value: Option<&[u8]>,
     ttl_ms: Option<u64>,
 ) -> Vec<u8> {
-    let extra = usize::from(op == Op::Set || op == Op::Expire);
     let mut out = Vec::with_capacity(48 + key.map_or(0, str::len) + value.map_or(0, <[u8]>::len));
-    write_head(&mut out, 5, 4 + extra as u64);
-    write_text(&mut out, "v");
+    write_payload(&mut out, op, key, origin, value, ttl_ms);
+    out
+}
+
+/// Appends an event payload (see [`payload`]) to `out`.
+pub(crate) fn write_payload(
+    out: &mut Vec<u8>,
+    op: Op,
+    key: Option<&str>,
+    origin: Option<&str>,
+    value: Option<&[u8]>,
+    ttl_ms: Option<u64>,
+) {
+    let extra = usize::from(op == Op::Set || op == Op::Expire);
+    write_head(out, 5, 4 + extra as u64);
+    write_text(out, "v");
     out.push(0x01);
-    write_text(&mut out, "op");
-    write_text(&mut out, op.as_str());
-    write_text(&mut out, "key");
-    write_opt_text(&mut out, key);
-    write_text(&mut out, "origin");
-    write_opt_text(&mut out, origin);
+    write_text(out, "op");
+    write_text(out, op.as_str());
+    write_text(out, "key");
+    write_opt_text(out, key);
+    write_text(out, "origin");
+    write_opt_text(out, origin);
     match op {
         Op::Set => {
-            write_text(&mut out, "value");
+            write_text(out, "value");
             match value {
                 Some(bytes) => out.extend_from_slice(bytes),
                 None => out.push(NULL),
             }
         }
         Op::Expire => {
-            write_text(&mut out, "ttl_ms");
+            write_text(out, "ttl_ms");
             match ttl_ms {
-                Some(ms) => write_head(&mut out, 0, ms),
+                Some(ms) => write_head(out, 0, ms),
                 None => out.push(NULL),
             }
         }
         Op::Del | Op::Clear => {}
     }
-    out
 }
 
 const NULL: u8 = 0xf6;

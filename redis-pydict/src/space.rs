@@ -483,12 +483,16 @@ impl Space {
     /// that handle those prune.
     fn plain_write<K: AsRef<str>, V: AsRef<[u8]>>(&self, entries: &[(K, V)]) -> redis::Pipeline {
         let index = self.ns.index_key();
+        // One scratch buffer for the texts of every argument: redis-rs
+        // copies each argument into the command, so none needs its own
+        // allocation.
+        let mut scratch: Vec<u8> = Vec::new();
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mset = pipe.cmd("MSET");
         for (key, value) in entries {
-            mset.arg(self.ns.entry_key(key.as_ref()))
-                .arg(value.as_ref());
+            let entry_key = joined(&mut scratch, self.ns.entry_prefix(), key.as_ref());
+            mset.arg(entry_key).arg(value.as_ref());
         }
         mset.ignore();
         let zadd = pipe.cmd("ZADD").arg(index);
@@ -497,13 +501,23 @@ impl Space {
         }
         zadd.ignore();
         if self.notifications || self.log_maxlen.is_some() {
+            let mut payload = Vec::new();
+            let channel_prefix = format!("{}:", self.ns.event_channel());
             for (key, value) in entries {
                 let (key, value) = (key.as_ref(), value.as_ref());
-                let payload = self.payload(Op::Set, Some(key), Some(value), None);
+                payload.clear();
+                event::write_payload(
+                    &mut payload,
+                    Op::Set,
+                    Some(key),
+                    self.origin.as_deref(),
+                    Some(value),
+                    None,
+                );
                 if self.notifications {
                     pipe.cmd("PUBLISH")
-                        .arg(self.ns.key_channel(key))
-                        .arg(&payload)
+                        .arg(joined(&mut scratch, &channel_prefix, key))
+                        .arg(&payload[..])
                         .ignore();
                 }
                 if let Some(maxlen) = self.log_maxlen {
@@ -514,7 +528,7 @@ impl Space {
                         .arg(maxlen)
                         .arg("*")
                         .arg("e")
-                        .arg(payload)
+                        .arg(&payload[..])
                         .ignore();
                 }
             }
@@ -721,6 +735,14 @@ impl Space {
             .map_err(self.fail("repair"))?;
         Ok((added, removed))
     }
+}
+
+/// `a` followed by `b`, in `buf` (reused from call to call).
+fn joined<'b>(buf: &'b mut Vec<u8>, a: &str, b: &str) -> &'b [u8] {
+    buf.clear();
+    buf.extend_from_slice(a.as_bytes());
+    buf.extend_from_slice(b.as_bytes());
+    buf
 }
 
 /// Milliseconds of a TTL, refusing zero and values Redis cannot hold.
