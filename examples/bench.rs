@@ -6,6 +6,7 @@
 //! cargo run --release --example bench                 # full run (~1 min)
 //! cargo run --release --example bench -- --quick      # smaller run (~35 s)
 //! cargo run --release --example bench -- --url redis://host:port/db
+//! cargo run --release --example bench -- --split      # server and client on separate CPUs
 //! cargo run --release --example bench -- --no-pin     # let the OS place threads
 //! cargo run --release --example bench -- --cluster    # against a private 3+3 cluster
 //! cargo run --release --example bench -- --cluster --url redis://h1:p1,redis://h2:p2
@@ -15,7 +16,11 @@
 //! private cluster of 3 masters with one replica each) on free ports (no
 //! persistence) and stops it at the end; by default it runs itself and that
 //! server on one CPU (`taskset`), because cross-CPU wake-ups on loopback make
-//! round trips bimodal and noisy (see [`run_pinned`]). With `--url` it writes
+//! round trips bimodal and noisy (see [`run_pinned`]). On one CPU every µs
+//! of work on either side adds up, the strictest setting. `--split` pins the
+//! client to the first CPU and its private server to the last, the shape of
+//! a deployment where server and client have a CPU (or a machine) each: work
+//! that overlaps with the server's (iteration's read-ahead) overlaps there too. With `--url` it writes
 //! only keys under the `bench-*` namespaces and the `{bench-raw}:` /
 //! `bench-filler:` prefixes, and deletes them when done; use an otherwise
 //! empty database for figures comparable to the README's.
@@ -102,6 +107,8 @@ const RAW: &str = "{bench-raw}:";
 /// Channel prefix of the raw side's events (`{bench-raw}#ev:<key>`), shaped
 /// like a namespace's (`{ns}#ev:<key>`).
 const RAW_CHANNEL: &str = "{bench-raw}#ev";
+/// The raw side's index, shaped like a namespace's (`{ns}#keys`).
+const RAW_INDEX: &str = "{bench-raw}#keys";
 /// Prefix of the filler keys of the big-database workload.
 const FILLER: &str = "bench-filler:";
 /// Every namespace the benchmark writes.
@@ -119,6 +126,8 @@ const LOG_CAP: u64 = 1_000_000;
 
 struct Plan {
     quick: bool,
+    /// Workload groups to run; all when empty (`--only`).
+    only: Vec<String>,
     /// Sequential single-key operations per measured series.
     single_ops: usize,
     bulk_entries: usize,
@@ -142,10 +151,16 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(quick: bool) -> Plan {
+    /// Whether the workload group `name` is to run (`--only`).
+    fn runs(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+
+    fn new(quick: bool, only: Vec<String>) -> Plan {
         if quick {
             Plan {
                 quick,
+                only,
                 single_ops: 5_000,
                 bulk_entries: 100_000,
                 bulk_runs: 3,
@@ -165,6 +180,7 @@ impl Plan {
         } else {
             Plan {
                 quick,
+                only,
                 single_ops: 20_000,
                 bulk_entries: 100_000,
                 bulk_runs: 7,
@@ -189,29 +205,36 @@ struct Args {
     quick: bool,
     url: Option<String>,
     pin: bool,
+    /// Server and client on separate CPUs (`--split`).
+    split: bool,
     cluster: bool,
     /// Internal: run as the memory probe child (`--rss-probe ours|raw`).
     rss_probe: Option<String>,
     entries: usize,
+    /// Workload groups to run (all when empty): single, items, bulk, events, durable, scale.
+    only: Vec<String>,
 }
 
 const USAGE: &str =
-    "usage: bench [--quick] [--no-pin] [--url redis://host:port/db] [--cluster [--url redis://seed1,redis://seed2,...]]";
+    "usage: bench [--quick] [--no-pin | --split] [--only single,items,bulk,events,durable,scale] [--url redis://host:port/db] [--cluster [--url redis://seed1,redis://seed2,...]]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         url: None,
         pin: true,
+        split: false,
         cluster: false,
         rss_probe: None,
         entries: 0,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => args.quick = true,
             "--no-pin" => args.pin = false,
+            "--split" => args.split = true,
             "--cluster" => args.cluster = true,
             "--url" => args.url = Some(it.next().ok_or("--url needs a value")?),
             s if s.starts_with("--url=") => args.url = Some(s["--url=".len()..].to_owned()),
@@ -219,6 +242,10 @@ fn parse_args() -> Result<Args, String> {
             "--entries" => {
                 let n = it.next().ok_or("--entries needs a value")?;
                 args.entries = n.parse().map_err(|_| format!("bad --entries {n:?}"))?;
+            }
+            "--only" => {
+                let list = it.next().ok_or("--only needs a value")?;
+                args.only = list.split(',').map(str::to_owned).collect();
             }
             "--bench" => {} // passed by `cargo bench`-style runners; harmless
             "-h" | "--help" => return Err(USAGE.into()),
@@ -230,6 +257,8 @@ fn parse_args() -> Result<Args, String> {
 
 /// Set in the environment of the pinned re-run of this program.
 const PINNED_ENV: &str = "REDIS_PYDICT_BENCH_CPU";
+/// Set, with `--split`, to the CPU the pinned re-run moves its server to.
+const SERVER_CPU_ENV: &str = "REDIS_PYDICT_BENCH_SERVER_CPU";
 
 /// On a shared or virtual machine, loopback round trips between two idle
 /// CPUs are bimodal (a cross-CPU wake-up costs tens of µs, and the scheduler
@@ -238,9 +267,12 @@ const PINNED_ENV: &str = "REDIS_PYDICT_BENCH_CPU";
 /// CPU, and its private redis-server inherits that CPU: round trips are then
 /// short and steady, and every µs the library adds shows. Returns the exit
 /// code of the pinned run, or `None` to go on unpinned here.
-fn run_pinned() -> Option<ExitCode> {
+fn run_pinned(split: bool) -> Option<ExitCode> {
     let cpus = cpu_count();
-    let cpu = (cpus - 1).to_string();
+    if split && cpus < 2 {
+        eprintln!("note: --split needs two CPUs; running server and client on one");
+    }
+    let cpu = if split && cpus >= 2 { 0 } else { cpus - 1 }.to_string();
     let usable = std::process::Command::new("taskset")
         .args(["-c", &cpu, "true"])
         .stdout(std::process::Stdio::null())
@@ -257,6 +289,14 @@ fn run_pinned() -> Option<ExitCode> {
         .arg(exe)
         .args(std::env::args_os().skip(1))
         .env(PINNED_ENV, format!("{cpu} (of {cpus})"))
+        .env(
+            SERVER_CPU_ENV,
+            if split && cpus >= 2 {
+                (cpus - 1).to_string()
+            } else {
+                String::new()
+            },
+        )
         .status();
     match status {
         Ok(status) => Some(match status.code() {
@@ -303,7 +343,7 @@ fn main() -> ExitCode {
     }
     let pinned_cpu = std::env::var(PINNED_ENV).ok();
     if args.pin && args.url.is_none() && pinned_cpu.is_none() {
-        if let Some(code) = run_pinned() {
+        if let Some(code) = run_pinned(args.split) {
             return code;
         }
     }
@@ -325,7 +365,16 @@ fn main() -> ExitCode {
         }
     };
     let own = args.url.is_none();
+    let server_cpu = std::env::var(SERVER_CPU_ENV).ok();
+    let split_cpu = match (&server, server_cpu.as_deref()) {
+        (Some(server), Some(cpu)) if !cpu.is_empty() => pin_server(server, cpu).then_some(cpu),
+        _ => None,
+    };
     let place = match (&pinned_cpu, args.cluster) {
+        (Some(cpu), false) if split_cpu.is_some() => format!(
+            "it pinned to CPU {} and the client to CPU {cpu}",
+            split_cpu.unwrap_or_default()
+        ),
         (Some(cpu), false) => format!("it and the client pinned to CPU {cpu}"),
         (Some(cpu), true) => format!("its 6 nodes and the client pinned to CPU {cpu}"),
         (None, _) => format!("unpinned on {} CPUs", cpu_count()),
@@ -349,7 +398,7 @@ fn main() -> ExitCode {
         cluster: args.cluster,
         own,
     };
-    let result = runtime.block_on(run(Plan::new(args.quick), deployment, &setup));
+    let result = runtime.block_on(run(Plan::new(args.quick, args.only), deployment, &setup));
     drop(server);
     drop(cluster);
     match result {
@@ -361,6 +410,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Moves the private server to `cpu` (`--split`).
+fn pin_server(server: &RedisServer, cpu: &str) -> bool {
+    let pinned = server.pid().is_some_and(|pid| {
+        std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", cpu, &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !pinned {
+        eprintln!("note: could not pin the server to CPU {cpu}; it shares the client's");
+    }
+    pinned
 }
 
 fn cannot_start(what: &str, msg: &str) -> ExitCode {
@@ -934,16 +998,28 @@ async fn run(plan: Plan, deployment: Deployment, setup: &str) -> BoxResult<()> {
     cleanup(&mut ctx, true).await?;
 
     let mut table = Table::default();
-    single_ops(&plan, &mut ctx, &mut table).await?;
+    if plan.runs("single") {
+        single_ops(&plan, &mut ctx, &mut table).await?;
+        cleanup(&mut ctx, false).await?;
+    }
+    if plan.runs("items") {
+        items(&plan, &mut ctx, &mut table).await?;
+        cleanup(&mut ctx, false).await?;
+    }
+    if plan.runs("bulk") {
+        bulk_update(&plan, &mut ctx, &mut table).await?;
+        cleanup(&mut ctx, false).await?;
+    }
+    if plan.runs("events") {
+        events(&plan, &mut ctx, &mut table).await?;
+    }
+    if plan.runs("durable") {
+        durable_events(&plan, &mut ctx, &mut table).await?;
+    }
     cleanup(&mut ctx, false).await?;
-    items(&plan, &mut ctx, &mut table).await?;
-    cleanup(&mut ctx, false).await?;
-    bulk_update(&plan, &mut ctx, &mut table).await?;
-    cleanup(&mut ctx, false).await?;
-    events(&plan, &mut ctx, &mut table).await?;
-    durable_events(&plan, &mut ctx, &mut table).await?;
-    cleanup(&mut ctx, false).await?;
-    if ctx.deployment.cluster {
+    if !plan.runs("scale") {
+        // --only without the scale group: no filler keys, no scale rows.
+    } else if ctx.deployment.cluster {
         // The core rows only: no filler keys (DEBUG POPULATE, SCAN across
         // nodes) and no scale rows on a cluster.
         among_others(&plan, &mut ctx, &mut table, None).await?;
@@ -1008,6 +1084,10 @@ async fn cleanup(ctx: &mut Ctx, filler: bool) -> BoxResult<()> {
         unlink_matching(&mut ctx.raw, &d.namespace().scan_pattern()).await?;
     }
     unlink_matching(&mut ctx.raw, &format!("{RAW}*")).await?;
+    redis::cmd("DEL")
+        .arg(RAW_INDEX)
+        .query_async::<()>(&mut ctx.raw)
+        .await?;
     if filler && !ctx.deployment.cluster {
         unlink_matching(&mut ctx.raw, &format!("{FILLER}*")).await?;
     }
@@ -1101,6 +1181,73 @@ async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
         .await?
     };
     table.latency("`set` (events on, default)", &ours, &theirs, 1.15);
+
+    // The floor of the design: the same atomic unit (entry, index, event)
+    // hand-built with raw redis-rs, one MULTI/EXEC of SET, ZADD and PUBLISH
+    // with pre-encoded bytes. Beside raw SET it shows what the atomic unit
+    // itself costs at this round trip; beside `set`, what the library adds.
+    let raw_unit: Vec<(String, String, Vec<u8>)> = keys
+        .iter()
+        .zip(&bytes)
+        .map(|(k, b)| (k.clone(), format!("{RAW_CHANNEL}:{k}"), event_payload(k, b)))
+        .collect();
+    let raw_atomic_set = async |r: &mut RawConn, i: usize| -> BoxResult<()> {
+        let (key, channel, payload) = &raw_unit[i % KEYS];
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(&raw_keys[i % KEYS])
+            .arg(&bytes[i % KEYS])
+            .ignore()
+            .cmd("ZADD")
+            .arg(RAW_INDEX)
+            .arg("inf")
+            .arg(key)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .ignore();
+        pipe.query_async::<()>(r).await?;
+        Ok(())
+    };
+    let (floor, theirs) = {
+        let (mut r1, mut r2) = (ctx.raw.clone(), ctx.raw.clone());
+        interleaved(
+            plan.single_ops,
+            async |i| raw_atomic_set(&mut r1, i).await,
+            async |i| {
+                redis::cmd("SET")
+                    .arg(&raw_keys[i % KEYS])
+                    .arg(&bytes[i % KEYS])
+                    .query_async::<()>(&mut r2)
+                    .await?;
+                Ok(())
+            },
+        )
+        .await?
+    };
+    table.latency(
+        "raw MULTI SET+ZADD+PUBLISH vs raw SET: the atomic unit's own cost (extra)",
+        &floor,
+        &theirs,
+        1.15,
+    );
+    let (ours, floor) = {
+        let mut r = ctx.raw.clone();
+        interleaved(
+            plan.single_ops,
+            async |i| Ok(dict.set(&keys[i % KEYS], &values[i % KEYS]).await?),
+            async |i| raw_atomic_set(&mut r, i).await,
+        )
+        .await?
+    };
+    table.latency(
+        "`set` vs that raw MULTI: what the library adds (extra)",
+        &ours,
+        &floor,
+        1.15,
+    );
 
     let (ours, theirs) = {
         let mut r = ctx.raw.clone();

@@ -112,6 +112,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's process id, while it runs (e.g. to pin it to a CPU).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `redis://127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
