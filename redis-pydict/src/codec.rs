@@ -31,22 +31,26 @@ pub(crate) fn encode<V: Serialize + ?Sized>(
 /// the tests below), so the fallback changes only the speed, never the result,
 /// and every error message is ciborium's.
 pub(crate) fn decode<V: DeserializeOwned>(bytes: &[u8], namespace: &str, key: &str) -> Result<V> {
-    if let Some(value) = decode_fast(bytes) {
-        return Ok(value);
-    }
-    let fail = |reason: String| Error::Decode {
+    decode_value(bytes).map_err(|reason| Error::Decode {
         namespace: namespace.to_owned(),
         key: key.to_owned(),
         expected: std::any::type_name::<V>(),
         reason,
-    };
+    })
+}
+
+/// [`decode`], with the decoder's message as the error.
+pub(crate) fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<V, String> {
+    if let Some(value) = decode_fast(bytes) {
+        return Ok(value);
+    }
     let mut rest = bytes;
-    let value = ciborium::from_reader(&mut rest).map_err(|e| fail(e.to_string()))?;
+    let value = ciborium::from_reader(&mut rest).map_err(|e| e.to_string())?;
     if !rest.is_empty() {
-        return Err(fail(format!(
+        return Err(format!(
             "{} unexpected bytes after the CBOR item",
             rest.len()
-        )));
+        ));
     }
     Ok(value)
 }

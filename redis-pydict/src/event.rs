@@ -178,7 +178,8 @@ pub(crate) struct RawEvent {
 /// The change an event reports, value still untyped.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RawKind {
-    Set(ciborium::Value),
+    /// The new value's CBOR item, byte for byte as the payload carries it.
+    Set(Vec<u8>),
     Del,
     Clear,
     Expire(Option<u64>),
@@ -188,40 +189,51 @@ pub(crate) enum RawKind {
     Gap,
 }
 
-#[derive(serde::Deserialize)]
-struct WirePayload {
-    v: u64,
-    op: String,
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    origin: Option<String>,
-    #[serde(default)]
-    value: Option<ciborium::Value>,
-    #[serde(default)]
-    ttl_ms: Option<u64>,
-}
-
-/// Parses an event payload (wire format v1). Unknown extra fields are ignored,
-/// so later versions may add some.
+/// Parses an event payload (wire format v1): a CBOR map, keys in any order,
+/// definite or indefinite length. Unknown extra fields are ignored, so later
+/// versions may add some. The value of a `set` is kept as its CBOR bytes,
+/// to be decoded once, straight into the subscriber's type.
 pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
-    let wire: WirePayload =
-        ciborium::from_reader(payload).map_err(|e| format!("not an event payload: {e}"))?;
-    if wire.v != 1 {
-        return Err(format!("unsupported event format version {}", wire.v));
+    use cbor4ii::core::dec::{self, Decode, IgnoredAny};
+    use cbor4ii::core::{types, utils::SliceReader, RawValue};
+
+    let bad = |e: dec::Error<_>| format!("not an event payload: {e}");
+    let reader = &mut SliceReader::new(payload);
+    let len = types::Map::len(reader).map_err(bad)?;
+    let (mut version, mut op) = (None, None);
+    let (mut key, mut origin, mut value, mut ttl_ms) = (None, None, None, None);
+    let mut read = 0;
+    while match len {
+        Some(len) => read < len,
+        None => !dec::is_break(reader).map_err(bad)?,
+    } {
+        read += 1;
+        match <&str>::decode(reader).map_err(bad)? {
+            "v" => version = Some(u64::decode(reader).map_err(bad)?),
+            "op" => op = Some(<&str>::decode(reader).map_err(bad)?),
+            "key" => key = Option::<String>::decode(reader).map_err(bad)?,
+            "origin" => origin = Option::<String>::decode(reader).map_err(bad)?,
+            "value" => value = Some(RawValue::decode(reader).map_err(bad)?.as_bytes()),
+            "ttl_ms" => ttl_ms = Option::<u64>::decode(reader).map_err(bad)?,
+            _ => {
+                IgnoredAny::decode(reader).map_err(bad)?;
+            }
+        }
     }
-    let kind = match wire.op.as_str() {
-        "set" => RawKind::Set(wire.value.unwrap_or(ciborium::Value::Null)),
-        "del" => RawKind::Del,
-        "clear" => RawKind::Clear,
-        "expire" => RawKind::Expire(wire.ttl_ms),
-        other => return Err(format!("unknown event op {other:?}")),
+    match version {
+        Some(1) => {}
+        Some(v) => return Err(format!("unsupported event format version {v}")),
+        None => return Err("not an event payload: no \"v\" field".into()),
+    }
+    let kind = match op {
+        Some("set") => RawKind::Set(value.unwrap_or(&[NULL]).to_vec()),
+        Some("del") => RawKind::Del,
+        Some("clear") => RawKind::Clear,
+        Some("expire") => RawKind::Expire(ttl_ms),
+        Some(other) => return Err(format!("unknown event op {other:?}")),
+        None => return Err("not an event payload: no \"op\" field".into()),
     };
-    Ok(RawEvent {
-        key: wire.key,
-        origin: wire.origin,
-        kind,
-    })
+    Ok(RawEvent { key, origin, kind })
 }
 
 #[cfg(test)]
@@ -235,19 +247,56 @@ mod parse_tests {
         let raw = parse(&payload(Op::Set, Some("k"), Some("o"), Some(&value), None)).unwrap();
         assert_eq!(raw.key.as_deref(), Some("k"));
         assert_eq!(raw.origin.as_deref(), Some("o"));
-        let RawKind::Set(v) = raw.kind else {
-            panic!("not a set")
-        };
-        assert_eq!(
-            v.deserialized::<(i32, String)>().unwrap(),
-            (1, "x".to_owned())
-        );
+        assert_eq!(raw.kind, RawKind::Set(value.clone()));
         let null = parse(&payload(Op::Set, Some("k"), None, Some(&[0xf6]), None)).unwrap();
-        assert_eq!(null.kind, RawKind::Set(ciborium::Value::Null));
+        assert_eq!(null.kind, RawKind::Set(vec![0xf6]));
         let clear = parse(&payload(Op::Clear, None, None, None, None)).unwrap();
         assert_eq!((clear.key, clear.kind), (None, RawKind::Clear));
         let persist = parse(&payload(Op::Expire, Some("k"), None, None, None)).unwrap();
         assert_eq!(persist.kind, RawKind::Expire(None));
         assert!(parse(b"\xff").is_err());
+    }
+
+    #[test]
+    fn parses_payloads_written_by_other_encoders() {
+        // Keys in another order, an indefinite-length map, an unknown field
+        // (with a nested, tagged item) and a tagged value: the value's bytes
+        // are kept exactly.
+        let tagged_value = [0xc1, 0x1a, 0x65, 0x53, 0xf1, 0x00]; // tag 1 (epoch), u32
+        let mut bytes = vec![0xbf]; // indefinite map
+        let text = |out: &mut Vec<u8>, t: &str| {
+            out.push(0x60 | t.len() as u8);
+            out.extend_from_slice(t.as_bytes());
+        };
+        text(&mut bytes, "value");
+        bytes.extend_from_slice(&tagged_value);
+        text(&mut bytes, "future");
+        bytes.extend_from_slice(&[0x82, 0xc0, 0x61, b'x', 0xf5]); // [tag(0) "x", true]
+        text(&mut bytes, "op");
+        text(&mut bytes, "set");
+        text(&mut bytes, "key");
+        text(&mut bytes, "k");
+        text(&mut bytes, "v");
+        bytes.push(0x01);
+        bytes.push(0xff); // break
+        let raw = parse(&bytes).unwrap();
+        assert_eq!(raw.kind, RawKind::Set(tagged_value.to_vec()));
+        assert_eq!((raw.key.as_deref(), raw.origin), (Some("k"), None));
+
+        let mut no_version = vec![0xa1];
+        text(&mut no_version, "op");
+        text(&mut no_version, "del");
+        assert!(parse(&no_version).unwrap_err().contains("\"v\""));
+        let mut v2 = vec![0xa2];
+        text(&mut v2, "v");
+        v2.push(0x02);
+        text(&mut v2, "op");
+        text(&mut v2, "del");
+        assert!(parse(&v2).unwrap_err().contains("version 2"));
+        // Truncated: an error, not a panic.
+        let whole = payload(Op::Set, Some("k"), None, Some(&[0x01]), None);
+        for cut in 0..whole.len() {
+            assert!(parse(&whole[..cut]).is_err(), "cut at {cut}");
+        }
     }
 }

@@ -409,9 +409,7 @@ impl RawKind {
         fail: impl FnOnce(String) -> Error,
     ) -> Result<Change<V>> {
         Ok(match self {
-            RawKind::Set(value) => {
-                Change::Set(value.deserialized::<V>().map_err(|e| fail(e.to_string()))?)
-            }
+            RawKind::Set(value) => Change::Set(crate::codec::decode_value(&value).map_err(fail)?),
             RawKind::Del => Change::Deleted,
             RawKind::Clear => Change::Cleared,
             RawKind::Expire(ms) => Change::TtlChanged(ms.map(Duration::from_millis)),
