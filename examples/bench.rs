@@ -1464,7 +1464,10 @@ async fn bulk_update(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult
         .collect();
     let raw_atomic = async |conn: &mut RawConn| -> BoxResult<()> {
         let mut in_flight = FuturesOrdered::new();
-        for (i, batch) in raw_entries.chunks(redis_pydict::DEFAULT_MAX_BATCH).enumerate() {
+        for (i, batch) in raw_entries
+            .chunks(redis_pydict::DEFAULT_MAX_BATCH)
+            .enumerate()
+        {
             let first = i * redis_pydict::DEFAULT_MAX_BATCH;
             let mut pipe = redis::pipe();
             pipe.atomic();
