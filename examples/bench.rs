@@ -6,7 +6,7 @@
 //! cargo run --release --example bench                 # full run (~1 min)
 //! cargo run --release --example bench -- --quick      # smaller run (~35 s)
 //! cargo run --release --example bench -- --url redis://host:port/db
-//! cargo run --release --example bench -- --split      # server and client on separate CPUs
+//! cargo run --release --example bench -- --one-cpu    # server and client share one CPU
 //! cargo run --release --example bench -- --no-pin     # let the OS place threads
 //! cargo run --release --example bench -- --cluster    # against a private 3+3 cluster
 //! cargo run --release --example bench -- --cluster --url redis://h1:p1,redis://h2:p2
@@ -14,13 +14,16 @@
 //!
 //! Without `--url` it starts a private `redis-server` (with `--cluster`, a
 //! private cluster of 3 masters with one replica each) on free ports (no
-//! persistence) and stops it at the end; by default it runs itself and that
-//! server on one CPU (`taskset`), because cross-CPU wake-ups on loopback make
-//! round trips bimodal and noisy (see [`run_pinned`]). On one CPU every µs
-//! of work on either side adds up, the strictest setting. `--split` pins the
-//! client to the first CPU and its private server to the last, the shape of
-//! a deployment where server and client have a CPU (or a machine) each: work
-//! that overlaps with the server's (iteration's read-ahead) overlaps there too. With `--url` it writes
+//! persistence) and stops it at the end. It pins itself and that server with
+//! `taskset` (see [`run_pinned`]), because threads the scheduler moves
+//! between CPUs make loopback round trips bimodal and noisy. By default the
+//! client runs on the first CPU and the server on the last (`--split`): the
+//! shape of a deployment, where server and client have a CPU (or a machine)
+//! each and a client's work can overlap the server's. `--one-cpu` puts both
+//! on one CPU: there every µs of work on either side adds up (a sum of CPU
+//! time, the strictest setting), and round trips are shorter (~20 µs against
+//! ~65 µs on this kind of VM), so fixed per-call costs weigh more. A
+//! `--cluster` run puts its six nodes and the client on one CPU. With `--url` it writes
 //! only keys under the `bench-*` namespaces and the `{bench-raw}:` /
 //! `bench-filler:` prefixes, and deletes them when done; use an otherwise
 //! empty database for figures comparable to the README's.
@@ -205,7 +208,7 @@ struct Args {
     quick: bool,
     url: Option<String>,
     pin: bool,
-    /// Server and client on separate CPUs (`--split`).
+    /// Server and client on separate CPUs (the default; `--one-cpu` clears it).
     split: bool,
     cluster: bool,
     /// Internal: run as the memory probe child (`--rss-probe ours|raw`).
@@ -216,14 +219,14 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: bench [--quick] [--no-pin | --split] [--only single,items,bulk,events,durable,scale] [--url redis://host:port/db] [--cluster [--url redis://seed1,redis://seed2,...]]";
+    "usage: bench [--quick] [--split | --one-cpu | --no-pin] [--only single,items,bulk,events,durable,scale] [--url redis://host:port/db] [--cluster [--url redis://seed1,redis://seed2,...]]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         url: None,
         pin: true,
-        split: false,
+        split: true,
         cluster: false,
         rss_probe: None,
         entries: 0,
@@ -235,6 +238,7 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--no-pin" => args.pin = false,
             "--split" => args.split = true,
+            "--one-cpu" => args.split = false,
             "--cluster" => args.cluster = true,
             "--url" => args.url = Some(it.next().ok_or("--url needs a value")?),
             s if s.starts_with("--url=") => args.url = Some(s["--url=".len()..].to_owned()),
@@ -260,17 +264,17 @@ const PINNED_ENV: &str = "REDIS_PYDICT_BENCH_CPU";
 /// Set, with `--split`, to the CPU the pinned re-run moves its server to.
 const SERVER_CPU_ENV: &str = "REDIS_PYDICT_BENCH_SERVER_CPU";
 
-/// On a shared or virtual machine, loopback round trips between two idle
-/// CPUs are bimodal (a cross-CPU wake-up costs tens of µs, and the scheduler
-/// moves the client between CPUs at will), which drowns a 15 % difference in
-/// noise. So by default the benchmark re-runs itself under `taskset`, on one
-/// CPU, and its private redis-server inherits that CPU: round trips are then
-/// short and steady, and every µs the library adds shows. Returns the exit
-/// code of the pinned run, or `None` to go on unpinned here.
+/// On a shared or virtual machine, loopback round trips are bimodal when the
+/// scheduler moves the client between CPUs at will, which drowns a 15 %
+/// difference in noise. So the benchmark re-runs itself under `taskset`: on
+/// the first CPU with `split` (its private server is then moved to the last
+/// CPU once started, see [`pin_server`]), else on the last CPU, which its
+/// private server inherits. Returns the exit code of the pinned run, or
+/// `None` to go on unpinned here.
 fn run_pinned(split: bool) -> Option<ExitCode> {
     let cpus = cpu_count();
     if split && cpus < 2 {
-        eprintln!("note: --split needs two CPUs; running server and client on one");
+        eprintln!("note: one CPU only: server and client share it");
     }
     let cpu = if split && cpus >= 2 { 0 } else { cpus - 1 }.to_string();
     let usable = std::process::Command::new("taskset")
@@ -343,7 +347,7 @@ fn main() -> ExitCode {
     }
     let pinned_cpu = std::env::var(PINNED_ENV).ok();
     if args.pin && args.url.is_none() && pinned_cpu.is_none() {
-        if let Some(code) = run_pinned(args.split) {
+        if let Some(code) = run_pinned(args.split && !args.cluster) {
             return code;
         }
     }
