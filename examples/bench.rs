@@ -45,6 +45,7 @@
 //! fresh child process. `--cluster` prints the core rows (get/set, update,
 //! items, len, events) against the cluster.
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -1351,7 +1352,8 @@ async fn items(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<()> {
     let pattern = dict.namespace().scan_pattern();
     let batch = redis_pydict::DEFAULT_PAGE_SIZE;
 
-    let (mut t_items, mut t_map, mut t_raw, mut t_raw_dec) = (vec![], vec![], vec![], vec![]);
+    let (mut t_items, mut t_map, mut t_raw, mut t_raw_map, mut t_raw_dec) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for run in 0..plan.items_runs + 2 {
         let warm = run < 2;
         let t = Instant::now();
@@ -1381,6 +1383,21 @@ async fn items(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<()> {
             t_map.push(d);
         }
 
+        // The same into the same container: a HashMap of key to bytes.
+        let t = Instant::now();
+        let mut got = HashMap::new();
+        raw_scan_mget_each(&mut ctx.raw, &pattern, batch, |k, v| {
+            got.insert(k, v);
+            Ok(())
+        })
+        .await?;
+        let d = t.elapsed();
+        check_count("raw SCAN+MGET into a HashMap", got.len(), n)?;
+        black_box(got);
+        if !warm {
+            t_raw_map.push(d);
+        }
+
         // The raw approach plus what a raw program must do to use the data:
         // decode each value into the struct.
         let t = Instant::now();
@@ -1395,10 +1412,11 @@ async fn items(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<()> {
             t_raw_dec.push(d);
         }
     }
-    let (items_t, map_t, raw_t, raw_dec_t) = (
+    let (items_t, map_t, raw_t, raw_map_t, raw_dec_t) = (
         median_of(t_items),
         median_of(t_map),
         median_of(t_raw),
+        median_of(t_raw_map),
         median_of(t_raw_dec),
     );
     table.throughput(
@@ -1409,10 +1427,13 @@ async fn items(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<()> {
         0.80,
     );
     table.throughput(
-        &format!("`to_map()` of {} entries", group(n as u64)),
+        &format!(
+            "`to_map()` of {} entries (vs raw into a HashMap)",
+            group(n as u64)
+        ),
         n,
         map_t,
-        raw_t,
+        raw_map_t,
         0.80,
     );
     table.throughput(

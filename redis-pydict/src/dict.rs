@@ -531,7 +531,15 @@ where
         K: Hash + Eq + Send + 'static,
         V: Send + 'static,
     {
-        self.items().try_collect().await
+        // Sized once (len is one O(log n) round trip): growing the map
+        // would rehash every entry several times.
+        let map = HashMap::with_capacity(self.len().await? as usize);
+        self.items()
+            .try_fold(map, |mut map, (k, v)| async move {
+                map.insert(k, v);
+                Ok(map)
+            })
+            .await
     }
 
     /// The whole namespace as a `BTreeMap`, ordered by key.
