@@ -10,7 +10,6 @@
 //! entries, so on a current-thread runtime too they go on while the caller
 //! works.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::pin::Pin;
@@ -18,6 +17,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use futures::stream::{self, Stream, StreamExt};
+use hashbrown::hash_table::{Entry, HashTable};
 use redis::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -118,7 +118,7 @@ impl Space {
             pattern: pattern.map(str::to_owned),
             cursor: Some(0),
             clock: None,
-            seen: HashSet::new(),
+            seen: HashTable::new(),
             trips: 0,
         };
         Entries {
@@ -144,7 +144,8 @@ struct Scan {
     cursor: Option<u64>,
     /// Server time (ms) at the first ZSCAN and the local instant it arrived.
     clock: Option<(u64, Instant)>,
-    seen: HashSet<u64>,
+    /// Hashes of the members sent so far, each its own table hash.
+    seen: HashTable<u64>,
     /// ZSCANs made so far.
     trips: usize,
 }
@@ -173,7 +174,7 @@ impl Scan {
             if let Some((ms, size)) = step.start {
                 self.clock = Some((ms, Instant::now()));
                 // Sized once: growing the set would briefly hold two tables.
-                self.seen.reserve(size);
+                self.seen.reserve(size, |&h| h);
             }
             self.cursor = (step.cursor != 0).then_some(step.cursor);
             let live = self.live(step.found);
@@ -250,7 +251,12 @@ impl Scan {
             let Ok(member) = String::from_utf8(member) else {
                 continue;
             };
-            if alive && self.seen.insert(hash_of(&member)) {
+            if !alive {
+                continue;
+            }
+            let hash = hash_of(&member);
+            if let Entry::Vacant(new) = self.seen.entry(hash, |&h| h == hash, |&h| h) {
+                new.insert(hash);
                 live.push(member);
             }
         }
