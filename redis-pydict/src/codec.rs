@@ -11,7 +11,8 @@ pub(crate) fn encode<V: Serialize + ?Sized>(
     namespace: &str,
     key: &str,
 ) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(64);
+    // Room for a typical record without growing.
+    let mut out = Vec::with_capacity(128);
     ciborium::into_writer(value, &mut out).map_err(|e| Error::Encode {
         namespace: namespace.to_owned(),
         key: key.to_owned(),

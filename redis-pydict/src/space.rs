@@ -482,55 +482,66 @@ impl Space {
     /// the index: only TTL writes create members that expire, and the scripts
     /// that handle those prune.
     fn plain_write<K: AsRef<str>, V: AsRef<[u8]>>(&self, entries: &[(K, V)]) -> redis::Pipeline {
-        let index = self.ns.index_key();
-        // One scratch buffer for the texts of every argument: redis-rs
-        // copies each argument into the command, so none needs its own
-        // allocation.
-        let mut scratch: Vec<u8> = Vec::new();
-        let mut pipe = redis::pipe();
+        let ns = &self.ns;
+        let keys: usize = entries.iter().map(|(k, _)| k.as_ref().len()).sum();
+        let values: usize = entries.iter().map(|(_, v)| v.as_ref().len()).sum();
+        let n = entries.len();
+        let publish = self.notifications;
+        let log = self.log_maxlen;
+        let per_entry = usize::from(publish) + usize::from(log.is_some());
+        // Commands and buffers sized up front: redis-rs copies each argument
+        // into its command, and growing them would copy again.
+        let mut pipe = redis::Pipeline::with_capacity(2 + n * per_entry);
         pipe.atomic();
-        let mset = pipe.cmd("MSET");
+        // One scratch buffer for the texts of every argument, so none needs
+        // its own allocation.
+        let mut scratch: Vec<u8> = Vec::with_capacity(128);
+        let mut mset =
+            redis::Cmd::with_capacity(1 + 2 * n, 8 + n * ns.entry_prefix().len() + keys + values);
+        mset.arg("MSET");
         for (key, value) in entries {
-            let entry_key = joined(&mut scratch, self.ns.entry_prefix(), key.as_ref());
-            mset.arg(entry_key).arg(value.as_ref());
+            mset.arg(joined(&mut scratch, ns.entry_prefix(), key.as_ref()))
+                .arg(value.as_ref());
         }
-        mset.ignore();
-        let zadd = pipe.cmd("ZADD").arg(index);
+        pipe.add_command(mset).ignore();
+        let mut zadd =
+            redis::Cmd::with_capacity(2 + 2 * n, 8 + ns.index_key().len() + 3 * n + keys);
+        zadd.arg("ZADD").arg(ns.index_key());
         for (key, _) in entries {
             zadd.arg("inf").arg(key.as_ref());
         }
-        zadd.ignore();
-        if self.notifications || self.log_maxlen.is_some() {
-            let mut payload = Vec::new();
-            let channel_prefix = format!("{}:", self.ns.event_channel());
-            for (key, value) in entries {
-                let (key, value) = (key.as_ref(), value.as_ref());
-                payload.clear();
-                event::write_payload(
-                    &mut payload,
-                    Op::Set,
-                    Some(key),
-                    self.origin.as_deref(),
-                    Some(value),
-                    None,
-                );
-                if self.notifications {
-                    pipe.cmd("PUBLISH")
-                        .arg(joined(&mut scratch, &channel_prefix, key))
-                        .arg(&payload[..])
-                        .ignore();
-                }
-                if let Some(maxlen) = self.log_maxlen {
-                    pipe.cmd("XADD")
-                        .arg(self.ns.log_key())
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(maxlen)
-                        .arg("*")
-                        .arg("e")
-                        .arg(&payload[..])
-                        .ignore();
-                }
+        pipe.add_command(zadd).ignore();
+        if per_entry == 0 {
+            return pipe;
+        }
+        let mut payload = Vec::with_capacity(256);
+        for (key, value) in entries {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            payload.clear();
+            event::write_payload(
+                &mut payload,
+                Op::Set,
+                Some(key),
+                self.origin.as_deref(),
+                Some(value),
+                None,
+            );
+            if publish {
+                let channel = channel(&mut scratch, ns, key);
+                let mut cmd = redis::Cmd::with_capacity(3, 8 + channel.len() + payload.len());
+                cmd.arg("PUBLISH").arg(channel).arg(&payload[..]);
+                pipe.add_command(cmd).ignore();
+            }
+            if let Some(maxlen) = log {
+                pipe.cmd("XADD")
+                    .arg(ns.log_key())
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(maxlen)
+                    .arg("*")
+                    .arg("e")
+                    .arg(&payload[..])
+                    .ignore();
             }
         }
         pipe
@@ -742,6 +753,13 @@ fn joined<'b>(buf: &'b mut Vec<u8>, a: &str, b: &str) -> &'b [u8] {
     buf.clear();
     buf.extend_from_slice(a.as_bytes());
     buf.extend_from_slice(b.as_bytes());
+    buf
+}
+
+/// The event channel of `key` (`{ns}#ev:<key>`), in `buf`.
+fn channel<'b>(buf: &'b mut Vec<u8>, ns: &Namespace, key: &str) -> &'b [u8] {
+    joined(buf, ns.event_channel(), ":");
+    buf.extend_from_slice(key.as_bytes());
     buf
 }
 
