@@ -11,7 +11,7 @@
 //! works.
 
 use std::future::Future;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
@@ -119,6 +119,7 @@ impl Space {
             cursor: Some(0),
             clock: None,
             seen: HashTable::new(),
+            hasher: RandomState::new(),
             trips: 0,
         };
         Entries {
@@ -146,6 +147,9 @@ struct Scan {
     clock: Option<(u64, Instant)>,
     /// Hashes of the members sent so far, each its own table hash.
     seen: HashTable<u64>,
+    /// Keyed afresh for every iteration, so nobody can pick member names
+    /// whose hashes collide and hide one of them.
+    hasher: RandomState,
     /// ZSCANs made so far.
     trips: usize,
 }
@@ -254,7 +258,7 @@ impl Scan {
             if !alive {
                 continue;
             }
-            let hash = hash_of(&member);
+            let hash = self.hasher.hash_one(&member);
             if let Entry::Vacant(new) = self.seen.entry(hash, |&h| h == hash, |&h| h) {
                 new.insert(hash);
                 live.push(member);
@@ -364,8 +368,4 @@ fn scan_reply(reply: Option<Value>) -> std::result::Result<(u64, Vec<Vec<u8>>), 
         }
         (found, cursor) => Err(Value::Array(cursor.into_iter().chain(found).collect())),
     }
-}
-
-fn hash_of(member: &str) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(member)
 }
