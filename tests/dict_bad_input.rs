@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use redis_pydict::{Error, Store};
 use redis_pydict_suite::RedisServer;
 
@@ -230,4 +230,48 @@ async fn url_with_password_and_database() {
         .await
         .unwrap_err();
     assert!(!err.to_string().contains("wrong@"), "{err}");
+}
+
+#[tokio::test]
+async fn server_dying_mid_iteration_ends_the_stream_with_an_error() {
+    let mut server = RedisServer::start();
+    let store = Store::builder(&server.url())
+        .page_size(100)
+        .reconnect(2, Duration::from_millis(50), Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let d = store.dict::<u32, String>("midway").unwrap();
+    d.update((0..5000u32).map(|i| (i, format!("value {i}"))))
+        .await
+        .unwrap();
+
+    let mut items = std::pin::pin!(d.items());
+    for _ in 0..10 {
+        items.next().await.unwrap().unwrap();
+    }
+    server.kill();
+    // The entries read ahead may still come; then one error, then the end.
+    let started = Instant::now();
+    let mut received = 10;
+    let err = loop {
+        match tokio::time::timeout(Duration::from_secs(20), items.next()).await {
+            Ok(Some(Ok(_))) => received += 1,
+            Ok(Some(Err(e))) => break e,
+            Ok(None) => panic!("the stream ended without an error after {received} entries"),
+            Err(_) => panic!("the stream hung after {received} entries"),
+        }
+    };
+    assert!(received < 5000, "{received}");
+    assert!(err.is_connection_error(), "{err:?}");
+    assert!(err.to_string().contains("iterate"), "{err}");
+    assert!(items.next().await.is_none(), "nothing after the error");
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    // The store recovers for the next iteration.
+    server.restart();
+    let back = "back".to_string();
+    support::eventually(Duration::from_secs(10), || d.set(&1, &back)).await;
+    let all: Vec<(u32, String)> = d.items().try_collect().await.unwrap();
+    assert_eq!(all, vec![(1, "back".to_string())]);
 }
