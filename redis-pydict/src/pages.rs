@@ -31,6 +31,12 @@ pub(crate) type PageEntry = (String, Option<Vec<u8>>);
 /// Entries handed to the caller between two turns of the reading tasks.
 const YIELD_EVERY: usize = 128;
 
+/// Up to this many index members, iteration of entries with values takes
+/// all members in one ZRANGE (a snapshot: no duplicates to track, no scores
+/// to parse, about 1 ms of server time per 10,000) instead of a ZSCAN walk.
+/// Expired members it includes are skipped when their values are read.
+const SNAPSHOT_LIMIT: usize = 20_000;
+
 /// MGETs the fetcher keeps in flight.
 const FETCHES_IN_FLIGHT: usize = 2;
 
@@ -121,6 +127,9 @@ impl Space {
             seen: HashTable::new(),
             hasher: RandomState::new(),
             trips: 0,
+            // Only where values are read (MGET skips expired members) and
+            // every member is wanted (ZRANGE has no MATCH).
+            snapshot: with_values && pattern.is_none(),
         };
         Entries {
             start: Some((scan, with_values)),
@@ -152,6 +161,8 @@ struct Scan {
     hasher: RandomState,
     /// ZSCANs made so far.
     trips: usize,
+    /// Whether a small index may be read in one snapshot (see [`SNAPSHOT_LIMIT`]).
+    snapshot: bool,
 }
 
 /// What one ZSCAN round trip brings back.
@@ -177,6 +188,18 @@ impl Scan {
             };
             if let Some((ms, size)) = step.start {
                 self.clock = Some((ms, Instant::now()));
+                if self.snapshot && step.cursor != 0 && size <= SNAPSHOT_LIMIT {
+                    match self.snapshot().await {
+                        Ok(Some(all)) => {
+                            return send_in_pages(all, self.space.page_size(), &members).await
+                        }
+                        Ok(None) => {} // grew meanwhile: go on scanning
+                        Err(e) => {
+                            let _ = members.send(Err(e)).await;
+                            return;
+                        }
+                    }
+                }
                 // Sized once: growing the set would briefly hold two tables.
                 self.seen.reserve(size, |&h| h);
             }
@@ -186,6 +209,29 @@ impl Scan {
                 return;
             }
         }
+    }
+
+    /// All members at once (ZRANGE by rank), or `None` if the index holds
+    /// more than [`SNAPSHOT_LIMIT`] by now.
+    async fn snapshot(&self) -> Result<Option<Vec<String>>> {
+        let found: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+            .arg(self.space.namespace().index_key())
+            .arg(0)
+            .arg(SNAPSHOT_LIMIT)
+            .query_async(&mut self.space.conn())
+            .await
+            .map_err(self.space.fail("iterate"))?;
+        if found.len() > SNAPSHOT_LIMIT {
+            return Ok(None);
+        }
+        // Members are written from Rust strings; anything else was not
+        // written by this library and is skipped like a foreign key.
+        Ok(Some(
+            found
+                .into_iter()
+                .filter_map(|m| String::from_utf8(m).ok())
+                .collect(),
+        ))
     }
 
     /// One ZSCAN (with TIME and ZCARD the first time). The first steps ask
@@ -265,6 +311,21 @@ impl Scan {
             }
         }
         live
+    }
+}
+
+/// Sends `members` in batches of `page_size`.
+async fn send_in_pages(
+    members: Vec<String>,
+    page_size: usize,
+    to: &mpsc::Sender<Result<Vec<String>>>,
+) {
+    let mut members = members.into_iter();
+    loop {
+        let batch: Vec<String> = members.by_ref().take(page_size.max(1)).collect();
+        if batch.is_empty() || to.send(Ok(batch)).await.is_err() {
+            return;
+        }
     }
 }
 

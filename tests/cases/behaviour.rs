@@ -411,10 +411,10 @@ pub async fn clear_larger_than_a_batch_empties_the_namespace(ctx: &Ctx) {
     assert!(extra.is_err(), "one clear event: {extra:?}");
 }
 
-/// Iteration reads ahead in a task of its own: across many pages it yields
+/// Iteration reads ahead in tasks of its own: across many pages it yields
 /// every entry once, with its value; entries present from start to end are
-/// all seen while other entries come and go; and a stream dropped half-way
-/// leaves the store working.
+/// all seen while other entries come and go (by snapshot and by ZSCAN walk);
+/// and a stream dropped half-way leaves the store working.
 pub async fn iteration_reads_ahead_across_pages(ctx: &Ctx) {
     let store = ctx.builder().page_size(50).connect().await.unwrap();
     let ns = ctx.ns("pages");
@@ -443,20 +443,26 @@ pub async fn iteration_reads_ahead_across_pages(ctx: &Ctx) {
             }
         })
     };
-    let mut stream = std::pin::pin!(d.items());
-    let mut seen = BTreeSet::new();
-    while let Some(item) = stream.next().await {
-        let (key, value) = item.unwrap();
-        assert!(seen.insert(key), "{key} yielded twice");
-        if key < 1000 {
-            assert_eq!(value, format!("v{key}"));
-        }
-    }
-    churn.await.unwrap();
-    assert!(
-        (0..1000).all(|k| seen.contains(&k)),
-        "a stable entry was missed"
+    // items() of a namespace this size reads a snapshot of the index;
+    // items_matching walks it with ZSCAN. Both run during the churn.
+    let (snapshot, walk) = tokio::join!(
+        d.items().try_collect::<Vec<_>>(),
+        d.items_matching("*").try_collect::<Vec<_>>()
     );
+    churn.await.unwrap();
+    for items in [snapshot.unwrap(), walk.unwrap()] {
+        let mut seen = BTreeSet::new();
+        for (key, value) in items {
+            assert!(seen.insert(key), "{key} yielded twice");
+            if key < 1000 {
+                assert_eq!(value, format!("v{key}"));
+            }
+        }
+        assert!(
+            (0..1000).all(|k| seen.contains(&k)),
+            "a stable entry was missed"
+        );
+    }
 
     // Dropped after a few entries: the read-ahead stops, the store goes on.
     let first: Vec<_> = d.keys().take(3).try_collect().await.unwrap();
