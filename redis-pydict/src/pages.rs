@@ -175,8 +175,9 @@ struct ScanStep {
 }
 
 impl Scan {
-    /// Walks the index, sending each non-empty batch of live members; stops
-    /// at the end, after sending an error, or when the receiver is gone.
+    /// Walks the index, sending each non-empty batch of live members (or, for
+    /// a small index, reads it in one snapshot and sends that in pages);
+    /// stops at the end, after sending an error, or when the receiver is gone.
     async fn run(mut self, members: mpsc::Sender<Result<Vec<String>>>) {
         while let Some(cursor) = self.cursor {
             let step = match self.step(cursor).await {
