@@ -25,6 +25,7 @@ pub struct Namespace {
     entry_prefix: String,
     index_key: String,
     event_channel: String,
+    key_channel_prefix: String,
     log_key: String,
 }
 
@@ -51,6 +52,7 @@ impl Namespace {
             entry_prefix: format!("{{{name}}}:"),
             index_key: format!("{{{name}}}#keys"),
             event_channel: format!("{{{name}}}#ev"),
+            key_channel_prefix: format!("{{{name}}}#ev:"),
             log_key: format!("{{{name}}}#log"),
         })
     }
@@ -90,7 +92,15 @@ impl Namespace {
 
     /// The channel of events about entry `key`: `{ns}#ev:<key>`.
     pub fn key_channel(&self, key: &str) -> String {
-        format!("{}:{key}", self.event_channel)
+        let mut out = String::with_capacity(self.key_channel_prefix.len() + key.len());
+        out.push_str(&self.key_channel_prefix);
+        out.push_str(key);
+        out
+    }
+
+    /// The prefix shared by all entry event channels: `{ns}#ev:`.
+    pub fn key_channel_prefix(&self) -> &str {
+        &self.key_channel_prefix
     }
 
     /// A SCAN pattern matching every entry key of the namespace: `{ns}:*`, with

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::Result;
-use crate::space::Space;
+use crate::space::{joined, Space};
 
 /// One entry of a page: the key text and, when values were asked for, its value.
 pub(crate) type PageEntry = (String, Option<Vec<u8>>);
@@ -374,12 +374,9 @@ async fn fetch(
 async fn values(space: &Space, members: Vec<String>) -> Result<Vec<PageEntry>> {
     let prefix = space.namespace().entry_prefix();
     let mut mget = redis::cmd("MGET");
-    let mut key = String::new();
+    let mut key = Vec::new();
     for member in &members {
-        key.clear();
-        key.push_str(prefix);
-        key.push_str(member);
-        mget.arg(key.as_str());
+        mget.arg(joined(&mut key, prefix, member));
     }
     let reply: Value = mget
         .query_async(&mut space.conn())

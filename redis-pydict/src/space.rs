@@ -527,7 +527,7 @@ impl Space {
                 None,
             );
             if publish {
-                let channel = channel(&mut scratch, ns, key);
+                let channel = joined(&mut scratch, ns.key_channel_prefix(), key);
                 let mut cmd = redis::Cmd::with_capacity(3, 8 + channel.len() + payload.len());
                 cmd.arg("PUBLISH").arg(channel).arg(&payload[..]);
                 pipe.add_command(cmd).ignore();
@@ -749,17 +749,10 @@ impl Space {
 }
 
 /// `a` followed by `b`, in `buf` (reused from call to call).
-fn joined<'b>(buf: &'b mut Vec<u8>, a: &str, b: &str) -> &'b [u8] {
+pub(crate) fn joined<'b>(buf: &'b mut Vec<u8>, a: &str, b: &str) -> &'b [u8] {
     buf.clear();
     buf.extend_from_slice(a.as_bytes());
     buf.extend_from_slice(b.as_bytes());
-    buf
-}
-
-/// The event channel of `key` (`{ns}#ev:<key>`), in `buf`.
-fn channel<'b>(buf: &'b mut Vec<u8>, ns: &Namespace, key: &str) -> &'b [u8] {
-    joined(buf, ns.event_channel(), ":");
-    buf.extend_from_slice(key.as_bytes());
     buf
 }
 

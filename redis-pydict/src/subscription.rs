@@ -384,13 +384,17 @@ where
     K: crate::DictKey,
     V: serde::de::DeserializeOwned,
 {
-    let key = match &raw.key {
-        Some(text) => Some(crate::dict::parse_key::<K>(namespace, text.clone())?),
+    let key = match raw.key {
+        Some(text) => Some(crate::dict::parse_key::<K>(namespace, text)?),
         None => None,
     };
+    // A parsed key's text is the text it was parsed from (one canonical form).
     let change = raw.kind.typed(|reason| Error::Decode {
         namespace: namespace.to_owned(),
-        key: raw.key.clone().unwrap_or_default(),
+        key: key
+            .as_ref()
+            .map(|k| k.key_text().into_owned())
+            .unwrap_or_default(),
         expected: std::any::type_name::<V>(),
         reason,
     })?;
