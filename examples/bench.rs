@@ -1144,6 +1144,15 @@ async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
     let entry_keys: Vec<String> = keys.iter().map(|k| dict.namespace().entry_key(k)).collect();
     let raw_keys: Vec<String> = keys.iter().map(|k| format!("{RAW}{k}")).collect();
     dict.update(keys.iter().zip(&values)).await?;
+    // The raw side of every set row: one SET of pre-encoded bytes.
+    let raw_set = async |r: &mut RawConn, i: usize| -> BoxResult<()> {
+        redis::cmd("SET")
+            .arg(&raw_keys[i % KEYS])
+            .arg(&bytes[i % KEYS])
+            .query_async::<()>(r)
+            .await?;
+        Ok(())
+    };
 
     // get: raw GET reads the very same entry keys, so the same bytes travel.
     let (ours, theirs) = {
@@ -1174,14 +1183,7 @@ async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
         interleaved(
             plan.single_ops,
             async |i| Ok(dict.set(&keys[i % KEYS], &values[i % KEYS]).await?),
-            async |i| {
-                redis::cmd("SET")
-                    .arg(&raw_keys[i % KEYS])
-                    .arg(&bytes[i % KEYS])
-                    .query_async::<()>(&mut r)
-                    .await?;
-                Ok(())
-            },
+            async |i| raw_set(&mut r, i).await,
         )
         .await?
     };
@@ -1191,13 +1193,13 @@ async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
     // hand-built with raw redis-rs, one MULTI/EXEC of SET, ZADD and PUBLISH
     // with pre-encoded bytes. Beside raw SET it shows what the atomic unit
     // itself costs at this round trip; beside `set`, what the library adds.
-    let raw_unit: Vec<(String, String, Vec<u8>)> = keys
+    let raw_events: Vec<(String, Vec<u8>)> = keys
         .iter()
         .zip(&bytes)
-        .map(|(k, b)| (k.clone(), format!("{RAW_CHANNEL}:{k}"), event_payload(k, b)))
+        .map(|(k, b)| (format!("{RAW_CHANNEL}:{k}"), event_payload(k, b)))
         .collect();
     let raw_atomic_set = async |r: &mut RawConn, i: usize| -> BoxResult<()> {
-        let (key, channel, payload) = &raw_unit[i % KEYS];
+        let (channel, payload) = &raw_events[i % KEYS];
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
@@ -1207,7 +1209,7 @@ async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
             .cmd("ZADD")
             .arg(RAW_INDEX)
             .arg("inf")
-            .arg(key)
+            .arg(&keys[i % KEYS])
             .ignore()
             .cmd("PUBLISH")
             .arg(channel)
@@ -1221,14 +1223,7 @@ async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
         interleaved(
             plan.single_ops,
             async |i| raw_atomic_set(&mut r1, i).await,
-            async |i| {
-                redis::cmd("SET")
-                    .arg(&raw_keys[i % KEYS])
-                    .arg(&bytes[i % KEYS])
-                    .query_async::<()>(&mut r2)
-                    .await?;
-                Ok(())
-            },
+            async |i| raw_set(&mut r2, i).await,
         )
         .await?
     };
@@ -1259,14 +1254,7 @@ async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
         interleaved(
             plan.single_ops,
             async |i| Ok(quiet.set(&keys[i % KEYS], &values[i % KEYS]).await?),
-            async |i| {
-                redis::cmd("SET")
-                    .arg(&raw_keys[i % KEYS])
-                    .arg(&bytes[i % KEYS])
-                    .query_async::<()>(&mut r)
-                    .await?;
-                Ok(())
-            },
+            async |i| raw_set(&mut r, i).await,
         )
         .await?
     };
