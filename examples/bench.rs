@@ -65,7 +65,7 @@ use redis::{
     Pipeline, ProtocolVersion, RedisFuture, RedisResult, Value,
 };
 use redis_pydict::{Change, Dict, Event, LogId, StartFrom, Store, Subscription};
-use redis_pydict_suite::{RedisCluster, RedisServer, INSTALL_HINT};
+use redis_pydict_test::{RedisCluster, RedisServer, INSTALL_HINT};
 use serde::{Deserialize, Serialize};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;

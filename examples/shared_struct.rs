@@ -74,7 +74,7 @@ async fn monitor(url: String) -> redis_pydict::Result<Pipeline> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (url, _private_server) = match redis_pydict_suite::demo_server() {
+    let (url, _private_server) = match redis_pydict_test::demo_server() {
         Ok(found) => found,
         Err(why) => {
             eprintln!("shared_struct: {why}");

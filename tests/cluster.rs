@@ -27,7 +27,7 @@ use std::time::Duration;
 use cases::subscriptions::{next, nothing_more, set, WAIT};
 use futures::StreamExt;
 use redis_pydict::{Change, StartFrom, Store};
-use redis_pydict_suite::{node_url, RedisCluster};
+use redis_pydict_test::{node_url, RedisCluster};
 use support::{Ctx, Guard, CLUSTER_LOCK};
 
 /// The cluster the shared cases run on, started by the first test that needs

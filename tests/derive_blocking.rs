@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use redis_pydict::{blocking, Blocking, Error, RedisDict, Ttl};
-use redis_pydict_suite::RedisServer;
+use redis_pydict_test::RedisServer;
 
 #[derive(RedisDict, Debug, Clone, PartialEq)]
 #[redis_dict(prefix = "cfg")]

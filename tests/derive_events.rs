@@ -10,7 +10,7 @@ use futures::StreamExt;
 use redis_pydict::{
     blocking, Change, Error, LogId, RedisDict, StartFrom, Store, Subscription, ViewEvent,
 };
-use redis_pydict_suite::RedisServer;
+use redis_pydict_test::RedisServer;
 use serde::{Deserialize, Serialize};
 
 #[derive(RedisDict, Debug, Clone, PartialEq)]

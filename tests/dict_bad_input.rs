@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use redis_pydict::{Error, Store};
-use redis_pydict_suite::RedisServer;
+use redis_pydict_test::RedisServer;
 
 #[tokio::test]
 async fn invalid_namespaces_are_refused_before_any_io() {
@@ -180,7 +180,7 @@ async fn dead_server_gives_a_clear_error_then_recovers() {
 
 #[tokio::test]
 async fn connecting_to_nothing_fails_with_the_url() {
-    let port = redis_pydict_suite::free_port().unwrap();
+    let port = redis_pydict_test::free_port().unwrap();
     let url = format!("redis://user:hunter2@127.0.0.1:{port}/");
     let err = Store::builder(&url)
         .reconnect(1, Duration::from_millis(10), Duration::from_millis(10))

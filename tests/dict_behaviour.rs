@@ -71,7 +71,7 @@ async fn every_write_publishes_its_event_atomically() {
 
 #[test]
 fn blocking_api_mirrors_the_async_one() {
-    let server = redis_pydict_suite::RedisServer::start();
+    let server = redis_pydict_test::RedisServer::start();
     let store = redis_pydict::blocking::Store::connect(&server.url()).unwrap();
     case::blocking_api_mirrors_the_async_one(&store, "");
 }

@@ -28,7 +28,7 @@ async fn keys_with_separators_and_specials_round_trip() {
 /// it fills the whole database with DEBUG POPULATE.
 #[tokio::test]
 async fn len_iteration_and_clear_never_scan_the_database() {
-    let server = redis_pydict_suite::RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let server = redis_pydict_test::RedisServer::start_with(&["--enable-debug-command", "yes"]);
     let store = Store::connect(&server.url()).await.unwrap();
     let mut raw = support::raw(&server).await;
     let _: () = redis::cmd("DEBUG")

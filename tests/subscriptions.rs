@@ -11,7 +11,7 @@ mod cases {
 use cases::subscriptions::{self as case, next, nothing_more, set, WAIT};
 use futures::StreamExt;
 use redis_pydict::{Change, Event, LogId, StartFrom, Store, Subscription};
-use redis_pydict_suite::RedisServer;
+use redis_pydict_test::RedisServer;
 
 #[tokio::test]
 async fn python_readme_scenario_key_and_pattern() {

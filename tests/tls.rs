@@ -1,7 +1,7 @@
 //! `rediss://` connections (TLS via rustls) to a real TLS-enabled redis-server.
 
 use redis_pydict::Store;
-use redis_pydict_suite::{free_port, RedisServer};
+use redis_pydict_test::{free_port, RedisServer};
 
 #[tokio::test]
 async fn rediss_url_with_private_root_certificate() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis_pydict::{Store, StoreBuilder};
-use redis_pydict_suite::{RedisCluster, RedisServer};
+use redis_pydict_test::{RedisCluster, RedisServer};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A private server and a store connected to it.
@@ -199,7 +199,7 @@ impl Ctx {
         let url = match &self.backend {
             Backend::Server(url) => url.clone(),
             Backend::Cluster(urls) => {
-                redis_pydict_suite::node_url(master_for_key(&urls[0], &format!("{{{ns}}}")).await)
+                redis_pydict_test::node_url(master_for_key(&urls[0], &format!("{{{ns}}}")).await)
             }
         };
         connect_raw(&url).await
@@ -248,7 +248,7 @@ pub async fn master_for_key(url: &str, key: &str) -> u16 {
         .query_async(&mut conn)
         .await
         .unwrap();
-    redis_pydict_suite::parse_cluster_nodes(&nodes)
+    redis_pydict_test::parse_cluster_nodes(&nodes)
         .into_iter()
         .find(|n| {
             n.master && !n.failed && n.slots.iter().any(|&(lo, hi)| (lo..=hi).contains(&slot))

@@ -1,7 +1,7 @@
-//! Support code for the examples, end-to-end tests and benchmark of
-//! redis-pydict: a private `redis-server` started on a free port.
-//!
-//! This crate is not published; the library is `redis-pydict`.
+//! A private `redis-server` (or a 3+3 Redis Cluster) on free loopback ports,
+//! for the tests, examples and benchmark of redis-pydict and for users' own
+//! integration tests: started with no persistence, killed when dropped, and
+//! able to kill, restart and reconfigure itself.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,1 @@
+//! Faults on the connection path (see main.rs).

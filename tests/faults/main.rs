@@ -1,0 +1,9 @@
+//! Fault injection: each test breaks something on purpose (kills or pauses
+//! the server, kills a connection, fills the server's memory, hands the
+//! library foreign or wrong-typed data, restricts its ACL user) and asserts
+//! the documented outcome: the error, nothing written or nothing lost, the
+//! `Gap`, and recovery afterwards.
+
+mod connection;
+mod subscription;
+mod write;

@@ -1,0 +1,1 @@
+//! Faults on the subscription path (see main.rs).

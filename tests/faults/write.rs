@@ -1,0 +1,1 @@
+//! Faults on the write path (see main.rs).
