@@ -1143,7 +1143,7 @@ async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
     let bytes: Vec<Vec<u8>> = values.iter().map(cbor).collect();
     let entry_keys: Vec<String> = keys.iter().map(|k| dict.namespace().entry_key(k)).collect();
     let raw_keys: Vec<String> = keys.iter().map(|k| format!("{RAW}{k}")).collect();
-    dict.update(keys.iter().zip(&values)).await?;
+    dict.set_many(keys.iter().zip(&values)).await?;
     // The raw side of every set row: one SET of pre-encoded bytes.
     let raw_set = async |r: &mut RawConn, i: usize| -> BoxResult<()> {
         redis::cmd("SET")
@@ -1336,7 +1336,7 @@ async fn items(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<()> {
     ));
     let dict: Dict<String, Session> = ctx.store.dict("bench-items")?;
     let values: Vec<(String, Session)> = (0..n).map(|i| (key(i), session(i))).collect();
-    dict.update(values.iter().map(|(k, v)| (k, v))).await?;
+    dict.set_many(values.iter().map(|(k, v)| (k, v))).await?;
     let pattern = dict.namespace().scan_pattern();
     let batch = redis_pydict::DEFAULT_PAGE_SIZE;
 
@@ -1520,9 +1520,9 @@ async fn bulk_update(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult
             let which = (run + step) % 4;
             let t = Instant::now();
             match which {
-                0 => dict.update(entries.iter().map(|(k, v)| (k, v))).await?,
+                0 => dict.set_many(entries.iter().map(|(k, v)| (k, v))).await?,
                 1 => raw_set(&mut ctx.raw).await?,
-                2 => quiet.update(entries.iter().map(|(k, v)| (k, v))).await?,
+                2 => quiet.set_many(entries.iter().map(|(k, v)| (k, v))).await?,
                 _ => raw_atomic(&mut ctx.raw).await?,
             }
             let d = t.elapsed();
@@ -1765,7 +1765,7 @@ async fn events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<()> 
             let at = if (run + step) % 2 == 0 {
                 let (written, received) = tokio::time::timeout(RUN_LIMIT, async {
                     futures::join!(
-                        dict.update(entries.iter().map(|(k, v)| (k, v))),
+                        dict.set_many(entries.iter().map(|(k, v)| (k, v))),
                         receive_events(&mut sub, n)
                     )
                 })
@@ -1987,7 +1987,7 @@ async fn durable_events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
                 if (run + step) % 2 == 0 {
                     let (written, received) = tokio::time::timeout(RUN_LIMIT, async {
                         futures::join!(
-                            dict.update(entries.iter().map(|(k, v)| (k, v))),
+                            dict.set_many(entries.iter().map(|(k, v)| (k, v))),
                             receive_durable(&mut sub, n)
                         )
                     })
@@ -2109,7 +2109,7 @@ async fn among_others(
     let dict: Dict<String, Session> = ctx.store.dict("bench-len")?;
     let m = plan.len_entries;
     let entries: Vec<(String, Session)> = (0..m).map(|i| (key(i), session(i))).collect();
-    dict.update(entries.iter().map(|(k, v)| (k, v))).await?;
+    dict.set_many(entries.iter().map(|(k, v)| (k, v))).await?;
     let pattern = dict.namespace().scan_pattern();
     let entry_keys: Vec<String> = entries
         .iter()
@@ -2544,7 +2544,7 @@ async fn scale(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<()> {
     let peak_reset = reset_peak_rss();
     let rss_before = status_kb("VmRSS");
     let t = Instant::now();
-    let updated = dict.update((0..n).map(|i| (key(i), session(i)))).await;
+    let updated = dict.set_many((0..n).map(|i| (key(i), session(i)))).await;
     let ours_t = t.elapsed();
     let ours_probe = probe.finish()?;
     updated?;

@@ -77,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .await?;
-    jobs.update([
+    jobs.set_many([
         (
             "job:2",
             Job {

@@ -365,7 +365,7 @@ async fn failover_operations_resume_and_subscriptions_report_a_gap() {
         2
     );
     assert_eq!(next(&mut live).await, set("counter", None, 2));
-    d.update([("bulk", 3)]).await.unwrap();
+    d.set_many([("bulk", 3)]).await.unwrap();
     assert_eq!(next(&mut live).await, set("bulk", None, 3));
     assert_eq!(d.len().await.unwrap(), 4);
     nothing_more(&mut live).await;
@@ -420,10 +420,10 @@ async fn first_write_after_a_failover_resumes_without_restarting_the_store() {
     let by_set = setter.dict::<String, u32>(ns).unwrap();
     let by_update = updater.dict::<String, u32>(ns).unwrap();
     by_set.set("a", &1).await.unwrap();
-    by_update.update([("b", 2)]).await.unwrap();
+    by_update.set_many([("b", 2)]).await.unwrap();
     fail_over(&mut cluster, ns).await;
     support::eventually(WAIT, || by_set.set("c", &3)).await;
-    support::eventually(WAIT, || by_update.update([("d", 4), ("e", 5)])).await;
+    support::eventually(WAIT, || by_update.set_many([("d", 4), ("e", 5)])).await;
     let map = by_set.to_btree_map().await.unwrap();
     assert_eq!(
         map.into_iter().collect::<Vec<_>>(),
@@ -486,7 +486,7 @@ async fn writer(
         }
         if i % 7 == 0 {
             let pairs = [(format!("b{t}-{i}-x"), i), (format!("b{t}-{i}-y"), i + 1)];
-            d.update(pairs.clone())
+            d.set_many(pairs.clone())
                 .await
                 .unwrap_or_else(|e| panic!("update {pairs:?}: {e}"));
             done.entries.extend(pairs);
@@ -509,7 +509,7 @@ async fn slot_migration_during_writes_loses_nothing() {
     let store = Store::connect_cluster(&seeds).await.unwrap();
     let ns = "moving";
     let d = store.dict::<String, u64>(ns).unwrap();
-    d.update((0..1000u64).map(|i| (format!("pre{i}"), i)))
+    d.set_many((0..1000u64).map(|i| (format!("pre{i}"), i)))
         .await
         .unwrap();
     let slot = cluster.slot_of(&format!("{{{ns}}}"));

@@ -344,7 +344,7 @@ async fn own_events_can_be_skipped() {
     let theirs = connect(&server, "them").await;
     let cfg = Config::view(&mine, "prod")
         .unwrap()
-        .skip_own_events(true)
+        .with_skip_own_events(true)
         .unwrap();
     let other = Config::view(&theirs, "prod").unwrap();
     let mut sub = cfg.subscribe().await.unwrap();

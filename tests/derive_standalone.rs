@@ -72,7 +72,7 @@ pub async fn follow(store: &Store, sync: &blocking::Store) -> redis_pydict::Resu
     let mut log = view.subscribe_durable(StartFrom::Beginning).await?;
     let _: Option<redis_pydict::Result<(redis_pydict::LogId, ViewEvent<SettingsEvent>)>> =
         log.try_recv();
-    let pair = Pair::<String, u8>::blocking_view(sync, "p")?.skip_own_events(true)?;
+    let pair = Pair::<String, u8>::blocking_view(sync, "p")?.with_skip_own_events(true)?;
     let mut changes = pair.subscribe()?;
     let first: Option<PairEvent<String, u8>> = changes.try_recv().and_then(Result::ok).map(|e| e.event);
     let _ = first.map(|e| e == PairEvent::Right(Change::Deleted));

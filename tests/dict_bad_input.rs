@@ -130,7 +130,7 @@ async fn oversized_values_are_refused_and_nothing_is_written() {
     );
     assert!(err.to_string().contains("\"k\""));
     let err = d
-        .update([("a", "ok".to_owned()), ("b", huge.clone())])
+        .set_many([("a", "ok".to_owned()), ("b", huge.clone())])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("\"b\""), "{err}");
@@ -242,7 +242,7 @@ async fn server_dying_mid_iteration_ends_the_stream_with_an_error() {
         .await
         .unwrap();
     let d = store.dict::<u32, String>("midway").unwrap();
-    d.update((0..5000u32).map(|i| (i, format!("value {i}"))))
+    d.set_many((0..5000u32).map(|i| (i, format!("value {i}"))))
         .await
         .unwrap();
 

@@ -61,7 +61,7 @@ async fn slow_subscriber_disconnected_by_the_server_gets_a_gap() {
         let pairs: Vec<(String, String)> = (0..1000)
             .map(|i| (format!("k{round}-{i}"), big.clone()))
             .collect();
-        d.update(pairs).await.unwrap();
+        d.set_many(pairs).await.unwrap();
     }
     let mut seen = 0;
     loop {
@@ -195,7 +195,7 @@ async fn durable_subscriber_gets_every_change_once_across_faults() {
     for chunk in (4000..7000u32).collect::<Vec<_>>().chunks(500) {
         let pairs: Vec<(String, u32)> =
             chunk.iter().map(|&i| (format!("k{}", i % 50), i)).collect();
-        d.update(pairs).await.unwrap();
+        d.set_many(pairs).await.unwrap();
     }
     server.restart();
     for i in 7000..10_000u32 {

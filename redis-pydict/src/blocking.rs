@@ -215,10 +215,10 @@ impl<K, V> Dict<K, V> {
         }
     }
 
-    /// See [`crate::Dict::skip_own_events`].
-    pub fn skip_own_events(self, skip: bool) -> Self {
+    /// See [`crate::Dict::with_skip_own_events`].
+    pub fn with_skip_own_events(self, skip: bool) -> Self {
         Dict {
-            inner: self.inner.skip_own_events(skip),
+            inner: self.inner.with_skip_own_events(skip),
             runtime: self.runtime,
         }
     }
@@ -365,14 +365,14 @@ where
         self.runtime.block_on(self.inner.remove(key))
     }
 
-    /// See [`crate::Dict::update`].
-    pub fn update<I, Q, B>(&self, pairs: I) -> Result<()>
+    /// See [`crate::Dict::set_many`].
+    pub fn set_many<I, Q, B>(&self, pairs: I) -> Result<()>
     where
         I: IntoIterator<Item = (Q, B)>,
         Q: KeyText,
         B: Borrow<V>,
     {
-        self.runtime.block_on(self.inner.update(pairs))
+        self.runtime.block_on(self.inner.set_many(pairs))
     }
 
     /// See [`crate::Dict::update_with`].

@@ -91,7 +91,7 @@ impl<K, V> Dict<K, V> {
     /// The same dict, whose subscriptions skip the events written with its own
     /// origin id (set by [`Dict::with_origin`] or the store's `origin`): a
     /// process then sees only other processes' changes.
-    pub fn skip_own_events(mut self, skip: bool) -> Self {
+    pub fn with_skip_own_events(mut self, skip: bool) -> Self {
         self.space.set_skip_own_events(skip);
         self
     }
@@ -308,7 +308,7 @@ where
     /// transaction; a larger one is applied as consecutive atomic batches, in
     /// order, so no transaction blocks the server for long. Accepts any
     /// iterator of pairs: a `HashMap<String, V>`, a `Vec<(&str, V)>`, `[(1, &v)]`, ...
-    pub async fn update<I, Q, B>(&self, pairs: I) -> Result<()>
+    pub async fn set_many<I, Q, B>(&self, pairs: I) -> Result<()>
     where
         I: IntoIterator<Item = (Q, B)>,
         Q: KeyText,

@@ -652,7 +652,7 @@ impl<T: RedisDict, M: Mode> View<T, M> {
     /// the events written with its own origin id ([`View::with_origin`] or
     /// the store's): a process then sees only the other processes' changes.
     /// It fails only if the generated code is inconsistent.
-    pub fn skip_own_events(&self, skip: bool) -> Result<T::View<M>> {
+    pub fn with_skip_own_events(&self, skip: bool) -> Result<T::View<M>> {
         self.rebuild(|space| space.set_skip_own_events(skip))
     }
 

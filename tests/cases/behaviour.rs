@@ -104,7 +104,7 @@ pub async fn index_matches_live_keys_after_concurrent_writes(ctx: &Ctx) {
                         0..=3 => d.set(&key, &i).await.map(drop).unwrap(),
                         4 => d.delete(&key).await.map(drop).unwrap(),
                         5 => d.remove(&key).await.map(drop).unwrap(),
-                        6 => d.update([(key, i), (key + 40, i)]).await.unwrap(),
+                        6 => d.set_many([(key, i), (key + 40, i)]).await.unwrap(),
                         7 => d
                             .update_with(&key, |v| v.unwrap_or(0) + 1)
                             .await
@@ -159,7 +159,7 @@ pub async fn bulk_update_larger_than_a_batch_is_applied_in_order(ctx: &Ctx) {
     let units_before = support::command_calls(&mut raw, unit).await;
     let mut pairs: Vec<(u32, u32)> = (0..5500).map(|i| (i, i)).collect();
     pairs.push((7, 700_000)); // a later batch overwrites an earlier one
-    d.update(pairs).await.unwrap();
+    d.set_many(pairs).await.unwrap();
     let units = support::command_calls(&mut raw, unit).await - units_before;
     assert_eq!(d.len().await.unwrap(), 5500);
     assert_eq!(d.get(&7).await.unwrap(), Some(700_000));
@@ -291,7 +291,7 @@ pub async fn every_write_publishes_its_event_atomically(ctx: &Ctx) {
 
     let d = store.dict::<String, u32>(&ns).unwrap();
     d.set("a", &1).await.unwrap();
-    d.update([("b", 2), ("c", 3)]).await.unwrap();
+    d.set_many([("b", 2), ("c", 3)]).await.unwrap();
     d.update_with("a", |v| v.unwrap_or(0) + 10).await.unwrap();
     d.expire("a", Duration::from_secs(30)).await.unwrap();
     d.persist("a").await.unwrap();
@@ -365,7 +365,7 @@ pub fn blocking_api_mirrors_the_async_one(store: &redis_pydict::blocking::Store,
     let d = store
         .dict::<String, i64>(&format!("{prefix}blocking"))
         .unwrap();
-    d.update([("a", 1), ("b", 2), ("c", 3)]).unwrap();
+    d.set_many([("a", 1), ("b", 2), ("c", 3)]).unwrap();
     d.set("mykey", &4).unwrap();
     assert_eq!(d.get("a").unwrap(), Some(1));
     assert_eq!(d.len().unwrap(), 4);
@@ -393,7 +393,7 @@ pub async fn clear_larger_than_a_batch_empties_the_namespace(ctx: &Ctx) {
     let store = ctx.builder().max_batch(1000).connect().await.unwrap();
     let ns = ctx.ns("big-clear");
     let d = store.dict::<u32, u32>(&ns).unwrap();
-    d.update((0..3500).map(|i| (i, i))).await.unwrap();
+    d.set_many((0..3500).map(|i| (i, i))).await.unwrap();
     let other = store.dict::<u32, u32>(&ctx.ns("big-clear-other")).unwrap();
     other.set(&1, &1).await.unwrap();
     let mut events = d.subscribe("*").await.unwrap();
@@ -419,7 +419,7 @@ pub async fn iteration_reads_ahead_across_pages(ctx: &Ctx) {
     let store = ctx.builder().page_size(50).connect().await.unwrap();
     let ns = ctx.ns("pages");
     let d = store.dict::<u32, String>(&ns).unwrap();
-    d.update((0..2000u32).map(|i| (i, format!("v{i}"))))
+    d.set_many((0..2000u32).map(|i| (i, format!("v{i}"))))
         .await
         .unwrap();
 
@@ -433,7 +433,7 @@ pub async fn iteration_reads_ahead_across_pages(ctx: &Ctx) {
         let d = d.clone();
         tokio::spawn(async move {
             for round in 0..20u32 {
-                d.update((1000..1100u32).map(|i| (i + round * 100, "new".to_string())))
+                d.set_many((1000..1100u32).map(|i| (i + round * 100, "new".to_string())))
                     .await
                     .unwrap();
                 let gone: Vec<u32> = (1000..1050u32).map(|i| i + round * 50).collect();

@@ -146,7 +146,7 @@ pub async fn conversions_to_map_and_update(ctx: &Ctx) {
         ("array".to_owned(), json!([50, 60, 70])),
     ]
     .into();
-    d.update(&normal).await.unwrap();
+    d.set_many(&normal).await.unwrap();
     assert_eq!(
         d.len().await.unwrap(),
         5 + 3,

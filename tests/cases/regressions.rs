@@ -15,7 +15,7 @@ pub async fn fill(store: &Store, ns: &str, n: usize) {
     let pairs: Vec<(String, String)> = (0..n)
         .map(|i| (format!("k{i}"), format!("{ns}-{i}")))
         .collect();
-    d.update(pairs).await.unwrap();
+    d.set_many(pairs).await.unwrap();
 }
 
 async fn sorted_keys(store: &Store, ns: &str) -> Vec<String> {
@@ -221,7 +221,7 @@ pub async fn values_and_keys_round_trip_without_loss(ctx: &Ctx) {
     assert_eq!(maps.get("m").await.unwrap(), Some(m));
 
     let ints = store.dict::<i64, String>(&ctx.ns("ints")).unwrap();
-    ints.update([
+    ints.set_many([
         (-5i64, "minus five".to_owned()),
         (0, "zero".into()),
         (i64::MAX, "max".into()),

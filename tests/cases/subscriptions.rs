@@ -86,7 +86,7 @@ pub async fn every_operation_produces_its_typed_event(ctx: &Ctx) {
     let d = ctx.store.dict::<u32, Vec<u8>>(&ctx.ns("ops")).unwrap();
     let mut all = d.subscribe("*").await.unwrap();
     d.set(&1, &vec![1]).await.unwrap();
-    d.update([(2, vec![2]), (3, vec![3])]).await.unwrap();
+    d.set_many([(2, vec![2]), (3, vec![3])]).await.unwrap();
     d.update_with(&1, |v| [v.unwrap_or_default(), vec![9]].concat())
         .await
         .unwrap();
@@ -145,7 +145,7 @@ pub async fn own_events_can_be_skipped(ctx: &Ctx) {
     let d_mine = mine
         .dict::<String, u8>(&ctx.ns("shared"))
         .unwrap()
-        .skip_own_events(true);
+        .with_skip_own_events(true);
     let d_theirs = theirs.dict::<String, u8>(&ctx.ns("shared")).unwrap();
     let mut sub = d_mine.subscribe("*").await.unwrap();
     d_mine.set("a", &1).await.unwrap();
