@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
-use tokio::sync::mpsc;
-
 use crate::error::{Error, Result};
 use crate::event::{self, RawEvent, RawKind};
 use crate::namespace::Namespace;
 use crate::store::Store;
-use crate::subscription::Subscription;
+use crate::subscription::{self, Feed, Subscription};
 
 /// The client name of durable-log reader connections (`CLIENT LIST`).
 pub const LOG_READER_NAME: &str = "redis-pydict:log-reader";
@@ -51,58 +49,55 @@ impl fmt::Display for LogId {
     }
 }
 
-impl FromStr for LogId {
-    type Err = Error;
+/// A text that is not a [`LogId`] (`"<ms>-<seq>"`, both decimal `u64`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a log id (expected \"<ms>-<seq>\", e.g. \"1700000000000-3\")")]
+pub struct ParseLogIdError {
+    /// The rejected text.
+    pub text: String,
+}
 
-    fn from_str(text: &str) -> Result<LogId> {
-        let bad = || {
-            Error::Config(format!(
-                "{text:?} is not a log id (expected \"<ms>-<seq>\")"
-            ))
+impl FromStr for LogId {
+    type Err = ParseLogIdError;
+
+    fn from_str(text: &str) -> std::result::Result<LogId, ParseLogIdError> {
+        let bad = || ParseLogIdError {
+            text: text.to_owned(),
         };
         let (ms, seq) = text.split_once('-').ok_or_else(bad)?;
+        let number = |part: &str| -> std::result::Result<u64, ParseLogIdError> {
+            // u64's own parser takes a leading '+', which is no part of an id.
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            part.parse().map_err(|_| bad())
+        };
         Ok(LogId {
-            ms: ms.parse().map_err(|_| bad())?,
-            seq: seq.parse().map_err(|_| bad())?,
+            ms: number(ms)?,
+            seq: number(seq)?,
         })
     }
 }
 
 /// Where a durable subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StartFrom {
     /// Every change still in the log.
     Beginning,
     /// Only changes made after the subscription starts.
     Now,
-    /// Changes after this id (the last one handled).
+    /// Changes after this id (the last one handled). If that change is no
+    /// longer in the log (the log was deleted, flushed, lost in a restart
+    /// without persistence or a failover, or trimmed past it), the
+    /// subscription yields `Change::Gap` first and then replays the log as
+    /// it now is, from its oldest change.
     After(LogId),
 }
 
-/// KEYS: log. ARGV: after-id, count. Atomically: whether the log exists,
-/// the id of its first entry ('0-0' when none), whether entries were ever
-/// trimmed from it (entries added > length; Redis 7), and the entries after
-/// the id.
-const READ_SCRIPT: &str = r#"
-local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
-local exists, first, trimmed = 0, '0-0', 0
-if type(info) == 'table' and not info.err then
-  exists = 1
-  local length, added = 0, nil
-  for i = 1, #info, 2 do
-    local name, value = info[i], info[i + 1]
-    if name == 'length' then length = value
-    elseif name == 'entries-added' then added = value
-    elseif name == 'first-entry' and type(value) == 'table' then first = value[1]
-    end
-  end
-  if added == nil or added > length then trimmed = 1 end
-end
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
-return {exists, first, trimmed, entries}
-"#;
-
-type LogEntries = Vec<(String, Vec<(String, Vec<u8>)>)>;
+/// `XRANGE` reply: entries as (id, [(field, value)...]), fields kept as bytes
+/// so that a foreign entry cannot fail the whole read.
+type LogEntries = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
 
 /// Starts a durable subscription of `ns`'s log. Items carry the log id of
 /// each change. `decode` types raw events (`None` filters one out).
@@ -116,39 +111,40 @@ where
     T: Send + 'static,
     F: FnMut(RawEvent) -> Option<Result<T>> + Send + 'static,
 {
-    let fail = |source| Error::Redis {
-        operation: "subscribe_durable",
-        namespace: ns.name().to_owned(),
-        source,
-    };
     let mut reader = LogReader {
         store: store.clone(),
         ns: ns.clone(),
         last: LogId::ZERO,
         decode,
         conn: None,
-        log_seen: false,
-        script: redis::Script::new(READ_SCRIPT),
     };
     reader.last = match from {
         StartFrom::Beginning => LogId::ZERO,
         StartFrom::After(id) => id,
-        StartFrom::Now => reader.last_generated().await.map_err(fail)?,
+        StartFrom::Now => reader.last_generated().await.map_err(|e| reader.fail(e))?,
     };
-    let (tx, rx) = mpsc::channel(BATCH * 2);
-    let task = tokio::spawn(reader.run(tx));
-    Ok(Subscription::from_parts(rx, task.abort_handle()))
+    let (feed, buffer) = subscription::buffer(subscription::limit(store));
+    let task = tokio::spawn(reader.run(feed));
+    Ok(Subscription::from_parts(buffer, task.abort_handle()))
 }
 
 struct LogReader<F> {
     store: Store,
     ns: Namespace,
+    /// The id of the last entry handed on (`ZERO`: none yet).
     last: LogId,
     decode: F,
     conn: Option<MultiplexedConnection>,
-    /// Whether the log existed at the last read (its disappearance is a gap).
-    log_seen: bool,
-    script: redis::Script,
+}
+
+/// One read of the log.
+enum Read {
+    /// The entry last handed on is gone: the log is not the one it was read
+    /// from (deleted, flushed, lost in a restart or a failover) or was
+    /// trimmed past it.
+    Lost,
+    /// The entries after the last one handed on (at most `BATCH`).
+    Entries(LogEntries),
 }
 
 impl<F, T> LogReader<F>
@@ -156,59 +152,85 @@ where
     F: FnMut(RawEvent) -> Option<Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    async fn run(mut self, tx: mpsc::Sender<Result<(LogId, T)>>) {
+    fn fail(&self, source: redis::RedisError) -> Error {
+        Error::Redis {
+            operation: "subscribe_durable",
+            namespace: self.ns.name().to_owned(),
+            source,
+        }
+    }
+
+    async fn run(mut self, feed: Feed<(LogId, T)>) {
         let mut delay = self.store.settings().min_retry_delay;
         let mut caught_up = false;
         loop {
-            if tx.is_closed() {
+            if feed.is_closed() {
                 return;
             }
-            let batch = match self.read(caught_up).await {
-                Ok(batch) => batch,
-                Err(_) => {
+            let read = match self.read(caught_up).await {
+                Ok(read) => read,
+                Err(e) if subscription::is_transient(&e) => {
                     // Connection trouble: retry with backoff from the same id; no gap.
                     self.conn = None;
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(self.store.settings().max_retry_delay);
                     continue;
                 }
+                Err(e) => {
+                    // Retrying cannot cure it (WRONGTYPE, NOPERM, ...): say so
+                    // and end the stream.
+                    let e = self.fail(e);
+                    feed.push_wait(Err(e), 0).await;
+                    return;
+                }
             };
             delay = self.store.settings().min_retry_delay;
-            let (truncated, entries) = batch;
-            if truncated {
-                // Changes after `last` were trimmed (MAXLEN) before being read.
-                if let Some(item) = (self.decode)(RawEvent {
-                    key: None,
-                    origin: None,
-                    kind: RawKind::Gap,
-                }) {
-                    if tx.send(item.map(|t| (self.last, t))).await.is_err() {
-                        return;
+            let entries = match read {
+                Read::Entries(entries) => entries,
+                Read::Lost => {
+                    // Replay the log as it now is, from its oldest entry.
+                    self.last = LogId::ZERO;
+                    caught_up = false;
+                    let gap = (self.decode)(RawEvent {
+                        key: None,
+                        origin: None,
+                        kind: RawKind::Gap,
+                    });
+                    if let Some(item) = gap {
+                        if !feed.push_wait(item.map(|t| (LogId::ZERO, t)), 0).await {
+                            return;
+                        }
                     }
+                    continue;
                 }
-            }
+            };
             caught_up = entries.len() < BATCH;
             for (id, fields) in entries {
                 let Ok(log_id) = id.parse::<LogId>() else {
+                    // Redis makes every stream id "<ms>-<seq>".
                     continue;
                 };
                 self.last = log_id;
                 let payload = fields
                     .into_iter()
-                    .find(|(name, _)| name == "e")
+                    .find(|(name, _)| name == b"e")
                     .map(|(_, v)| v);
+                let weight = payload.as_ref().map_or(0, Vec::len);
+                let decode_error = |reason: String| Error::Decode {
+                    namespace: self.ns.name().to_owned(),
+                    key: format!("log entry {id}"),
+                    expected: "a change event (wire format v1)",
+                    reason,
+                };
                 let item = match payload.map(|p| event::parse(&p)) {
                     Some(Ok(raw)) => (self.decode)(raw),
-                    Some(Err(reason)) => Some(Err(Error::Decode {
-                        namespace: self.ns.name().to_owned(),
-                        key: format!("log entry {id}"),
-                        expected: "a change event (wire format v1)",
-                        reason,
-                    })),
-                    None => None,
+                    Some(Err(reason)) => Some(Err(decode_error(reason))),
+                    None => Some(Err(decode_error(
+                        "the entry has no \"e\" field (the event payload)".into(),
+                    ))),
                 };
                 if let Some(item) = item {
-                    if tx.send(item.map(|t| (log_id, t))).await.is_err() {
+                    if !feed.push_wait(item.map(|t| (log_id, t)), weight).await {
                         return;
                     }
                 }
@@ -238,17 +260,20 @@ where
             .ok_or_else(|| std::io::Error::other("no log connection").into())
     }
 
-    /// Reads the next batch after `last`; `true` when changes after `last`
-    /// were trimmed. When `wait`, first blocks (XREAD BLOCK, in the same round
-    /// trip) until an entry after `last` exists or `BLOCK` passes.
-    async fn read(&mut self, wait: bool) -> redis::RedisResult<(bool, LogEntries)> {
+    /// Reads the next batch after `last`. When `wait`, first blocks (XREAD
+    /// BLOCK, in the same round trip) until an entry after `last` exists or
+    /// `BLOCK` passes. The same round trip then checks that the entry `last`
+    /// is still in the log, after reading the batch: if the log was replaced
+    /// at any point before the check, the check fails and the batch is not
+    /// used; if it is replaced after it, the next read's check fails.
+    async fn read(&mut self, wait: bool) -> redis::RedisResult<Read> {
         let log_key = self.ns.log_key().to_owned();
-        let after = self.last.to_string();
-        let script = self.script.clone();
+        let last = self.last;
+        let after = last.to_string();
         let conn = self.connection().await?;
-        let (exists, first, trimmed, entries): (i64, String, i64, LogEntries) = if wait {
-            let (read,): ((i64, String, i64, LogEntries),) = redis::pipe()
-                .cmd("XREAD")
+        let mut pipe = redis::pipe();
+        if wait {
+            pipe.cmd("XREAD")
                 .arg("COUNT")
                 .arg(1)
                 .arg("BLOCK")
@@ -256,33 +281,24 @@ where
                 .arg("STREAMS")
                 .arg(&log_key)
                 .arg(&after)
-                .ignore()
-                .cmd("EVAL")
-                .arg(READ_SCRIPT)
-                .arg(1)
-                .arg(&log_key)
-                .arg(&after)
-                .arg(BATCH)
-                .query_async(conn)
-                .await?;
-            read
-        } else {
-            script
-                .key(log_key)
-                .arg(after)
-                .arg(BATCH)
-                .invoke_async(conn)
-                .await?
-        };
-        let first: LogId = first.parse().unwrap_or(LogId::ZERO);
-        // Trimming removes the oldest entries: when the log has been trimmed and
-        // its oldest kept change is newer than `last`, changes after `last` may
-        // be gone (reported conservatively: it may also have stopped right at `last`).
-        let trimmed_past = exists == 1 && trimmed == 1 && self.last < first;
-        // The log vanished (flushed, or a restart without persistence).
-        let vanished = self.log_seen && exists == 0;
-        self.log_seen = exists == 1;
-        Ok((trimmed_past || vanished, entries))
+                .ignore();
+        }
+        pipe.cmd("XRANGE")
+            .arg(&log_key)
+            .arg(format!("({after}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(BATCH)
+            .cmd("XRANGE")
+            .arg(&log_key)
+            .arg(&after)
+            .arg(&after);
+        let (entries, still_there): (LogEntries, Vec<redis::Value>) =
+            pipe.query_async(conn).await?;
+        if last != LogId::ZERO && still_there.is_empty() {
+            return Ok(Read::Lost);
+        }
+        Ok(Read::Entries(entries))
     }
 
     /// The id of the newest change in the log (`ZERO` when there is none).
@@ -301,5 +317,24 @@ where
             .first()
             .and_then(|(id, _)| id.parse().ok())
             .unwrap_or(LogId::ZERO))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ids_parse_and_print() {
+        let id: LogId = "1700000000000-3".parse().unwrap();
+        assert_eq!(id, LogId { ms: 1_700_000_000_000, seq: 3 });
+        assert_eq!(id.to_string(), "1700000000000-3");
+        for bad in ["", "-", "1", "1-", "-1", "a-1", "1-b", "+1-2", "1-+2", "1-2-3", " 1-2"] {
+            let e = bad.parse::<LogId>().unwrap_err();
+            assert_eq!(e.text, bad);
+            assert!(e.to_string().contains("is not a log id"), "{e}");
+        }
+        let e: Error = "x".parse::<LogId>().unwrap_err().into();
+        assert!(e.to_string().contains("\"x\" is not a log id"), "{e}");
     }
 }

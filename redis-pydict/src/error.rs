@@ -132,6 +132,10 @@ pub enum Error {
         source: redis::RedisError,
     },
 
+    /// A text given as a durable-log id is not one (see [`crate::LogId`]).
+    #[error(transparent)]
+    InvalidLogId(#[from] crate::durable::ParseLogIdError),
+
     /// The blocking API could not start its runtime.
     #[error("cannot start the blocking runtime: {0}")]
     Runtime(#[source] std::io::Error),

@@ -50,7 +50,7 @@ mod subscription;
 mod view;
 
 pub use dict::Dict;
-pub use durable::{LogId, StartFrom, LOG_READER_NAME};
+pub use durable::{LogId, ParseLogIdError, StartFrom, LOG_READER_NAME};
 pub use error::{Error, Result};
 pub use event::Op;
 pub use key::{DictKey, KeyText};
@@ -60,7 +60,8 @@ pub use space::{RepairReport, Ttl};
 pub use store::{
     Store, StoreBuilder, StoreConnection, DEFAULT_CLUSTER_RETRIES, DEFAULT_CONNECTION_TIMEOUT,
     DEFAULT_MAX_BATCH, DEFAULT_MAX_UPDATE_ATTEMPTS, DEFAULT_MAX_VALUE_SIZE, DEFAULT_PAGE_SIZE,
-    DEFAULT_RECONNECT_RETRIES, DEFAULT_RESPONSE_TIMEOUT,
+    DEFAULT_RECONNECT_RETRIES, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
+    DEFAULT_SUBSCRIPTION_BUFFER_EVENTS,
 };
 pub use subscription::{Change, Event, Subscription};
 pub use view::{Async, Blocking, Field, FieldSpec, Mode, RedisDict, Schema, View, ViewEvent};

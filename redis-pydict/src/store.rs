@@ -33,6 +33,12 @@ pub const DEFAULT_PAGE_SIZE: usize = 1000;
 pub const DEFAULT_MAX_BATCH: usize = 10_000;
 /// Default number of attempts of an optimistic update before it gives up.
 pub const DEFAULT_MAX_UPDATE_ATTEMPTS: u32 = 10_000;
+/// Default number of events a subscription holds for a consumer that has not
+/// taken them yet (see [`StoreBuilder::subscription_buffer`]).
+pub const DEFAULT_SUBSCRIPTION_BUFFER_EVENTS: usize = 10_000;
+/// Default number of payload bytes a subscription holds for a consumer that
+/// has not taken them yet (see [`StoreBuilder::subscription_buffer`]).
+pub const DEFAULT_SUBSCRIPTION_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
 /// A connection to one Redis server or to a Redis Cluster, cheap to clone and
 /// share between tasks.
@@ -91,6 +97,8 @@ pub(crate) struct Settings {
     pub connection_timeout: Option<Duration>,
     pub min_retry_delay: Duration,
     pub max_retry_delay: Duration,
+    pub subscription_buffer_events: usize,
+    pub subscription_buffer_bytes: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -243,6 +251,19 @@ impl StoreBuilder {
     /// off: expiries are then reported only where the server already has them on.
     pub fn enable_expiry_events(mut self, on: bool) -> Self {
         self.settings.enable_expiry_events = on;
+        self
+    }
+
+    /// How much each subscription holds for a consumer that has not taken it
+    /// yet: at most `events` items and `bytes` bytes of event payload
+    /// (default 10,000 events, 16 MiB; at least one event always fits). A
+    /// plain subscription whose consumer falls further behind drops what it
+    /// holds and yields `Change::Gap` in its place, so client memory stays
+    /// bounded whatever the consumer's speed; a durable subscription stops
+    /// reading the log until the consumer catches up.
+    pub fn subscription_buffer(mut self, events: usize, bytes: usize) -> Self {
+        self.settings.subscription_buffer_events = events.max(1);
+        self.settings.subscription_buffer_bytes = bytes.max(1);
         self
     }
 
@@ -409,6 +430,8 @@ impl Store {
                 connection_timeout: Some(DEFAULT_CONNECTION_TIMEOUT),
                 min_retry_delay: Duration::from_millis(100),
                 max_retry_delay: Duration::from_secs(2),
+                subscription_buffer_events: DEFAULT_SUBSCRIPTION_BUFFER_EVENTS,
+                subscription_buffer_bytes: DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
             },
         }
     }

@@ -2,22 +2,20 @@
 //! publishes, over a pub/sub connection of their own that reconnects and
 //! resubscribes by itself, reporting `Change::Gap` where events may be lost.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use redis::aio::PubSubStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 
 use crate::error::{Error, Result};
 use crate::event::{self, RawEvent, RawKind};
 use crate::namespace::Namespace;
 use crate::store::Store;
-
-/// Events buffered per subscription before the reader stops reading (and a
-/// server-side output-buffer limit may then disconnect it: reported as a gap).
-const CAPACITY: usize = 4096;
 
 /// What happened, as reported by one event.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,24 +52,43 @@ pub struct Event<K, V> {
 /// A live stream of changes. Dropping it unsubscribes.
 ///
 /// Items are `Result`s: an event whose payload does not decode as the
-/// expected type is an `Err` naming the key, and the stream goes on. The
-/// stream never ends by itself; after a dropped connection or a server
-/// restart it reconnects, yields a `Change::Gap` and continues.
+/// expected type is an `Err` naming the key, and the stream goes on. After a
+/// dropped connection or a server restart it reconnects by itself, yields a
+/// `Change::Gap` and continues.
+///
+/// Client memory is bounded: a subscription buffers at most
+/// [`crate::StoreBuilder::subscription_buffer`] events (and bytes of
+/// payload) that its consumer has not taken yet. A plain subscription whose
+/// consumer falls further behind drops what it buffered, yields
+/// `Change::Gap` in its place and goes on with the events that follow; a
+/// durable one stops reading the log until the consumer catches up (nothing
+/// is lost: the log keeps it).
+///
+/// The stream ends (`None`) only after an `Err` item for an error that
+/// retrying cannot cure (the ACL user lacks a permission, a key of the
+/// namespace holds the wrong type of value, the server refuses the
+/// credentials): that `Err` names the namespace and the cause. Connection
+/// trouble is retried silently, with backoff.
+#[must_use = "dropping a subscription unsubscribes"]
 pub struct Subscription<T> {
-    rx: mpsc::Receiver<Result<T>>,
+    buffer: Arc<Buffer<T>>,
     task: tokio::task::AbortHandle,
 }
 
 impl<T> Drop for Subscription<T> {
     fn drop(&mut self) {
+        self.buffer.lock().consumer_gone = true;
+        self.buffer.space.notify_one();
         self.task.abort();
     }
 }
 
 impl<T> std::fmt::Debug for Subscription<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let queue = self.buffer.lock();
         f.debug_struct("Subscription")
-            .field("pending", &self.rx.len())
+            .field("pending", &queue.items.len())
+            .field("pending_bytes", &queue.bytes)
             .finish()
     }
 }
@@ -79,31 +96,200 @@ impl<T> std::fmt::Debug for Subscription<T> {
 impl<T> Stream for Subscription<T> {
     type Item = Result<T>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut queue = self.buffer.lock();
+        if let Some((item, weight)) = queue.items.pop_front() {
+            queue.bytes -= weight;
+            drop(queue);
+            self.buffer.space.notify_one();
+            return Poll::Ready(Some(item));
+        }
+        if queue.ended {
+            return Poll::Ready(None);
+        }
+        queue.waker = Some(cx.waker().clone());
+        Poll::Pending
     }
 }
 
 impl<T> Subscription<T> {
     /// The next item, waiting for it.
     pub async fn recv(&mut self) -> Option<Result<T>> {
-        self.rx.recv().await
+        futures::future::poll_fn(|cx| self.poll_next_unpin(cx)).await
     }
 
     /// The next item if one is already waiting.
     pub fn try_recv(&mut self) -> Option<Result<T>> {
-        self.rx.try_recv().ok()
+        let mut queue = self.buffer.lock();
+        let (item, weight) = queue.items.pop_front()?;
+        queue.bytes -= weight;
+        drop(queue);
+        self.buffer.space.notify_one();
+        Some(item)
     }
 
-    pub(crate) fn from_parts(
-        rx: mpsc::Receiver<Result<T>>,
-        task: tokio::task::AbortHandle,
-    ) -> Self {
-        Subscription { rx, task }
-    }
-
+    /// Waits for the next item on the calling thread (the blocking mirror).
     pub(crate) fn blocking_recv(&mut self) -> Option<Result<T>> {
-        self.rx.blocking_recv()
+        futures::executor::block_on(self.recv())
+    }
+}
+
+/// How much a subscription may hold for its consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BufferLimit {
+    /// Items (events, errors and gaps).
+    pub events: usize,
+    /// Bytes of event payload (as received from Redis).
+    pub bytes: usize,
+}
+
+/// The queue between a subscription's reading task and its consumer.
+pub(crate) struct Buffer<T> {
+    queue: Mutex<Queue<T>>,
+    /// Signalled when the consumer takes an item (or goes away).
+    space: Notify,
+}
+
+struct Queue<T> {
+    /// Each item with its weight in bytes.
+    items: VecDeque<(Result<T>, usize)>,
+    bytes: usize,
+    limit: BufferLimit,
+    /// The consumer waiting for an item.
+    waker: Option<Waker>,
+    /// The reading task finished: no item follows those queued.
+    ended: bool,
+    /// The consumer dropped the subscription.
+    consumer_gone: bool,
+}
+
+impl<T> Queue<T> {
+    fn has_room(&self, weight: usize) -> bool {
+        self.items.is_empty()
+            || (self.items.len() < self.limit.events
+                && self.bytes.saturating_add(weight) <= self.limit.bytes)
+    }
+
+    fn push(&mut self, item: Result<T>, weight: usize) -> Option<Waker> {
+        self.items.push_back((item, weight));
+        self.bytes += weight;
+        self.waker.take()
+    }
+}
+
+impl<T> Buffer<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue<T>> {
+        // A panic while holding this lock cannot leave the queue inconsistent
+        // (each critical section is a few field updates): go on with it.
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The reading task's end of a subscription's buffer. Dropping it ends the
+/// stream once the consumer has taken what is queued.
+pub(crate) struct Feed<T> {
+    buffer: Arc<Buffer<T>>,
+}
+
+impl<T> Drop for Feed<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut queue = self.buffer.lock();
+            queue.ended = true;
+            queue.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Feed<T> {
+    /// True once the consumer dropped the subscription.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.buffer.lock().consumer_gone
+    }
+
+    /// Queues `item` without ever waiting. When the consumer is too far
+    /// behind (the buffer is full), what it has not taken yet is dropped and
+    /// `gap()` (the `Change::Gap` item, if the decoder keeps it) takes its
+    /// place before `item`. False once the consumer is gone.
+    pub(crate) fn push_or_gap(
+        &self,
+        item: Result<T>,
+        weight: usize,
+        gap: impl FnOnce() -> Option<Result<T>>,
+    ) -> bool {
+        let waker = {
+            let mut queue = self.buffer.lock();
+            if queue.consumer_gone {
+                return false;
+            }
+            if !queue.has_room(weight) {
+                queue.items.clear();
+                queue.bytes = 0;
+                if let Some(gap) = gap() {
+                    queue.push(gap, 0);
+                }
+            }
+            queue.push(item, weight)
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Queues `item`, first waiting while the buffer is full (backpressure,
+    /// for the durable log, where nothing may be dropped). False once the
+    /// consumer is gone.
+    pub(crate) async fn push_wait(&self, item: Result<T>, weight: usize) -> bool {
+        loop {
+            let space = self.buffer.space.notified();
+            {
+                let mut queue = self.buffer.lock();
+                if queue.consumer_gone {
+                    return false;
+                }
+                if queue.has_room(weight) {
+                    let waker = queue.push(item, weight);
+                    drop(queue);
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                    return true;
+                }
+            }
+            space.await;
+        }
+    }
+}
+
+/// A subscription's two ends: the consumer's stream (once its task is
+/// spawned) and the task's feed.
+pub(crate) fn buffer<T>(limit: BufferLimit) -> (Feed<T>, Arc<Buffer<T>>) {
+    let buffer = Arc::new(Buffer {
+        queue: Mutex::new(Queue {
+            items: VecDeque::new(),
+            bytes: 0,
+            limit,
+            waker: None,
+            ended: false,
+            consumer_gone: false,
+        }),
+        space: Notify::new(),
+    });
+    (
+        Feed {
+            buffer: buffer.clone(),
+        },
+        buffer,
+    )
+}
+
+impl<T> Subscription<T> {
+    pub(crate) fn from_parts(buffer: Arc<Buffer<T>>, task: tokio::task::AbortHandle) -> Self {
+        Subscription { buffer, task }
     }
 }
 
@@ -170,10 +356,15 @@ impl Target {
     }
 }
 
-/// Whether expired-key notifications reach subscribers: asks the server, and
-/// switches them on when the store is allowed to. Returns the database number
-/// to listen on, or `None` when expiries will not be reported.
+/// Whether expired-key notifications reach subscribers. Only when the store
+/// asked for them ([`crate::StoreBuilder::enable_expiry_events`]): then asks
+/// the server and switches them on where they are off. Returns the database
+/// number to listen on, or `None` when expiries will not be reported. A store
+/// that did not ask sends no command (no `CONFIG` in a restricted user's ACL log).
 pub(crate) async fn expiry_db(store: &Store) -> Option<i64> {
+    if !store.settings().enable_expiry_events {
+        return None;
+    }
     let mut conn = store.connection();
     let current: std::collections::HashMap<String, String> = redis::cmd("CONFIG")
         .arg("GET")
@@ -185,12 +376,8 @@ pub(crate) async fn expiry_db(store: &Store) -> Option<i64> {
         .get("notify-keyspace-events")
         .cloned()
         .unwrap_or_default();
-    let on = flags.contains('K') && (flags.contains('x') || flags.contains('A'));
-    if on {
+    if flags.contains('K') && (flags.contains('x') || flags.contains('A')) {
         return Some(store.db());
-    }
-    if !store.settings().enable_expiry_events {
-        return None;
     }
     let mut wanted = flags;
     for flag in ['K', 'x'] {
@@ -207,6 +394,51 @@ pub(crate) async fn expiry_db(store: &Store) -> Option<i64> {
     set.ok().map(|()| store.db())
 }
 
+/// The buffer limit of the store's subscriptions.
+pub(crate) fn limit(store: &Store) -> BufferLimit {
+    let settings = store.settings();
+    BufferLimit {
+        events: settings.subscription_buffer_events.max(1),
+        bytes: settings.subscription_buffer_bytes.max(1),
+    }
+}
+
+/// True for errors that retrying can cure (the connection dropped, was
+/// refused or timed out; the server is loading, busy, or failing over).
+/// Anything else (NOPERM, WRONGTYPE, bad credentials, unknown command) is
+/// reported to the subscriber instead of being retried forever.
+pub(crate) fn is_transient(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+    {
+        return true;
+    }
+    match e.kind() {
+        ErrorKind::Server(kind) => matches!(
+            kind,
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+                | ServerErrorKind::Moved
+                | ServerErrorKind::Ask
+        ),
+        ErrorKind::ClusterConnectionNotFound => true,
+        ErrorKind::Extension => matches!(e.code(), Some("BUSY") | Some("NOREPLICAS")),
+        _ => false,
+    }
+}
+
+/// The item a subscription yields where events may have been lost.
+fn gap_event() -> RawEvent {
+    RawEvent {
+        key: None,
+        origin: None,
+        kind: RawKind::Gap,
+    }
+}
+
 /// Starts a subscription: connects and subscribes before returning (so every
 /// event published after this returns is seen), then reads in a task of its
 /// own. `decode` turns raw events into items; `None` filters one out.
@@ -220,24 +452,21 @@ where
     T: Send + 'static,
     F: FnMut(RawEvent) -> Option<Result<T>> + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel(CAPACITY);
+    let (feed, buffer) = self::buffer(limit(store));
     let (ready_tx, ready_rx) = oneshot::channel();
     let connection = Connection {
         store: store.clone(),
         target,
         node_key: ns.index_key().to_owned(),
     };
-    let task = tokio::spawn(run(connection, ns.clone(), decode, tx, ready_tx));
+    let task = tokio::spawn(run(connection, ns.clone(), decode, feed, ready_tx));
     let fail = |source| Error::Redis {
         operation: "subscribe",
         namespace: ns.name().to_owned(),
         source,
     };
     match ready_rx.await {
-        Ok(Ok(())) => Ok(Subscription {
-            rx,
-            task: task.abort_handle(),
-        }),
+        Ok(Ok(())) => Ok(Subscription::from_parts(buffer, task.abort_handle())),
         Ok(Err(e)) => Err(fail(e)),
         Err(_) => Err(fail(redis::RedisError::from(std::io::Error::other(
             "the subscription task ended before subscribing",
@@ -254,12 +483,14 @@ struct Connection {
     node_key: String,
 }
 
-/// The reading task of a subscription.
+/// The reading task of a subscription. It takes every message as soon as
+/// redis-rs has it (redis-rs queues them without bound, so the bound must
+/// be ours) into the subscription's bounded buffer.
 async fn run<T, F>(
     connection: Connection,
     ns: Namespace,
     mut decode: F,
-    tx: mpsc::Sender<Result<T>>,
+    feed: Feed<T>,
     ready: oneshot::Sender<redis::RedisResult<()>>,
 ) where
     F: FnMut(RawEvent) -> Option<Result<T>>,
@@ -275,31 +506,40 @@ async fn run<T, F>(
         }
     };
     loop {
-        let next = tokio::select! {
-            next = messages.next() => next,
-            () = tx.closed() => return,
-        };
-        let item = match next {
-            Some(msg) => to_raw(&ns, &msg).and_then(|raw| match raw {
-                Ok(raw) => decode(raw),
-                Err(e) => Some(Err(e)),
-            }),
+        match messages.next().await {
+            Some(msg) => {
+                let weight = msg.get_channel_name().len() + msg.get_payload_bytes().len();
+                let item = to_raw(&ns, &msg).and_then(|raw| match raw {
+                    Ok(raw) => decode(raw),
+                    Err(e) => Some(Err(e)),
+                });
+                if let Some(item) = item {
+                    if !feed.push_or_gap(item, weight, || decode(gap_event())) {
+                        return;
+                    }
+                }
+            }
             None => {
                 // The connection is gone: reconnect, resubscribe, report the gap.
-                match connection.reconnect(&tx).await {
-                    Some(fresh) => messages = fresh,
-                    None => return,
+                match connection.reconnect(&feed).await {
+                    Ok(fresh) => messages = fresh,
+                    Err(Some(e)) => {
+                        // Retrying cannot cure it: say so, and end the stream.
+                        let e = Error::Redis {
+                            operation: "subscribe",
+                            namespace: ns.name().to_owned(),
+                            source: e,
+                        };
+                        feed.push_or_gap(Err(e), 0, || None);
+                        return;
+                    }
+                    Err(None) => return,
                 }
-                decode(RawEvent {
-                    key: None,
-                    origin: None,
-                    kind: RawKind::Gap,
-                })
-            }
-        };
-        if let Some(item) = item {
-            if tx.send(item).await.is_err() {
-                return;
+                if let Some(gap) = decode(gap_event()) {
+                    if !feed.push_or_gap(gap, 0, || None) {
+                        return;
+                    }
+                }
             }
         }
     }
@@ -331,17 +571,23 @@ impl Connection {
         Ok(pubsub.into_on_message())
     }
 
-    /// Retries with backoff until connected again; `None` if the subscriber
-    /// went away meanwhile.
-    async fn reconnect<T>(&self, tx: &mpsc::Sender<T>) -> Option<PubSubStream> {
+    /// Retries with backoff until connected again. `Err(None)` if the
+    /// subscriber went away meanwhile, `Err(Some(e))` on an error that
+    /// retrying cannot cure.
+    async fn reconnect<T>(
+        &self,
+        feed: &Feed<T>,
+    ) -> std::result::Result<PubSubStream, Option<redis::RedisError>> {
         let settings = self.store.settings();
         let mut delay = settings.min_retry_delay;
         loop {
-            if tx.is_closed() {
-                return None;
+            if feed.is_closed() {
+                return Err(None);
             }
-            if let Ok(messages) = self.connect().await {
-                return Some(messages);
+            match self.connect().await {
+                Ok(messages) => return Ok(messages),
+                Err(e) if !is_transient(&e) => return Err(Some(e)),
+                Err(_) => {}
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(settings.max_retry_delay);
