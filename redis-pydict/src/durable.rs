@@ -5,13 +5,13 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use crate::error::{Error, Result};
 use crate::event::{self, RawEvent, RawKind};
 use crate::namespace::Namespace;
 use crate::store::Store;
 use crate::subscription::{self, Feed, Subscription};
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
 
 /// The client name of durable-log reader connections (`CLIENT LIST`).
 pub const LOG_READER_NAME: &str = "redis-pydict:log-reader";
@@ -327,9 +327,17 @@ mod tests {
     #[test]
     fn log_ids_parse_and_print() {
         let id: LogId = "1700000000000-3".parse().unwrap();
-        assert_eq!(id, LogId { ms: 1_700_000_000_000, seq: 3 });
+        assert_eq!(
+            id,
+            LogId {
+                ms: 1_700_000_000_000,
+                seq: 3
+            }
+        );
         assert_eq!(id.to_string(), "1700000000000-3");
-        for bad in ["", "-", "1", "1-", "-1", "a-1", "1-b", "+1-2", "1-+2", "1-2-3", " 1-2"] {
+        for bad in [
+            "", "-", "1", "1-", "-1", "a-1", "1-b", "+1-2", "1-+2", "1-2-3", " 1-2",
+        ] {
             let e = bad.parse::<LogId>().unwrap_err();
             assert_eq!(e.text, bad);
             assert!(e.to_string().contains("is not a log id"), "{e}");

@@ -181,7 +181,9 @@ impl<T> Buffer<T> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue<T>> {
         // A panic while holding this lock cannot leave the queue inconsistent
         // (each critical section is a few field updates): go on with it.
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -409,8 +411,7 @@ pub(crate) fn limit(store: &Store) -> BufferLimit {
 /// reported to the subscriber instead of being retried forever.
 pub(crate) fn is_transient(e: &redis::RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind};
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
-    {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
         return true;
     }
     match e.kind() {

@@ -10,8 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis_pydict::{
-    Change, Dict, Event, LogId, RedisDict, StartFrom, Store, Subscription,
-    LOG_READER_NAME,
+    Change, Dict, Event, LogId, RedisDict, StartFrom, Store, Subscription, LOG_READER_NAME,
 };
 use redis_pydict_test::RedisServer;
 use serde::{Deserialize, Serialize};
@@ -119,7 +118,11 @@ async fn resume_sees_gap_then_new_log(d: &Dict<String, u32>, saved: LogId) {
     let mut sub = d.subscribe_durable(StartFrom::After(saved)).await.unwrap();
     let (id, gap) = next(&mut sub).await;
     assert_eq!(gap.change, Change::Gap, "the lost log is reported first");
-    assert_eq!(id, LogId::ZERO, "a gap resets the position to the log's start");
+    assert_eq!(
+        id,
+        LogId::ZERO,
+        "a gap resets the position to the log's start"
+    );
     expect_changes(&mut sub, 1000..1010).await;
     nothing_more(&mut sub).await;
 }
@@ -282,7 +285,14 @@ async fn every_subscription_kind_is_bounded_and_reports_the_overflow_as_a_gap() 
         let pairs: Vec<(String, u32)> = (0..50)
             .map(|i| {
                 let n = batch * 50 + i;
-                (if i == 49 { "hits".into() } else { format!("k{n}") }, n)
+                (
+                    if i == 49 {
+                        "hits".into()
+                    } else {
+                        format!("k{n}")
+                    },
+                    n,
+                )
             })
             .collect();
         d.set_many(pairs).await.unwrap();
@@ -296,7 +306,10 @@ async fn every_subscription_kind_is_bounded_and_reports_the_overflow_as_a_gap() 
         |e| e.change == Change::Set(last),
     )
     .await;
-    assert!(gaps >= 1 && items <= 101, "dict: {gaps} gaps in {items} items");
+    assert!(
+        gaps >= 1 && items <= 101,
+        "dict: {gaps} gaps in {items} items"
+    );
     // 20 events for "hits": within the bound, nothing dropped.
     let (gaps, items) = drain_until(
         &mut key_sub,
@@ -311,7 +324,10 @@ async fn every_subscription_kind_is_bounded_and_reports_the_overflow_as_a_gap() 
         |e| matches!(e.event, CounterEvent::Hits(Change::Set(n)) if n == last),
     )
     .await;
-    assert!(gaps == 0 && items == 20, "view: only its fields' events: {gaps} gaps in {items}");
+    assert!(
+        gaps == 0 && items == 20,
+        "view: only its fields' events: {gaps} gaps in {items}"
+    );
     let (gaps, items) = drain_until(
         &mut field_sub,
         |e| e.change == Change::Gap,
@@ -332,14 +348,20 @@ async fn every_subscription_kind_is_bounded_and_reports_the_overflow_as_a_gap() 
         |e| matches!(e.event, CounterEvent::Hits(Change::Set(n)) if n == last),
     )
     .await;
-    assert!(gaps >= 1 && items <= 101, "view: {gaps} gaps in {items} items");
+    assert!(
+        gaps >= 1 && items <= 101,
+        "view: {gaps} gaps in {items} items"
+    );
     let (gaps, items) = drain_until(
         &mut field_sub,
         |e| e.change == Change::Gap,
         |e| e.change == Change::Set(last),
     )
     .await;
-    assert!(gaps >= 1 && items <= 101, "field: {gaps} gaps in {items} items");
+    assert!(
+        gaps >= 1 && items <= 101,
+        "field: {gaps} gaps in {items} items"
+    );
 }
 
 #[test]
@@ -402,7 +424,10 @@ async fn server_output_buffer_limit_yields_gap_then_recovery() {
 async fn assert_recovers(d: &Dict<String, String>, sub: &mut Subscription<Event<String, String>>) {
     let deadline = tokio::time::Instant::now() + WAIT;
     for attempt in 0u32.. {
-        assert!(tokio::time::Instant::now() < deadline, "no delivery after the gap");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery after the gap"
+        );
         d.set("after", &attempt.to_string()).await.unwrap();
         if let Ok(Some(Ok(event))) = tokio::time::timeout(QUIET, sub.next()).await {
             if event.key.as_deref() == Some("after") {
@@ -439,7 +464,11 @@ async fn client_kill_of_the_log_reader_loses_nothing() {
     // Caught up: the reader now waits in XREAD BLOCK; kill it there.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut conn = raw(&server).await;
-    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let readers: Vec<&str> = list
         .lines()
         .filter(|line| line.contains(&format!(" name={LOG_READER_NAME} ")))
@@ -573,7 +602,10 @@ async fn wrong_typed_log_is_an_error_item_naming_namespace_and_cause() {
         .query_async(&mut raw(&server).await)
         .await
         .unwrap();
-    for from in [StartFrom::Beginning, StartFrom::After("1-0".parse().unwrap())] {
+    for from in [
+        StartFrom::Beginning,
+        StartFrom::After("1-0".parse().unwrap()),
+    ] {
         let mut sub = d.subscribe_durable(from).await.unwrap();
         let e = next_err(&mut sub).await;
         let text = e.to_string();
@@ -619,7 +651,9 @@ async fn foreign_log_entries_are_error_items_and_the_stream_goes_on() {
     let mut sub = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
     let e = next_err(&mut sub).await.to_string();
     assert!(
-        e.contains(&format!("log entry {id}")) && e.contains("no \"e\" field") && e.contains("\"foreign\""),
+        e.contains(&format!("log entry {id}"))
+            && e.contains("no \"e\" field")
+            && e.contains("\"foreign\""),
         "{e}"
     );
     let e = next_err(&mut sub).await.to_string();
@@ -641,7 +675,9 @@ async fn log_written_by_another_v1_writer_is_read_and_resumed() {
     let mut ids = Vec::new();
     for i in 0..3u32 {
         // {"v": 1, "op": "set", "key": "k<i>", "origin": null, "value": i}
-        let mut payload = vec![0xa5, 0x61, b'v', 0x01, 0x62, b'o', b'p', 0x63, b's', b'e', b't'];
+        let mut payload = vec![
+            0xa5, 0x61, b'v', 0x01, 0x62, b'o', b'p', 0x63, b's', b'e', b't',
+        ];
         payload.extend_from_slice(&[0x63, b'k', b'e', b'y', 0x62, b'k', b'0' + i as u8]);
         payload.extend_from_slice(&[0x66, b'o', b'r', b'i', b'g', b'i', b'n', 0xf6]);
         payload.extend_from_slice(&[0x65, b'v', b'a', b'l', b'u', b'e', i as u8]);
@@ -657,7 +693,10 @@ async fn log_written_by_another_v1_writer_is_read_and_resumed() {
     }
     let mut sub = d.subscribe_durable(StartFrom::After(ids[0])).await.unwrap();
     let (id, event) = next(&mut sub).await;
-    assert_eq!((id, event.key.as_deref(), event.change), (ids[1], Some("k1"), Change::Set(1)));
+    assert_eq!(
+        (id, event.key.as_deref(), event.change),
+        (ids[1], Some("k1"), Change::Set(1))
+    );
     let (id, _) = next(&mut sub).await;
     assert_eq!(id, ids[2]);
     d.set("k3", &3).await.unwrap();

@@ -1,0 +1,354 @@
+//! The library under a least-privilege ACL user confined to one namespace,
+//! `app`: exactly the rules the README documents (`APP_RULES`), no more.
+//! Every operation of dicts, views, subscriptions and the durable log works,
+//! and the server's ACL LOG stays empty (nothing was even attempted that the
+//! rules deny, such as `CONFIG GET`). Then what happens when a permission is
+//! missing: the error names the namespace and NOPERM, for plain and durable
+//! subscriptions alike, and a subscription whose permission is revoked
+//! while it runs ends with such an error instead of retrying forever.
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use redis::aio::MultiplexedConnection;
+use redis_pydict::{Change, RedisDict, StartFrom, Store, Subscription};
+use redis_pydict_test::RedisServer;
+
+/// The ACL rules of a user that may use namespace `app` and nothing else
+/// (the README's "ACL" section shows them; keep the two in step).
+const APP_RULES: &[&str] = &[
+    "resetkeys",
+    "~{app}*",
+    "resetchannels",
+    "&{app}#ev",
+    "&{app}#ev:*",
+    "-@all",
+    "+ping",
+    "+client|setname",
+    "+time",
+    "+get",
+    "+mget",
+    "+exists",
+    "+pttl",
+    "+type",
+    "+set",
+    "+mset",
+    "+del",
+    "+unlink",
+    "+getdel",
+    "+pexpire",
+    "+persist",
+    "+zadd",
+    "+zrem",
+    "+zrange",
+    "+zscan",
+    "+zcard",
+    "+zcount",
+    "+zremrangebyscore",
+    "+scan",
+    "+eval",
+    "+evalsha",
+    "+script|load",
+    "+multi",
+    "+exec",
+    "+watch",
+    "+unwatch",
+    "+xadd",
+    "+xrange",
+    "+xrevrange",
+    "+xread",
+    "+publish",
+    "+subscribe",
+    "+psubscribe",
+];
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn admin(server: &RedisServer) -> MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Creates (or redefines) user `name` with password `pass` and `rules`.
+async fn set_user(admin: &mut MultiplexedConnection, name: &str, rules: &[&str]) {
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(name)
+        .arg("reset")
+        .arg("on")
+        .arg(format!(">{name}-pass"))
+        .arg(rules)
+        .query_async(admin)
+        .await
+        .unwrap();
+}
+
+fn user_url(server: &RedisServer, name: &str) -> String {
+    format!("redis://{name}:{name}-pass@127.0.0.1:{}/", server.port())
+}
+
+/// The ACL LOG entries: (reason, object) of each denial.
+async fn acl_log(admin: &mut MultiplexedConnection) -> Vec<String> {
+    let entries: Vec<redis::Value> = redis::cmd("ACL")
+        .arg("LOG")
+        .query_async(admin)
+        .await
+        .unwrap();
+    entries.iter().map(|e| format!("{e:?}")).collect()
+}
+
+async fn next<T: std::fmt::Debug>(sub: &mut Subscription<T>) -> T {
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(Some(Ok(item))) => item,
+        other => panic!("expected an item, got {other:?}"),
+    }
+}
+
+#[derive(RedisDict, Debug, Clone, PartialEq)]
+struct Job {
+    state: String,
+    #[redis_dict(default)]
+    tries: u32,
+}
+
+#[tokio::test]
+async fn everything_works_under_exactly_the_documented_rules() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server).await;
+    set_user(&mut admin, "app", APP_RULES).await;
+    let _: () = redis::cmd("ACL")
+        .arg("LOG")
+        .arg("RESET")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    let store = Store::connect(&user_url(&server, "app")).await.unwrap();
+    store.ping().await.unwrap();
+    let d = store
+        .dict::<String, u32>("app")
+        .unwrap()
+        .with_durable_log(1000);
+    let mut all = d.subscribe("*").await.unwrap();
+    let mut one = d.subscribe_key("a").await.unwrap();
+    let mut durable = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
+
+    // Dict operations, each kind of write and read.
+    d.set("a", &1).await.unwrap();
+    assert_eq!(d.get("a").await.unwrap(), Some(1));
+    d.set_many([("b".to_owned(), 2), ("c".to_owned(), 3)])
+        .await
+        .unwrap();
+    assert_eq!(
+        d.get_many(["a", "b", "x"]).await.unwrap(),
+        vec![Some(1), Some(2), None]
+    );
+    assert!(d.set_if_absent("d", &4).await.unwrap());
+    assert_eq!(
+        d.update_with("a", |v| v.unwrap_or(0) + 10).await.unwrap(),
+        11
+    );
+    d.set_with_ttl("t", &5, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(d.expire("b", Duration::from_secs(60)).await.unwrap());
+    assert!(d.persist("b").await.unwrap());
+    assert!(d.ttl("t").await.is_ok());
+    assert!(d.contains("c").await.unwrap());
+    assert_eq!(d.remove("d").await.unwrap(), Some(4));
+    assert!(d.delete("c").await.unwrap());
+    assert_eq!(d.len().await.unwrap(), 3);
+    let mut keys: Vec<String> = d.keys().try_collect().await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["a", "b", "t"]);
+    let matching: Vec<(String, u32)> = d.items_matching("a*").try_collect().await.unwrap();
+    assert_eq!(matching, [("a".to_owned(), 11)]);
+    assert_eq!(d.to_map().await.unwrap().len(), 3);
+    d.repair().await.unwrap();
+    // A stored value that does not decode: the optimistic update gives up
+    // (and releases its WATCH).
+    let _: () = redis::cmd("SET")
+        .arg("{app}:bad")
+        .arg(b"\xff".as_slice())
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(d.update_with("bad", |v| v.unwrap_or(0)).await.is_err());
+    let _: () = redis::cmd("DEL")
+        .arg("{app}:bad")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    // Plain and durable subscriptions saw the writes.
+    assert_eq!(next(&mut all).await.change, Change::Set(1));
+    assert_eq!(next(&mut one).await.change, Change::Set(1));
+    let (first_id, first) = next(&mut durable).await;
+    assert_eq!(first.change, Change::Set(1));
+    let mut resumed = d
+        .subscribe_durable(StartFrom::After(first_id))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut resumed).await.1.change, Change::Set(2));
+    let mut from_now = d.subscribe_durable(StartFrom::Now).await.unwrap();
+    d.set("z", &26).await.unwrap();
+    assert_eq!(next(&mut from_now).await.1.change, Change::Set(26));
+    assert_eq!(d.clear().await.unwrap(), 4);
+
+    // A view of namespace `app`: fields, whole struct, subscriptions.
+    let job = Job::view(&store, "app").unwrap();
+    let mut job_events = job.subscribe().await.unwrap();
+    let mut state_events = job.state.subscribe().await.unwrap();
+    job.save(&Job {
+        state: "queued".into(),
+        tries: 0,
+    })
+    .await
+    .unwrap();
+    job.tries.update(|t| *t += 1).await.unwrap();
+    job.state.set(&"running".into()).await.unwrap();
+    assert_eq!(
+        job.load().await.unwrap(),
+        Job {
+            state: "running".into(),
+            tries: 1
+        }
+    );
+    assert_eq!(job.state.take().await.unwrap().as_deref(), Some("running"));
+    assert!(!job.state.exists().await.unwrap());
+    assert!(matches!(
+        next(&mut job_events).await.event,
+        JobEvent::State(_) | JobEvent::Tries(_)
+    ));
+    assert_eq!(
+        next(&mut state_events).await.change,
+        Change::Set("queued".to_owned())
+    );
+
+    let denied = acl_log(&mut admin).await;
+    assert!(
+        denied.is_empty(),
+        "the rules are enough: ACL LOG {denied:#?}"
+    );
+
+    // The rules confine the user to `app`.
+    let other = store.dict::<String, u32>("other").unwrap();
+    let e = other.set("a", &1).await.unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("no permissions"), "{e}");
+    let e = other.subscribe("*").await.unwrap_err().to_string();
+    assert!(
+        e.contains("\"other\"") && e.to_lowercase().contains("no permissions"),
+        "{e}"
+    );
+}
+
+/// Only a store that asked for expiry events sends `CONFIG`: subscribing
+/// under a user without it leaves no trace in the ACL LOG.
+#[tokio::test]
+async fn subscribing_sends_no_config_command_unless_expiry_events_were_asked_for() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server).await;
+    set_user(&mut admin, "app", APP_RULES).await;
+    let _: () = redis::cmd("ACL")
+        .arg("LOG")
+        .arg("RESET")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let store = Store::connect(&user_url(&server, "app")).await.unwrap();
+    let d = store.dict::<String, u32>("app").unwrap();
+    let _sub = d.subscribe("*").await.unwrap();
+    let _key = d.subscribe_key("k").await.unwrap();
+    let denied = acl_log(&mut admin).await;
+    assert!(denied.is_empty(), "no CONFIG GET: {denied:#?}");
+    let mut conn = admin;
+    let calls: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!calls.contains("cmdstat_config"), "{calls}");
+}
+
+/// A user without the stream commands: the durable subscription yields one
+/// `Err` naming the namespace and NOPERM, then ends.
+#[tokio::test]
+async fn durable_subscription_without_permission_is_an_error_item() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server).await;
+    let rules: Vec<&str> = APP_RULES
+        .iter()
+        .copied()
+        .filter(|r| !matches!(*r, "+xrange" | "+xread" | "+xrevrange"))
+        .collect();
+    set_user(&mut admin, "app", &rules).await;
+    let store = Store::connect(&user_url(&server, "app")).await.unwrap();
+    let d = store
+        .dict::<String, u32>("app")
+        .unwrap()
+        .with_durable_log(100);
+    d.set("a", &1).await.unwrap();
+    let mut sub = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(Some(Err(e))) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("\"app\"") && text.to_lowercase().contains("no permissions"),
+                "{text}"
+            );
+            assert!(!e.is_connection_error());
+        }
+        other => panic!("expected an error item, got {other:?}"),
+    }
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(None) => {}
+        other => panic!("expected the end, got {other:?}"),
+    }
+}
+
+/// A plain subscription whose channel permission is revoked while it runs:
+/// the server drops it, resubscribing is refused, and the stream yields an
+/// `Err` naming the namespace and NOPERM, then ends.
+#[tokio::test]
+async fn revoked_channel_permission_ends_a_subscription_with_an_error_item() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server).await;
+    set_user(&mut admin, "app", APP_RULES).await;
+    let store = Store::connect(&user_url(&server, "app")).await.unwrap();
+    let d = store.dict::<String, u32>("app").unwrap();
+    let mut sub = d.subscribe("*").await.unwrap();
+    d.set("a", &1).await.unwrap();
+    assert_eq!(next(&mut sub).await.change, Change::Set(1));
+    let rules: Vec<&str> = APP_RULES
+        .iter()
+        .copied()
+        .filter(|r| !r.starts_with('&'))
+        .collect();
+    set_user(&mut admin, "app", &rules).await;
+    let mut saw_gap = false;
+    loop {
+        match tokio::time::timeout(WAIT, sub.next()).await {
+            Ok(Some(Ok(event))) => {
+                // A gap may come first if a reconnect happened before the revoke.
+                assert_eq!(event.change, Change::Gap, "{event:?}");
+                saw_gap = true;
+            }
+            Ok(Some(Err(e))) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("\"app\"") && text.to_lowercase().contains("no permissions"),
+                    "{text}"
+                );
+                break;
+            }
+            other => panic!("expected an error item, got {other:?} (gap seen: {saw_gap})"),
+        }
+    }
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(None) => {}
+        other => panic!("expected the end, got {other:?}"),
+    }
+}
