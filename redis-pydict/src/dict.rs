@@ -495,9 +495,12 @@ where
     /// then follows it live: every change exactly once, in order, with its log
     /// id, across disconnects and server restarts (with persistence). Store
     /// the id of the last change handled and resume with
-    /// `StartFrom::After(id)`. If changes were trimmed from the log (more than
-    /// its cap written while this subscriber was away or behind), the stream
-    /// yields `Change::Gap` at that point.
+    /// `StartFrom::After(id)`. If changes after the last one handled may be
+    /// gone (trimmed past it, or the log deleted, flushed, or lost in a
+    /// restart without persistence), the stream yields `Change::Gap` (with
+    /// `LogId::ZERO`) and replays the log as it now is. An error that
+    /// retrying cannot cure (WRONGTYPE, NOPERM) is an `Err` item naming the
+    /// namespace, after which the stream ends.
     pub async fn subscribe_durable(
         &self,
         from: StartFrom,

@@ -185,7 +185,7 @@ pub(crate) enum RawKind {
     Expire(Option<u64>),
     /// From a keyspace notification: the entry's TTL ran out.
     Expired,
-    /// The subscription reconnected: events may have been missed.
+    /// Events may have been missed (reconnected, buffer overflow, lost log).
     Gap,
 }
 

@@ -32,8 +32,12 @@ pub enum Change<V> {
     TtlChanged(Option<Duration>),
     /// The whole namespace was cleared.
     Cleared,
-    /// The subscription lost its connection and has resubscribed: changes made
-    /// meanwhile were not seen. Re-read what you depend on; events go on after it.
+    /// Changes may have been missed here: the subscription lost its
+    /// connection and has resubscribed, or its consumer fell more than the
+    /// buffer behind and the events it had not taken were dropped (see
+    /// [`crate::StoreBuilder::subscription_buffer`]), or (durable
+    /// subscriptions) the log it was reading was lost or trimmed past the
+    /// last change handled. Re-read what you depend on; events go on after it.
     Gap,
 }
 
