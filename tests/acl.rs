@@ -72,8 +72,27 @@ async fn admin(server: &RedisServer) -> MultiplexedConnection {
         .unwrap()
 }
 
-/// Creates (or redefines) user `name` with password `pass` and `rules`.
+/// Creates (or redefines) user `name` with password `pass` and `rules`
+/// (plus, on Redis 7.2 and later, `+client|setinfo`, which redis-rs sends
+/// when it connects and which older servers do not know).
 async fn set_user(admin: &mut MultiplexedConnection, name: &str, rules: &[&str]) {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(admin)
+        .await
+        .unwrap();
+    let version: Vec<u32> = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap()
+        .trim()
+        .split('.')
+        .map(|n| n.parse().unwrap_or(0))
+        .collect();
+    let mut rules = rules.to_vec();
+    if version[..2] >= [7, 2][..] {
+        rules.push("+client|setinfo");
+    }
     let _: () = redis::cmd("ACL")
         .arg("SETUSER")
         .arg(name)
