@@ -16,7 +16,7 @@ use redis::AsyncConnectionConfig;
 /// The client name of durable-log reader connections (`CLIENT LIST`).
 pub const LOG_READER_NAME: &str = "redis-pydict:log-reader";
 
-/// Entries read per round trip.
+/// Entries read per round trip (fewer when the subscription buffer holds fewer).
 const BATCH: usize = 500;
 /// How long one blocking wait for new entries lasts before it is renewed.
 const BLOCK: Duration = Duration::from_secs(2);
@@ -117,6 +117,7 @@ where
         last: LogId::ZERO,
         decode,
         conn: None,
+        batch: BATCH.min(subscription::limit(store).events),
     };
     reader.last = match from {
         StartFrom::Beginning => LogId::ZERO,
@@ -135,6 +136,9 @@ struct LogReader<F> {
     last: LogId,
     decode: F,
     conn: Option<MultiplexedConnection>,
+    /// Entries read per round trip: at most what the buffer holds, so that
+    /// a consumer that keeps up never holds more than about two buffers.
+    batch: usize,
 }
 
 /// One read of the log.
@@ -143,7 +147,7 @@ enum Read {
     /// from (deleted, flushed, lost in a restart or a failover) or was
     /// trimmed past it.
     Lost,
-    /// The entries after the last one handed on (at most `BATCH`).
+    /// The entries after the last one handed on (at most `batch`).
     Entries(LogEntries),
 }
 
@@ -204,7 +208,7 @@ where
                     continue;
                 }
             };
-            caught_up = entries.len() < BATCH;
+            caught_up = entries.len() < self.batch;
             for (id, fields) in entries {
                 let Ok(log_id) = id.parse::<LogId>() else {
                     // Redis makes every stream id "<ms>-<seq>".
@@ -269,6 +273,7 @@ where
     async fn read(&mut self, wait: bool) -> redis::RedisResult<Read> {
         let log_key = self.ns.log_key().to_owned();
         let last = self.last;
+        let batch = self.batch;
         let after = last.to_string();
         let conn = self.connection().await?;
         let mut pipe = redis::pipe();
@@ -288,7 +293,7 @@ where
             .arg(format!("({after}"))
             .arg("+")
             .arg("COUNT")
-            .arg(BATCH)
+            .arg(batch)
             .cmd("XRANGE")
             .arg(&log_key)
             .arg(&after)

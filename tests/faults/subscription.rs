@@ -704,3 +704,38 @@ async fn log_written_by_another_v1_writer_is_read_and_resumed() {
     assert_eq!(event.change, Change::Set(3));
     nothing_more(&mut sub).await;
 }
+
+/// A durable subscriber that does not keep up loses nothing: past its
+/// buffer the reader stops reading the log (backpressure) instead of
+/// dropping, and goes on when the consumer catches up.
+#[tokio::test]
+async fn durable_subscriber_over_its_buffer_waits_and_loses_nothing() {
+    let server = RedisServer::start();
+    let store = Store::builder(&server.url())
+        .subscription_buffer(100, 1 << 20)
+        .connect()
+        .await
+        .unwrap();
+    let d = logged(&store, "backpressure", 10_000);
+    let mut sub = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
+    d.set_many((0..1000u32).map(|i| (format!("k{i}"), i)))
+        .await
+        .unwrap();
+    // The reader fills the buffer to its bound...
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !format!("{sub:?}").contains("pending: 100,") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "buffer never filled: {sub:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...and no further, however long the consumer waits.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        format!("{sub:?}").contains("pending: 100,"),
+        "the reader stopped at the buffer's bound: {sub:?}"
+    );
+    expect_changes(&mut sub, 0..1000).await;
+    nothing_more(&mut sub).await;
+}
