@@ -673,3 +673,98 @@ impl RawKind {
         })
     }
 }
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+
+    fn item(n: u32) -> Result<u32> {
+        Ok(n)
+    }
+
+    const GAP: u32 = u32::MAX;
+
+    /// A subscription over a buffer of `events`/`bytes`, and its feed.
+    fn pair(
+        runtime: &tokio::runtime::Runtime,
+        events: usize,
+        bytes: usize,
+    ) -> (Feed<u32>, Subscription<u32>) {
+        let (feed, buffer) = buffer(BufferLimit { events, bytes });
+        let task = runtime.spawn(futures::future::pending::<()>());
+        (feed, Subscription::from_parts(buffer, task.abort_handle()))
+    }
+
+    fn drain(sub: &mut Subscription<u32>) -> Vec<u32> {
+        std::iter::from_fn(|| sub.try_recv().map(|r| r.unwrap())).collect()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn overflow_drops_what_is_buffered_and_leaves_a_gap() {
+        let rt = runtime();
+        let (feed, mut sub) = pair(&rt, 3, 1000);
+        for n in 0..3 {
+            assert!(feed.push_or_gap(item(n), 1, || Some(item(GAP))));
+        }
+        assert_eq!(drain(&mut sub), [0, 1, 2], "within the bound, all kept");
+        for n in 0..5 {
+            feed.push_or_gap(item(n), 1, || Some(item(GAP)));
+        }
+        assert_eq!(drain(&mut sub), [GAP, 3, 4], "the fourth overflows");
+        // By bytes: 400 + 400 fit in 1000, a third 400 does not.
+        for n in 0..3 {
+            feed.push_or_gap(item(n), 400, || Some(item(GAP)));
+        }
+        assert_eq!(drain(&mut sub), [GAP, 2]);
+        // One item over the byte bound still fits an empty buffer.
+        feed.push_or_gap(item(7), 5000, || Some(item(GAP)));
+        assert_eq!(drain(&mut sub), [7]);
+    }
+
+    #[test]
+    fn the_stream_ends_after_the_feed_is_dropped_and_drained() {
+        let rt = runtime();
+        let (feed, mut sub) = pair(&rt, 10, 1000);
+        feed.push_or_gap(Err(Error::Config("last words".into())), 0, || None);
+        drop(feed);
+        rt.block_on(async {
+            assert!(matches!(sub.recv().await, Some(Err(Error::Config(_)))));
+            assert!(sub.recv().await.is_none());
+        });
+    }
+
+    #[test]
+    fn push_wait_waits_for_room_and_stops_when_the_consumer_leaves() {
+        let rt = runtime();
+        let (feed, mut sub) = pair(&rt, 2, 1000);
+        rt.block_on(async {
+            let writer = tokio::spawn(async move {
+                for n in 0..5 {
+                    assert!(feed.push_wait(item(n), 1).await);
+                }
+                feed
+            });
+            let mut got = Vec::new();
+            while got.len() < 5 {
+                got.push(sub.recv().await.unwrap().unwrap());
+                let pending = sub.buffer.lock().items.len();
+                assert!(pending <= 2, "never more than the bound: {pending}");
+            }
+            assert_eq!(got, [0, 1, 2, 3, 4], "nothing dropped");
+            let feed = writer.await.unwrap();
+            assert!(feed.push_wait(item(5), 1).await);
+            assert!(feed.push_wait(item(6), 1).await);
+            let blocked = tokio::spawn(async move { feed.push_wait(item(7), 1).await });
+            tokio::task::yield_now().await;
+            drop(sub);
+            assert!(!blocked.await.unwrap(), "a gone consumer releases the feed");
+        });
+    }
+}
