@@ -418,6 +418,12 @@ pub(crate) fn is_transient(e: &redis::RedisError) -> bool {
     if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
         return true;
     }
+    // Refused at connection time while the server is full: it frees up.
+    if e.detail()
+        .is_some_and(|d| d.contains("max number of clients"))
+    {
+        return true;
+    }
     match e.kind() {
         ErrorKind::Server(kind) => matches!(
             kind,
