@@ -774,3 +774,42 @@ mod buffer_tests {
         });
     }
 }
+
+#[cfg(test)]
+mod retry_tests {
+    use super::is_transient;
+
+    /// The error a server reply `-<line>` becomes.
+    fn server(line: &str) -> redis::RedisError {
+        let reply = redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap();
+        reply.extract_error().unwrap_err()
+    }
+
+    #[test]
+    fn connection_trouble_is_retried_and_the_rest_is_reported() {
+        let io = |kind| redis::RedisError::from(std::io::Error::new(kind, "x"));
+        for e in [
+            io(std::io::ErrorKind::ConnectionReset),
+            io(std::io::ErrorKind::ConnectionRefused),
+            io(std::io::ErrorKind::TimedOut),
+            io(std::io::ErrorKind::UnexpectedEof),
+            server("LOADING Redis is loading the dataset in memory"),
+            server("BUSY Redis is busy running a script"),
+            server("MASTERDOWN Link with MASTER is down"),
+            server("TRYAGAIN Multiple keys request during rehashing of slot"),
+            server("CLUSTERDOWN The cluster is down"),
+            server("ERR max number of clients reached"),
+        ] {
+            assert!(is_transient(&e), "retried: {e}");
+        }
+        for e in [
+            server("NOPERM this user has no permissions to run the 'xrange' command"),
+            server("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            server("ERR unknown command 'XRANGE', with args beginning with:"),
+            server("WRONGPASS invalid username-password pair or user is disabled."),
+            server("NOSCRIPT No matching script."),
+        ] {
+            assert!(!is_transient(&e), "reported: {e}");
+        }
+    }
+}
