@@ -371,3 +371,56 @@ async fn revoked_channel_permission_ends_a_subscription_with_an_error_item() {
         other => panic!("expected the end, got {other:?}"),
     }
 }
+
+/// What needs more than `APP_RULES` (README, "ACL"): a pattern subscription
+/// other than `"*"` needs its literal pattern channel, and expiry events
+/// need `CONFIG GET` and the keyspace channel of each pattern subscribed to
+/// (here the server already has `notify-keyspace-events Kx`, so no
+/// `CONFIG SET`).
+#[tokio::test]
+async fn pattern_and_expiry_subscriptions_need_only_their_documented_extra_rules() {
+    let server = RedisServer::start_with(&["--notify-keyspace-events", "Kx"]);
+    let mut admin = admin(&server).await;
+    let mut rules = APP_RULES.to_vec();
+    rules.extend([
+        "&{app}#ev:job:*",
+        "+config|get",
+        "&__keyspace@0__:{app}:*",
+        "&__keyspace@0__:{app}:job:*",
+    ]);
+    set_user(&mut admin, "app", &rules).await;
+    let _: () = redis::cmd("ACL")
+        .arg("LOG")
+        .arg("RESET")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let store = Store::builder(&user_url(&server, "app"))
+        .enable_expiry_events(true)
+        .connect()
+        .await
+        .unwrap();
+    let d = store.dict::<String, u32>("app").unwrap();
+    let mut jobs = d.subscribe("job:*").await.unwrap();
+    let mut all = d.subscribe("*").await.unwrap();
+    d.set("other", &0).await.unwrap();
+    d.set("job:1", &1).await.unwrap();
+    assert_eq!(next(&mut jobs).await.change, Change::Set(1));
+    d.set_with_ttl("brief", &2, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut all).await.change, Change::Set(0));
+    assert_eq!(next(&mut all).await.change, Change::Set(1));
+    assert_eq!(next(&mut all).await.change, Change::Set(2));
+    // Redis reports an expiry when it notices it: ask for the key to hurry it.
+    let _: Option<u32> = d.get("brief").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _: Option<u32> = d.get("brief").await.unwrap();
+    let expired = next(&mut all).await;
+    assert_eq!(
+        (expired.key.as_deref(), expired.change),
+        (Some("brief"), Change::Expired)
+    );
+    let denied = acl_log(&mut admin).await;
+    assert!(denied.is_empty(), "the extra rules are enough: {denied:#?}");
+}
