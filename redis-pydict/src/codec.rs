@@ -35,9 +35,53 @@ pub(crate) fn decode<V: DeserializeOwned>(bytes: &[u8], namespace: &str, key: &s
     decode_value(bytes).map_err(|reason| Error::Decode {
         namespace: namespace.to_owned(),
         key: key.to_owned(),
-        expected: std::any::type_name::<V>(),
+        expected: short_type_name(std::any::type_name::<V>()),
         reason,
     })
+}
+
+/// A type name without its module paths: `HashMap<String, u32>` for
+/// `std::collections::hash::map::HashMap<alloc::string::String, u32>`.
+fn short_type_name(full: &'static str) -> &'static str {
+    if !full.contains("::") {
+        return full;
+    }
+    // Type names are few and fixed: keep one shortened copy of each.
+    static NAMES: std::sync::Mutex<Vec<(&'static str, &'static str)>> =
+        std::sync::Mutex::new(Vec::new());
+    let Ok(mut names) = NAMES.lock() else {
+        return full;
+    };
+    if let Some((_, short)) = names.iter().find(|(long, _)| *long == full) {
+        return short;
+    }
+    let mut short = String::with_capacity(full.len());
+    let mut segment = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            short.push_str(segment.rsplit("::").next().unwrap_or(&segment));
+            segment.clear();
+            short.push(c);
+        }
+    }
+    short.push_str(segment.rsplit("::").next().unwrap_or(&segment));
+    let short: &'static str = Box::leak(short.into_boxed_str());
+    names.push((full, short));
+    short
+}
+
+/// ciborium's error as a sentence (its `Display` is its `Debug` form, e.g.
+/// `Semantic(None, "invalid type: …")`).
+fn describe<T: std::fmt::Debug>(error: ciborium::de::Error<T>) -> String {
+    use ciborium::de::Error as E;
+    match error {
+        E::Semantic(_, message) => message,
+        E::Syntax(offset) => format!("it is not valid CBOR (malformed item at byte {offset})"),
+        E::Io(e) => format!("the CBOR item is cut short ({e:?})"),
+        E::RecursionLimitExceeded => "it nests deeper than the decoder allows".to_owned(),
+    }
 }
 
 /// [`decode`], with the decoder's message as the error.
@@ -46,7 +90,7 @@ pub(crate) fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> std::result::Re
         return Ok(value);
     }
     let mut rest = bytes;
-    let value = ciborium::from_reader(&mut rest).map_err(|e| e.to_string())?;
+    let value = ciborium::from_reader(&mut rest).map_err(describe)?;
     if !rest.is_empty() {
         return Err(format!(
             "{} unexpected bytes after the CBOR item",
@@ -85,6 +129,39 @@ mod tests {
         assert!(matches!(err, Error::Decode { .. }));
         let err = decode::<u8>(&[1, 2], "ns", "k").unwrap_err().to_string();
         assert!(err.contains("unexpected bytes"), "{err}");
+    }
+
+    #[test]
+    fn decode_errors_are_plain_sentences() {
+        let bytes = encode("x", "ns", "k").unwrap();
+        let err = decode::<HashMap<String, u32>>(&bytes, "cfg", "limits")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "value of key \"limits\" in namespace \"cfg\" does not decode as HashMap<String, u32>: \
+             invalid type: string, expected map"
+        );
+        let err = decode::<u32>(&[0x1c], "ns", "k").unwrap_err().to_string();
+        assert!(
+            err.ends_with("it is not valid CBOR (malformed item at byte 0)"),
+            "{err}"
+        );
+        let err = decode::<String>(&[0x63, b'a'], "ns", "k")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cut short"), "{err}");
+        for err in [err] {
+            assert!(
+                !err.contains("Semantic(") && !err.contains("Syntax("),
+                "{err}"
+            );
+        }
+        assert_eq!(short_type_name("u8"), "u8");
+        assert_eq!(
+            short_type_name(std::any::type_name::<Option<Vec<String>>>()),
+            "Option<Vec<String>>"
+        );
     }
 
     use serde::Deserialize;

@@ -99,10 +99,21 @@ impl StoreConnection {
     }
 }
 
+// On one server, a request that fails because the connection could not be
+// made (refused: nothing was sent) is tried once more. redis-rs's
+// ConnectionManager hands every request the outcome of its latest reconnection
+// attempt, and starts a new attempt only when a request meets a failed one:
+// without this, the first request after a long outage would fail although the
+// server is back. The second try waits for that new attempt.
 impl ConnectionLike for StoreConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
-            Inner::Single(conn) => conn.req_packed_command(cmd),
+            Inner::Single(conn) => Box::pin(async move {
+                match conn.send_packed_command(cmd).await {
+                    Err(e) if e.is_connection_refusal() => conn.send_packed_command(cmd).await,
+                    result => result,
+                }
+            }),
             Inner::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
@@ -114,7 +125,14 @@ impl ConnectionLike for StoreConnection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.0 {
-            Inner::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Inner::Single(conn) => Box::pin(async move {
+                match conn.send_packed_commands(pipeline, offset, count).await {
+                    Err(e) if e.is_connection_refusal() => {
+                        conn.send_packed_commands(pipeline, offset, count).await
+                    }
+                    result => result,
+                }
+            }),
             Inner::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
         }
     }

@@ -147,6 +147,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// True when the error comes from the connection to Redis (refused, reset,
     /// timed out) rather than from the data: retrying later may succeed.
+    /// Whether a retry is *safe* is [`Error::outcome_unknown`]'s question.
     pub fn is_connection_error(&self) -> bool {
         match self {
             Error::Redis { source, .. } | Error::Connect { source, .. } => {
@@ -157,5 +158,103 @@ impl Error {
             }
             _ => false,
         }
+    }
+
+    /// True when the request may have been applied although it returned this
+    /// error: it was sent and no reply came back (a response timeout, the
+    /// connection dropped while waiting, a reply that could not be read).
+    /// False when it was certainly not applied: invalid input, an encoding or
+    /// size error, the server could not be reached, Redis answered with an
+    /// error, an optimistic update gave up ([`Error::Contention`]).
+    ///
+    /// When true, re-read before acting again: an idempotent write (`set`,
+    /// `remove`, `set_many`) may simply be retried; a read-modify-write
+    /// (`update`, `update_with`) must not be blindly repeated, since it may
+    /// have been applied once already. The classification errs on the side
+    /// of "unknown": an error that could follow a request that reached the
+    /// server (e.g. a cluster redirection after a timed-out attempt) counts
+    /// as unknown.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Error::Redis { source, .. } => may_have_been_applied(source),
+            _ => false,
+        }
+    }
+}
+
+/// Whether the request behind a redis-rs error may have reached the server
+/// and run there.
+fn may_have_been_applied(error: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, RetryMethod};
+    match error.kind() {
+        // Sent, or maybe sent, and no readable reply: timeouts, a connection
+        // that dropped while the request was in flight. Errors of connecting
+        // (refused, no such socket, no permission) mean nothing was sent.
+        ErrorKind::Io => {
+            !(error.is_connection_refusal() || matches!(error.retry_method(), RetryMethod::NoRetry))
+        }
+        // A reply came back but could not be read, or was not of the expected
+        // type: the command ran.
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => true,
+        // An error reply. Final ones (syntax, WRONGTYPE, NOPERM, OOM,
+        // EXECABORT, a script error) mean nothing was applied. Ones a cluster
+        // client retries by itself (MOVED, ASK, TRYAGAIN, CLUSTERDOWN,
+        // READONLY, LOADING) may be the last of several attempts, an earlier
+        // one of which may have timed out after reaching a server.
+        ErrorKind::Server(_) => !matches!(error.retry_method(), RetryMethod::NoRetry),
+        // Refused before sending: authentication, client configuration,
+        // no connection to any cluster node, an unknown error code.
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis_error(source: redis::RedisError) -> Error {
+        Error::Redis {
+            operation: "set",
+            namespace: "ns".into(),
+            source,
+        }
+    }
+
+    fn io(kind: std::io::ErrorKind) -> Error {
+        redis_error(std::io::Error::from(kind).into())
+    }
+
+    #[test]
+    fn outcome_unknown_only_where_the_request_may_have_run() {
+        use std::io::ErrorKind as K;
+        for kind in [
+            K::TimedOut,
+            K::BrokenPipe,
+            K::ConnectionReset,
+            K::UnexpectedEof,
+        ] {
+            assert!(io(kind).outcome_unknown(), "{kind:?}");
+            assert!(io(kind).is_connection_error(), "{kind:?}");
+        }
+        for kind in [K::ConnectionRefused, K::NotFound, K::PermissionDenied] {
+            assert!(!io(kind).outcome_unknown(), "{kind:?}");
+        }
+        let reply = redis::make_extension_error("WRONGTYPE".into(), Some("no".into()));
+        assert!(!redis_error(reply).outcome_unknown());
+        let auth: redis::RedisError = (redis::ErrorKind::AuthenticationFailed, "bad").into();
+        assert!(!redis_error(auth).outcome_unknown());
+        let type_error: redis::RedisError = (redis::ErrorKind::UnexpectedReturnType, "x").into();
+        assert!(redis_error(type_error).outcome_unknown());
+        let connect = Error::Connect {
+            url: "redis://h".into(),
+            source: std::io::Error::from(K::TimedOut).into(),
+        };
+        assert!(!connect.outcome_unknown());
+        let contention = Error::Contention {
+            namespace: "ns".into(),
+            key: "k".into(),
+            attempts: 3,
+        };
+        assert!(!contention.outcome_unknown());
     }
 }

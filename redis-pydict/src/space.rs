@@ -575,13 +575,9 @@ impl Space {
         let redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
         let mut conn = self.store.dedicated().await.map_err(&fail)?;
         for _attempt in 0..self.store.settings().max_update_attempts {
-            let (current,): (Vec<Option<Vec<u8>>>,) = redis::pipe()
-                .cmd("WATCH")
-                .arg(&redis_keys)
-                .ignore()
-                .cmd("MGET")
-                .arg(&redis_keys)
-                .query_async(&mut conn)
+            let current = self
+                .store
+                .watch_and_read(&mut conn, &redis_keys)
                 .await
                 .map_err(&fail)?;
             let (changes, result) = match decide(current) {

@@ -1,11 +1,17 @@
 //! `Store`: the connection to Redis shared by every dict and view made from it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::cluster::ClusterClientBuilder;
-use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    ProtocolVersion, PushInfo, PushKind,
+};
 
 use crate::dict::Dict;
 use crate::error::{Error, Result};
@@ -45,9 +51,11 @@ pub const DEFAULT_SUBSCRIPTION_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 ///
 /// It reconnects by itself after a dropped connection or a server restart
 /// (redis-rs `ConnectionManager`, RESP3; on a cluster, redis-rs's cluster
-/// client, which follows MOVED/ASK redirections and failovers): the operation
-/// that meets the broken connection fails with [`Error::Redis`], the ones
-/// after it succeed once the server is back.
+/// client, which follows MOVED/ASK redirections and failovers): an operation
+/// in flight when the connection breaks fails with [`Error::Redis`] (see
+/// [`Error::outcome_unknown`]), and the operations issued once the server is
+/// back succeed, including the first one. Connections of its own (the pool
+/// used by `update_with`) that died meanwhile are replaced before use.
 ///
 /// ```no_run
 /// # async fn demo() -> redis_pydict::Result<()> {
@@ -74,14 +82,51 @@ enum Topology {
     Single {
         client: Client,
         dedicated_config: AsyncConnectionConfig,
-        idle: Mutex<Vec<MultiplexedConnection>>,
+        idle: Mutex<Vec<DedicatedConnection>>,
     },
     Cluster {
         /// The first seed node's settings (credentials, TLS), re-addressed
-        /// to reach a given node.
-        seed: ConnectionInfo,
+        /// to reach a given node; none for a caller's `ClusterClient`.
+        seed: Option<ConnectionInfo>,
+        #[cfg(feature = "tls")]
         tls: Option<redis::TlsCertificates>,
     },
+}
+
+/// A connection of one task's own (see [`Store::dedicated`]), with a flag
+/// that redis-rs raises when the connection is lost (RESP3 only), so that a
+/// dead one is never handed out of the pool.
+pub(crate) struct DedicatedConnection {
+    conn: MultiplexedConnection,
+    lost: Arc<AtomicBool>,
+}
+
+impl DedicatedConnection {
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+}
+
+impl ConnectionLike for DedicatedConnection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        self.conn.req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.conn.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
 }
 
 /// Per-store behaviour settings; dicts read them from their store (and may override the event ones).
@@ -110,7 +155,8 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Configures and opens a [`Store`]. Obtain one from [`Store::builder`].
+/// Configures and opens a [`Store`]. Obtain one from [`Store::builder`],
+/// [`Store::cluster_builder`] or [`Store::client_builder`].
 ///
 /// ```no_run
 /// # async fn demo() -> redis_pydict::Result<()> {
@@ -124,33 +170,91 @@ impl std::fmt::Debug for Store {
 /// ```
 #[derive(Clone)]
 pub struct StoreBuilder {
-    url: String,
-    /// Seed node URLs when connecting to a cluster.
-    cluster_nodes: Option<Vec<String>>,
+    target: Target,
     response_timeout: Option<Duration>,
     connection_timeout: Option<Duration>,
     retries: usize,
     min_retry_delay: Duration,
     max_retry_delay: Duration,
+    #[cfg(feature = "tls")]
     tls: Option<redis::TlsCertificates>,
     settings: Settings,
 }
 
+/// What a builder connects to.
+#[derive(Clone)]
+enum Target {
+    /// One server, by URL.
+    Url(String),
+    /// A cluster, by the URLs of some of its nodes.
+    Nodes(Vec<String>),
+    /// One server, through the caller's client.
+    Client(Client),
+    /// A cluster, through the caller's cluster client.
+    ClusterClient(redis::cluster::ClusterClient),
+}
+
+impl Target {
+    /// What the store is connected to, without credentials, for messages.
+    fn shown(&self) -> String {
+        match self {
+            Target::Url(url) => redact(url),
+            Target::Nodes(nodes) => nodes
+                .iter()
+                .map(|n| redact(n))
+                .collect::<Vec<_>>()
+                .join(","),
+            Target::Client(client) => describe(client.get_connection_info()),
+            Target::ClusterClient(_) => "a redis::cluster::ClusterClient".to_owned(),
+        }
+    }
+}
+
 impl std::fmt::Debug for StoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreBuilder")
-            .field("url", &redact(&self.url))
+        let mut debug = f.debug_struct("StoreBuilder");
+        debug
+            .field("url", &self.target.shown())
             .field("response_timeout", &self.response_timeout)
             .field("connection_timeout", &self.connection_timeout)
-            .field("retries", &self.retries)
-            .field("tls", &self.tls.is_some())
-            .field("settings", &self.settings)
-            .finish()
+            .field("retries", &self.retries);
+        #[cfg(feature = "tls")]
+        debug.field("tls", &self.tls.is_some());
+        debug.field("settings", &self.settings).finish()
     }
 }
 
 impl StoreBuilder {
+    fn new(target: Target) -> StoreBuilder {
+        StoreBuilder {
+            target,
+            response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
+            connection_timeout: Some(DEFAULT_CONNECTION_TIMEOUT),
+            retries: DEFAULT_RECONNECT_RETRIES,
+            min_retry_delay: Duration::from_millis(100),
+            max_retry_delay: Duration::from_secs(2),
+            #[cfg(feature = "tls")]
+            tls: None,
+            settings: Settings {
+                notifications: true,
+                origin: None,
+                max_value_size: DEFAULT_MAX_VALUE_SIZE,
+                page_size: DEFAULT_PAGE_SIZE,
+                max_batch: DEFAULT_MAX_BATCH,
+                max_update_attempts: DEFAULT_MAX_UPDATE_ATTEMPTS,
+                enable_expiry_events: false,
+                connection_timeout: Some(DEFAULT_CONNECTION_TIMEOUT),
+                min_retry_delay: Duration::from_millis(100),
+                max_retry_delay: Duration::from_secs(2),
+                subscription_buffer_events: DEFAULT_SUBSCRIPTION_BUFFER_EVENTS,
+                subscription_buffer_bytes: DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
+            },
+        }
+    }
+
     /// Time to wait for one reply (default 30 s; `None` waits forever).
+    /// A request that times out fails with an error whose
+    /// [`Error::outcome_unknown`] is true: it may still be applied.
     pub fn response_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.response_timeout = timeout.into();
         self
@@ -173,6 +277,7 @@ impl StoreBuilder {
 
     /// For `rediss://` URLs: trust this root certificate (PEM) instead of the
     /// system's trust store, e.g. a private CA or a self-signed server certificate.
+    #[cfg(feature = "tls")]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         let mut certs = self.tls.take().unwrap_or(redis::TlsCertificates {
             client_tls: None,
@@ -185,6 +290,7 @@ impl StoreBuilder {
 
     /// For `rediss://` URLs with mutual TLS: present this client certificate
     /// and private key (both PEM).
+    #[cfg(feature = "tls")]
     pub fn tls_client_certificate(
         mut self,
         cert_pem: impl Into<Vec<u8>>,
@@ -267,32 +373,48 @@ impl StoreBuilder {
         self
     }
 
-    /// Connects. Fails if the server cannot be reached after the configured retries.
+    /// Connects. Fails if the server cannot be reached after the configured
+    /// retries; the error names the URL without its password.
     pub async fn connect(mut self) -> Result<Store> {
         self.settings.connection_timeout = self.connection_timeout;
         self.settings.min_retry_delay = self.min_retry_delay;
         self.settings.max_retry_delay = self.max_retry_delay;
-        match self.cluster_nodes.take() {
-            Some(nodes) => self.connect_cluster(nodes).await,
-            None => self.connect_single().await,
+        #[cfg(feature = "tls")]
+        install_crypto_provider();
+        let shown = self.target.shown();
+        let connect_err = |source| Error::Connect {
+            url: shown.clone(),
+            source,
+        };
+        match self.target.clone() {
+            Target::Url(url) => {
+                let info = url.as_str().into_connection_info().map_err(connect_err)?;
+                // RESP3 unless the URL asks otherwise: it lets redis-rs notice
+                // a lost connection at once and reconnect before the next request.
+                let info = if url.contains("protocol=") {
+                    info
+                } else {
+                    resp3(info)
+                };
+                self.connect_single(info, shown).await
+            }
+            Target::Client(client) => {
+                let info = resp3(client.get_connection_info().clone());
+                self.connect_single(info, shown).await
+            }
+            Target::Nodes(nodes) => {
+                let infos = nodes
+                    .iter()
+                    .map(|n| n.as_str().into_connection_info())
+                    .collect::<redis::RedisResult<Vec<_>>>()
+                    .map_err(connect_err)?;
+                self.connect_cluster(infos, shown).await
+            }
+            Target::ClusterClient(client) => self.open_cluster(client, None, shown).await,
         }
     }
 
-    async fn connect_cluster(self, nodes: Vec<String>) -> Result<Store> {
-        let url = nodes
-            .iter()
-            .map(|n| redact(n))
-            .collect::<Vec<_>>()
-            .join(",");
-        let connect_err = |source| Error::Connect {
-            url: url.clone(),
-            source,
-        };
-        let infos = nodes
-            .iter()
-            .map(|n| n.as_str().into_connection_info())
-            .collect::<redis::RedisResult<Vec<_>>>()
-            .map_err(connect_err)?;
+    async fn connect_cluster(self, infos: Vec<ConnectionInfo>, shown: String) -> Result<Store> {
         let Some(seed) = infos.first().cloned() else {
             return Err(Error::Config(
                 "connect_cluster needs at least one node URL".into(),
@@ -310,52 +432,61 @@ impl StoreBuilder {
         if let Some(timeout) = self.response_timeout {
             builder = builder.response_timeout(timeout);
         }
+        #[cfg(feature = "tls")]
         if let Some(certs) = self.tls.clone() {
             builder = builder.certs(certs);
         }
-        let client = builder.build().map_err(connect_err)?;
-        let conn = client.get_async_connection().await.map_err(connect_err)?;
-        let settings = seed
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let seed = seed.set_redis_settings(settings);
+        let client = builder.build().map_err(|source| Error::Connect {
+            url: shown.clone(),
+            source,
+        })?;
+        self.open_cluster(client, Some(seed), shown).await
+    }
+
+    /// Opens the shared cluster connection. `seed` (a node's settings:
+    /// credentials, TLS) is how connections of the store's own (pub/sub, log
+    /// readers) reach a node; without one they go through `client`.
+    async fn open_cluster(
+        self,
+        client: redis::cluster::ClusterClient,
+        seed: Option<ConnectionInfo>,
+        shown: String,
+    ) -> Result<Store> {
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(|source| Error::Connect {
+                url: shown.clone(),
+                source,
+            })?;
+        let seed = seed.map(resp3);
         Ok(Store {
             inner: Arc::new(StoreInner {
                 conn: StoreConnection::cluster(conn),
                 topology: Topology::Cluster {
                     seed,
+                    #[cfg(feature = "tls")]
                     tls: self.tls,
                 },
                 settings: self.settings,
-                url,
+                url: shown,
             }),
         })
     }
 
-    async fn connect_single(self) -> Result<Store> {
-        let url = redact(&self.url);
+    async fn connect_single(self, info: ConnectionInfo, shown: String) -> Result<Store> {
         let connect_err = |source| Error::Connect {
-            url: url.clone(),
+            url: shown.clone(),
             source,
         };
-        let mut info = self
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(connect_err)?;
-        if !self.url.contains("protocol=") {
-            let redis = info
-                .redis_settings()
-                .clone()
-                .set_protocol(ProtocolVersion::RESP3);
-            info = info.set_redis_settings(redis);
-        }
+        #[cfg(feature = "tls")]
         let client = match self.tls {
             Some(certs) => Client::build_with_tls(info, certs),
             None => Client::open(info),
-        }
-        .map_err(connect_err)?;
+        };
+        #[cfg(not(feature = "tls"))]
+        let client = Client::open(info);
+        let client = client.map_err(connect_err)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(self.response_timeout)
             .set_connection_timeout(self.connection_timeout)
@@ -377,15 +508,39 @@ impl StoreBuilder {
                     idle: Mutex::new(Vec::new()),
                 },
                 settings: self.settings,
-                url,
+                url: shown,
             }),
         })
     }
 }
 
+/// `info`, speaking RESP3.
+fn resp3(info: ConnectionInfo) -> ConnectionInfo {
+    let redis = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    info.set_redis_settings(redis)
+}
+
+/// Makes redis-rs's TLS work whatever rustls crypto providers the final
+/// program enables: redis-rs builds its TLS settings with
+/// `rustls::ClientConfig::builder()`, which panics when the dependency graph
+/// enables more than one provider (e.g. ring here and aws-lc-rs through
+/// another crate) and none is installed. Installs ours (ring) as the process
+/// default unless one is installed already, which is then used as it is.
+#[cfg(feature = "tls")]
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one meanwhile: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 impl Store {
     /// Connects to `url` with default settings. `redis://[user:password@]host[:port][/db]`,
-    /// or `rediss://` for TLS.
+    /// `rediss://` for TLS (feature `tls`), `redis+unix:///path?db=N&user=U&pass=P`
+    /// for a Unix socket.
     pub async fn connect(url: &str) -> Result<Store> {
         Store::builder(url).connect().await
     }
@@ -394,14 +549,29 @@ impl Store {
     /// [`Store::connect`]), with default settings. Dicts, views and
     /// subscriptions work exactly as on one server: each namespace lives in
     /// one hash slot (`{ns}`), so its atomic units stay legal.
-    pub async fn connect_cluster(nodes: &[&str]) -> Result<Store> {
+    ///
+    /// ```no_run
+    /// # async fn demo(ports: Vec<u16>) -> redis_pydict::Result<()> {
+    /// let urls: Vec<String> = ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect();
+    /// let store = redis_pydict::Store::connect_cluster(&urls).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_cluster<I>(nodes: I) -> Result<Store>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
         Store::cluster_builder(nodes).connect().await
     }
 
     /// A builder for a cluster store (see [`Store::connect_cluster`]).
-    pub fn cluster_builder(nodes: &[&str]) -> StoreBuilder {
-        let mut builder = Store::builder(nodes.first().copied().unwrap_or_default());
-        builder.cluster_nodes = Some(nodes.iter().map(|n| (*n).to_owned()).collect());
+    pub fn cluster_builder<I>(nodes: I) -> StoreBuilder
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let nodes = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        let mut builder = StoreBuilder::new(Target::Nodes(nodes));
         // A redirection (MOVED/ASK) or a TRYAGAIN while a slot migrates costs
         // a retry each: allow enough to ride out a failover or a migration.
         builder.retries = DEFAULT_CLUSTER_RETRIES;
@@ -410,30 +580,44 @@ impl Store {
 
     /// A builder for a store with non-default timeouts, retries or event settings.
     pub fn builder(url: &str) -> StoreBuilder {
-        StoreBuilder {
-            url: url.to_owned(),
-            cluster_nodes: None,
-            response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
-            connection_timeout: Some(DEFAULT_CONNECTION_TIMEOUT),
-            retries: DEFAULT_RECONNECT_RETRIES,
-            min_retry_delay: Duration::from_millis(100),
-            max_retry_delay: Duration::from_secs(2),
-            tls: None,
-            settings: Settings {
-                notifications: true,
-                origin: None,
-                max_value_size: DEFAULT_MAX_VALUE_SIZE,
-                page_size: DEFAULT_PAGE_SIZE,
-                max_batch: DEFAULT_MAX_BATCH,
-                max_update_attempts: DEFAULT_MAX_UPDATE_ATTEMPTS,
-                enable_expiry_events: false,
-                connection_timeout: Some(DEFAULT_CONNECTION_TIMEOUT),
-                min_retry_delay: Duration::from_millis(100),
-                max_retry_delay: Duration::from_secs(2),
-                subscription_buffer_events: DEFAULT_SUBSCRIPTION_BUFFER_EVENTS,
-                subscription_buffer_bytes: DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
-            },
-        }
+        StoreBuilder::new(Target::Url(url.to_owned()))
+    }
+
+    /// A store over a `redis::Client` you configured yourself (the Python
+    /// original's `custom=`): its address, credentials, database and TLS
+    /// settings are used as they are, with the same guarantees as
+    /// [`Store::connect`] (self-reconnecting shared connection, dedicated
+    /// connections for `update_with`, subscriptions). The store speaks RESP3
+    /// to the server (Redis 6 or later) whatever the client's protocol setting.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> redis_pydict::Result<()> {
+    /// let client = redis::Client::open("redis://127.0.0.1/2").expect("valid URL");
+    /// let store = redis_pydict::Store::from_client(client).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_client(client: Client) -> Result<Store> {
+        Store::client_builder(client).connect().await
+    }
+
+    /// A builder for a store over your own `redis::Client` (see
+    /// [`Store::from_client`]), for non-default timeouts, retries or event settings.
+    pub fn client_builder(client: Client) -> StoreBuilder {
+        StoreBuilder::new(Target::Client(client))
+    }
+
+    /// A store over a `redis::cluster::ClusterClient` you configured
+    /// yourself: its nodes, credentials, TLS, retries and timeouts are used
+    /// as they are. The builder's timeout and retry settings do not apply
+    /// (the client has its own); the event and size settings do.
+    pub async fn from_cluster_client(client: redis::cluster::ClusterClient) -> Result<Store> {
+        Store::cluster_client_builder(client).connect().await
+    }
+
+    /// A builder for a store over your own cluster client (see
+    /// [`Store::from_cluster_client`]).
+    pub fn cluster_client_builder(client: redis::cluster::ClusterClient) -> StoreBuilder {
+        StoreBuilder::new(Target::ClusterClient(client))
     }
 
     /// A typed dict over namespace `namespace`. The namespace is validated
@@ -488,26 +672,38 @@ impl Store {
     pub(crate) async fn node_client(&self, key: &str) -> redis::RedisResult<Client> {
         match &self.inner.topology {
             Topology::Single { client, .. } => Ok(client.clone()),
-            Topology::Cluster { seed, tls } => {
+            Topology::Cluster { seed: None, .. } => Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a store made with Store::from_cluster_client cannot open connections of its own \
+                 (subscriptions, durable log readers): redis-rs does not tell a ClusterClient's \
+                 credentials and TLS settings; use Store::cluster_builder for these",
+            ))),
+            Topology::Cluster {
+                seed: Some(seed),
+                #[cfg(feature = "tls")]
+                tls,
+                ..
+            } => {
                 let (host, port) = self.connection().master_of(key).await?;
                 let addr = match seed.addr() {
-                    redis::ConnectionAddr::TcpTls {
+                    ConnectionAddr::TcpTls {
                         insecure,
                         tls_params,
                         ..
-                    } => redis::ConnectionAddr::TcpTls {
+                    } => ConnectionAddr::TcpTls {
                         host,
                         port,
                         insecure: *insecure,
                         tls_params: tls_params.clone(),
                     },
-                    _ => redis::ConnectionAddr::Tcp(host, port),
+                    _ => ConnectionAddr::Tcp(host, port),
                 };
                 let info = seed.clone().set_addr(addr);
-                match tls {
-                    Some(certs) => Client::build_with_tls(info, certs.clone()),
-                    None => Client::open(info),
+                #[cfg(feature = "tls")]
+                if let Some(certs) = tls {
+                    return Client::build_with_tls(info, certs.clone());
                 }
+                Client::open(info)
             }
         }
     }
@@ -528,28 +724,85 @@ impl Store {
     /// A connection used by one task at a time, for WATCH/MULTI transactions,
     /// whose WATCH state must not be shared. Return it with [`Store::give_back`].
     /// Single server only (cluster updates compare values in a script instead).
-    pub(crate) async fn dedicated(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let Topology::Single {
-            client,
-            dedicated_config,
-            idle,
-        } = &self.inner.topology
-        else {
+    ///
+    /// Pooled connections whose connection redis-rs reported lost (a server
+    /// restart, `CLIENT KILL`) are dropped here instead of being handed out.
+    pub(crate) async fn dedicated(&self) -> redis::RedisResult<DedicatedConnection> {
+        let Topology::Single { idle, .. } = &self.inner.topology else {
             return Err(std::io::Error::other("no dedicated connections on a cluster").into());
         };
-        let pooled = idle.lock().ok().and_then(|mut idle| idle.pop());
-        match pooled {
-            Some(conn) => Ok(conn),
-            None => {
-                client
-                    .get_multiplexed_async_connection_with_config(dedicated_config)
-                    .await
+        loop {
+            let pooled = idle.lock().ok().and_then(|mut idle| idle.pop());
+            match pooled {
+                Some(conn) if conn.is_lost() => continue,
+                Some(conn) => return Ok(conn),
+                None => return self.new_dedicated().await,
             }
         }
     }
 
+    /// A new dedicated connection, which raises its flag when it is lost.
+    async fn new_dedicated(&self) -> redis::RedisResult<DedicatedConnection> {
+        let Topology::Single {
+            client,
+            dedicated_config,
+            ..
+        } = &self.inner.topology
+        else {
+            return Err(std::io::Error::other("no dedicated connections on a cluster").into());
+        };
+        let lost = Arc::new(AtomicBool::new(false));
+        let mut config = dedicated_config.clone();
+        // redis-rs reports a lost connection through the push channel, which
+        // only RESP3 connections have.
+        if client
+            .get_connection_info()
+            .redis_settings()
+            .protocol()
+            .supports_resp3()
+        {
+            let flag = lost.clone();
+            config = config.set_push_sender(move |info: PushInfo| {
+                if info.kind == PushKind::Disconnection {
+                    flag.store(true, Ordering::Release);
+                }
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        Ok(DedicatedConnection { conn, lost })
+    }
+
+    /// The read phase of an optimistic update: WATCH `keys` and MGET them on
+    /// `conn`. If the connection turns out to be dead (it died after it was
+    /// checked, or redis-rs could not tell: RESP2), the read is repeated once
+    /// on a new connection, which then replaces `conn`: a read changes
+    /// nothing, so this is always safe.
+    pub(crate) async fn watch_and_read(
+        &self,
+        conn: &mut DedicatedConnection,
+        keys: &[String],
+    ) -> redis::RedisResult<Vec<Option<Vec<u8>>>> {
+        let mut read = redis::pipe();
+        read.cmd("WATCH").arg(keys).ignore().cmd("MGET").arg(keys);
+        match read.query_async::<(Vec<Option<Vec<u8>>>,)>(conn).await {
+            Ok((values,)) => Ok(values),
+            Err(e) if e.is_connection_dropped() => {
+                *conn = self.new_dedicated().await?;
+                let (values,) = read.query_async(conn).await?;
+                Ok(values)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Returns a dedicated connection in a clean state (no WATCH pending) to the pool.
-    pub(crate) fn give_back(&self, conn: MultiplexedConnection) {
+    pub(crate) fn give_back(&self, conn: DedicatedConnection) {
+        if conn.is_lost() {
+            return;
+        }
         if let Topology::Single { idle, .. } = &self.inner.topology {
             if let Ok(mut idle) = idle.lock() {
                 if idle.len() < 16 {
@@ -560,24 +813,71 @@ impl Store {
     }
 }
 
-/// Hides the password of a URL for messages.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+/// A URL for messages, with every credential hidden: the password of the
+/// user-info part (a user-info part without a colon is hidden whole: it may
+/// be a password written without its colon), and the value of any query
+/// parameter whose name contains `pass` (redis-rs reads `pass=` for Unix
+/// sockets). A URL that does not parse, or where an `@` comes after the
+/// host (a password holding an unescaped `/`, `?` or `#` ends the host early),
+/// is shown by its scheme alone: where a password begins and ends in it is
+/// anyone's guess.
+pub(crate) fn redact(raw: &str) -> String {
+    let hidden = || {
+        let scheme = raw
+            .split_once("://")
+            .map(|(scheme, _)| scheme)
+            .filter(|s| {
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            })
+            .unwrap_or("?");
+        format!("{scheme}://(URL not shown: it does not parse as host, port and database, and may hold a password)")
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let hidden = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                "***".to_owned()
-            };
-            format!("{scheme}://{hidden}{}", &rest[at..])
-        }
-        None => url.to_owned(),
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return hidden();
+    };
+    let after_host = [
+        url.path(),
+        url.query().unwrap_or(""),
+        url.fragment().unwrap_or(""),
+    ];
+    if after_host.iter().any(|part| part.contains('@')) {
+        return hidden();
+    }
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    } else if !url.username().is_empty() {
+        let _ = url.set_username("***");
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let secret = name.to_ascii_lowercase().contains("pass");
+                let value = if secret {
+                    "***".into()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    if url.fragment().is_some_and(|f| f != "insecure") {
+        url.set_fragment(Some("***"));
+    }
+    url.to_string()
+}
+
+/// What a client connects to, for messages: its address and database,
+/// never its credentials.
+fn describe(info: &ConnectionInfo) -> String {
+    let db = info.redis_settings().db();
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}/{db}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}/{db}"),
+        addr => format!("redis+unix://{addr}?db={db}"),
     }
 }
 
@@ -587,9 +887,49 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(redact("redis://u:secret@h:1/2"), "redis://u:***@h:1/2");
-        assert_eq!(redact("redis://:secret@h"), "redis://:***@h");
-        assert_eq!(redact("redis://secret@h"), "redis://***@h");
-        assert_eq!(redact("redis://h:6379/0"), "redis://h:6379/0");
+        // (URL, what is shown); the password is always "S3cret".
+        let cases = [
+            ("redis://u:S3cret@h:1/2", "redis://u:***@h:1/2"),
+            ("redis://:S3cret@h", "redis://:***@h"),
+            ("redis://S3cret@h", "redis://***@h"),
+            (
+                "rediss://u:S3cret@h:6380/0#insecure",
+                "rediss://u:***@h:6380/0#insecure",
+            ),
+            ("redis://u:S3cr%2Fet@h/0", "redis://u:***@h/0"),
+            ("redis://u:S3c@ret@h/0", "redis://u:***@h/0"),
+            (
+                "redis+unix:///tmp/s.sock?user=app&pass=S3cret",
+                "redis+unix:///tmp/s.sock?user=app&pass=***",
+            ),
+            (
+                "unix:///tmp/s.sock?db=2&password=S3cret&pass=S3cret",
+                "unix:///tmp/s.sock?db=2&password=***&pass=***",
+            ),
+            (
+                "redis+unix:///tmp/s.sock?p%61ss=S3cret",
+                "redis+unix:///tmp/s.sock?pass=***",
+            ),
+            ("redis://h:6379/0", "redis://h:6379/0"),
+            ("redis://h/0?protocol=resp3", "redis://h/0?protocol=resp3"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact(url), shown, "{url}");
+        }
+        // Passwords that break the URL: nothing after the scheme is shown.
+        for url in [
+            "redis://u:S3/cret@h:6379/0",
+            "redis://:12/S3cret@h",
+            "redis://:12?S3cret@h",
+            "redis://:12#S3cret@h",
+            "redis://u:S3 cret@h[",
+            "S3cret",
+        ] {
+            let shown = redact(url);
+            assert!(
+                !shown.contains("S3") && !shown.contains("cret"),
+                "{url} -> {shown}"
+            );
+        }
     }
 }
