@@ -85,7 +85,10 @@ async fn paused_server_timeout_is_outcome_unknown_and_applies_later() {
     signal(&server, "-CONT");
 
     assert!(err.is_connection_error(), "{err}");
-    assert!(err.outcome_unknown(), "a timed-out write may be applied: {err}");
+    assert!(
+        err.outcome_unknown(),
+        "a timed-out write may be applied: {err}"
+    );
     // The update either timed out in its read phase (nothing sent but a
     // read: still reported as unknown, conservatively) or in its commit.
     if let Err(e) = &update_err {
@@ -103,7 +106,10 @@ async fn paused_server_timeout_is_outcome_unknown_and_applies_later() {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(seen.is_some(), "the timed-out set was applied after SIGCONT");
+    assert!(
+        seen.is_some(),
+        "the timed-out set was applied after SIGCONT"
+    );
     // And the store works again.
     assert_eq!(d.get("k").await.unwrap(), Some(7));
     d.set("after", &1).await.unwrap();
@@ -116,7 +122,10 @@ async fn paused_server_timeout_is_outcome_unknown_and_applies_later() {
 async fn dead_server_is_not_applied_and_first_call_after_restart_succeeds() {
     // Persistence on, so that what was (not) written can be checked after the restart.
     let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let store = quick(Store::builder(&server.url())).connect().await.unwrap();
+    let store = quick(Store::builder(&server.url()))
+        .connect()
+        .await
+        .unwrap();
     let d = store.dict::<String, u32>("dead").unwrap();
     d.set("before", &1).await.unwrap();
     fill_pool(&store, 2).await;
@@ -134,7 +143,10 @@ async fn dead_server_is_not_applied_and_first_call_after_restart_succeeds() {
     ];
     for err in &errors {
         assert!(err.is_connection_error(), "{err}");
-        assert!(!err.outcome_unknown(), "nothing can be sent to a dead server: {err}");
+        assert!(
+            !err.outcome_unknown(),
+            "nothing can be sent to a dead server: {err}"
+        );
     }
     // Still down for longer than the reconnection budget; then back.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -189,7 +201,10 @@ async fn client_kill_of_idle_connections_then_every_call_succeeds() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(killed >= 9, "the shared connection and 8 dedicated ones: {killed}");
+    assert!(
+        killed >= 9,
+        "the shared connection and 8 dedicated ones: {killed}"
+    );
     // Let the store's connections see their end.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -210,7 +225,10 @@ async fn client_kill_of_idle_connections_then_every_call_succeeds() {
 #[tokio::test]
 async fn client_kill_during_updates_reports_outcomes_honestly() {
     let server = RedisServer::start();
-    let store = quick(Store::builder(&server.url())).connect().await.unwrap();
+    let store = quick(Store::builder(&server.url()))
+        .connect()
+        .await
+        .unwrap();
     let d = store.dict::<String, u64>("cas").unwrap();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -297,7 +315,8 @@ async fn client_kill_during_updates_reports_outcomes_honestly() {
 #[tokio::test]
 async fn credentials_never_appear_in_messages() {
     const SECRET: &str = "S3cretPass";
-    let socket = std::env::temp_dir().join(format!("redis-pydict-auth-{}.sock", std::process::id()));
+    let socket =
+        std::env::temp_dir().join(format!("redis-pydict-auth-{}.sock", std::process::id()));
     let socket_arg = socket.to_str().unwrap().to_owned();
     let server = RedisServer::start_with(&[
         "--requirepass",
@@ -367,7 +386,10 @@ async fn credentials_never_appear_in_messages() {
         assert!(!leaks(&text), "{text}");
     }
     // The message still says where it tried.
-    let err = quick(Store::builder(&wrong[0])).connect().await.unwrap_err();
+    let err = quick(Store::builder(&wrong[0]))
+        .connect()
+        .await
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains(&format!("cannot connect to redis://:***@127.0.0.1:{port}/")),
@@ -385,7 +407,10 @@ async fn from_client_keeps_the_guarantees() {
     let url = format!("redis://:pw@127.0.0.1:{}/3", server.port());
     let client = redis::Client::open(url.as_str()).unwrap();
     let store = Store::from_client(client.clone()).await.unwrap();
-    assert_eq!(store.url(), format!("redis://127.0.0.1:{}/3", server.port()));
+    assert_eq!(
+        store.url(),
+        format!("redis://127.0.0.1:{}/3", server.port())
+    );
     let d = store.dict::<String, u64>("own").unwrap();
     let mut events = d.subscribe("*").await.unwrap();
 
@@ -414,4 +439,42 @@ async fn from_client_keeps_the_guarantees() {
         .await
         .unwrap();
     assert_eq!(store.origin(), Some("mine"));
+}
+
+/// `connect_cluster` takes any list of URLs (here a `Vec<String>`);
+/// `from_cluster_client` takes the caller's own cluster client. Every dict
+/// operation works on both,
+/// `update_with` included. A store from a caller's cluster client cannot
+/// open connections of its own (redis-rs does not tell the client's
+/// credentials): subscribing fails with an error that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_from_url_list_and_from_cluster_client() {
+    let cluster = redis_pydict_test::RedisCluster::start();
+    let seeds: Vec<String> = cluster.urls();
+
+    let by_urls = Store::connect_cluster(seeds.clone()).await.unwrap();
+    assert!(by_urls.is_cluster());
+    let client = redis::cluster::ClusterClient::new(seeds).unwrap();
+    let by_client = Store::from_cluster_client(client).await.unwrap();
+    assert!(by_client.is_cluster());
+
+    let a = by_urls.dict::<String, u64>("shared").unwrap();
+    let b = by_client.dict::<String, u64>("shared").unwrap();
+    let mut events = a.subscribe("*").await.unwrap();
+    b.set("k", &1).await.unwrap();
+    assert_eq!(a.get("k").await.unwrap(), Some(1));
+    for _ in 0..5 {
+        a.update_with("k", |v| v.unwrap_or(0) + 1).await.unwrap();
+        b.update_with("k", |v| v.unwrap_or(0) + 1).await.unwrap();
+    }
+    assert_eq!(b.get("k").await.unwrap(), Some(11));
+    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an event")
+        .expect("stream open")
+        .unwrap();
+    assert!(matches!(event.change, Change::Set(1)), "{event:?}");
+
+    let err = b.subscribe("*").await.unwrap_err().to_string();
+    assert!(err.contains("from_cluster_client"), "{err}");
 }
