@@ -189,9 +189,9 @@ enum Target {
     /// A cluster, by the URLs of some of its nodes.
     Nodes(Vec<String>),
     /// One server, through the caller's client.
-    Client(Client),
+    Client(Box<Client>),
     /// A cluster, through the caller's cluster client.
-    ClusterClient(redis::cluster::ClusterClient),
+    ClusterClient(Box<redis::cluster::ClusterClient>),
 }
 
 impl Target {
@@ -410,7 +410,7 @@ impl StoreBuilder {
                     .map_err(connect_err)?;
                 self.connect_cluster(infos, shown).await
             }
-            Target::ClusterClient(client) => self.open_cluster(client, None, shown).await,
+            Target::ClusterClient(client) => self.open_cluster(*client, None, shown).await,
         }
     }
 
@@ -603,7 +603,7 @@ impl Store {
     /// A builder for a store over your own `redis::Client` (see
     /// [`Store::from_client`]), for non-default timeouts, retries or event settings.
     pub fn client_builder(client: Client) -> StoreBuilder {
-        StoreBuilder::new(Target::Client(client))
+        StoreBuilder::new(Target::Client(Box::new(client)))
     }
 
     /// A store over a `redis::cluster::ClusterClient` you configured
@@ -617,7 +617,7 @@ impl Store {
     /// A builder for a store over your own cluster client (see
     /// [`Store::from_cluster_client`]).
     pub fn cluster_client_builder(client: redis::cluster::ClusterClient) -> StoreBuilder {
-        StoreBuilder::new(Target::ClusterClient(client))
+        StoreBuilder::new(Target::ClusterClient(Box::new(client)))
     }
 
     /// A typed dict over namespace `namespace`. The namespace is validated
