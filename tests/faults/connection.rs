@@ -81,7 +81,6 @@ async fn paused_server_timeout_is_outcome_unknown_and_applies_later() {
 
     signal(&server, "-STOP");
     let err = d.set("k", &7).await.unwrap_err();
-    let update_err = d.update_with("n", |v| v.unwrap_or(0) + 1).await;
     signal(&server, "-CONT");
 
     assert!(err.is_connection_error(), "{err}");
@@ -89,11 +88,6 @@ async fn paused_server_timeout_is_outcome_unknown_and_applies_later() {
         err.outcome_unknown(),
         "a timed-out write may be applied: {err}"
     );
-    // The update either timed out in its read phase (nothing sent but a
-    // read: still reported as unknown, conservatively) or in its commit.
-    if let Err(e) = &update_err {
-        assert!(e.outcome_unknown(), "{e}");
-    }
     // The write was in the server's socket buffer: it is applied on SIGCONT.
     let mut conn = raw(&server).await;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -290,6 +284,12 @@ async fn client_kill_during_updates_reports_outcomes_honestly() {
 
     let mut conn = raw(&server).await;
     let value = counter(&mut conn, "cas", "n").await;
+    println!(
+        "{kills} connections killed; update_with: {ok} ok, {unknown} failed with outcome \
+         unknown ({} of them applied); set: {} failed as not applied",
+        value - ok.min(value),
+        not_applied.len()
+    );
     assert!(
         ok <= value && value <= ok + unknown,
         "counter {value}: {ok} calls succeeded, {unknown} failed with outcome unknown"
