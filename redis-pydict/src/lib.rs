@@ -235,7 +235,7 @@
 //!
 //! | feature | default | what it gives |
 //! |---|---|---|
-//! | `tls` | on | `rediss://` URLs and TLS client certificates, through rustls; without it no rustls or ring is compiled |
+//! | `tls` | on | `rediss://` URLs and TLS client certificates, through rustls with the ring provider (installed as the process default only when none is); without it neither rustls nor ring is compiled |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
