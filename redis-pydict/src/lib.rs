@@ -53,7 +53,8 @@
 //! The derive implements [`RedisDict`] and generates a view type
 //! (`ConfigView` for `Config`, a [`View`]) whose public fields are [`Field`]
 //! handles, plus an event enum (`ConfigEvent`). `Config::view(&store, "prod")`
-//! opens the instance `"prod"`; `#[redis_dict(prefix = "config")]` makes its
+//! opens the instance `"prod"` (async on a [`Store`], blocking on a
+//! [`blocking::Store`]); `#[redis_dict(prefix = "config")]` makes its
 //! namespace `config:prod`.
 //!
 //! * [`View::load`] reads every field in one MGET ([`View::try_load`] returns
@@ -193,7 +194,7 @@
 //! # Blocking
 //!
 //! [`blocking::Store`], [`blocking::Dict`] and blocking views
-//! (`Config::blocking_view(&store, "prod")`) mirror the async API with plain
+//! (`Config::view(&blocking_store, "prod")`) mirror the async API with plain
 //! methods, iterators and [`blocking::Subscription`] (`recv`, `recv_timeout`,
 //! `try_recv`, `Iterator`), on top of the same async core. Do not call them
 //! from inside an async runtime.
