@@ -105,24 +105,26 @@ fn expand(input: &Input<'_>, krate: &Path) -> TokenStream {
 
     // The view struct.
     let view_doc = format!(
-        " The typed Redis view of `{ident}`, made by `{ident}::view` (async, the default mode) or \
-         `{ident}::blocking_view` (mode `Blocking`): one `Field` handle per stored field, and \
-         `load`, `try_load`, `save`, `update` and `clear` of the whole struct through `Deref`."
+        " The typed Redis view of `{ident}`, made by `{ident}::view`: async (mode `Async`, the \
+         default) on a `Store`, blocking (mode `Blocking`) on a `blocking::Store`. One field \
+         handle per stored field, and `load`, `try_load`, `save`, `update`, `clear` and \
+         `subscribe` of the whole struct through `Deref`."
     );
     let handles = stored.iter().map(|f| {
         let fvis = &f.original.vis;
         let name = f.ident;
         let ty = f.ty;
         let docs = field_docs(f);
-        quote!(#(#docs)* #fvis #name: #p::Field<#ty, #mode>,)
+        quote!(#(#docs)* #fvis #name: <#mode as #p::Mode>::Field<#ty>,)
     });
 
     // Handle construction, encoding and decoding, one line per field.
     let make_handles = stored.iter().zip(&indices).map(|(f, i)| {
         let name = f.ident;
+        let ty = f.ty;
         match default_fn(f, &p) {
-            Some(default) => quote!(#name: __core.__field_or(#i, #default)?,),
-            None => quote!(#name: __core.__field(#i)?,),
+            Some(default) => quote!(#name: __core.field_or::<#ty, #i>(#default),),
+            None => quote!(#name: __core.field::<#ty, #i>(),),
         }
     });
     let writes = stored.iter().zip(&indices).map(|(f, i)| {
@@ -155,7 +157,7 @@ fn expand(input: &Input<'_>, krate: &Path) -> TokenStream {
         #[allow(dead_code)]
         #vis struct #view #view_generics #where_clause {
             #(#handles)*
-            #core: #p::View<#ident #ty_generics, #mode>,
+            #core: <#mode as #p::Mode>::View<#ident #ty_generics>,
         }
 
         #[automatically_derived]
@@ -170,10 +172,8 @@ fn expand(input: &Input<'_>, krate: &Path) -> TokenStream {
                 &[#(#skipped_names),*],
             );
 
-            fn __make_view<#mode: #p::Mode>(
-                __core: #p::View<Self, #mode>,
-            ) -> #p::Result<Self::View<#mode>> {
-                #p::Ok(#view { #(#make_handles)* #core: __core })
+            fn __make_view<#mode: #p::Mode>(__core: #p::Core<Self, #mode>) -> Self::View<#mode> {
+                #view { #(#make_handles)* #core: __core.finish() }
             }
 
             fn __write(&self, __out: &mut #p::FieldWriter<'_>) -> #p::Result<()> {
@@ -204,7 +204,7 @@ fn expand(input: &Input<'_>, krate: &Path) -> TokenStream {
 
         #[automatically_derived]
         impl #view_impl #p::Deref for #view #view_ty #where_clause {
-            type Target = #p::View<#ident #ty_generics, #mode>;
+            type Target = <#mode as #p::Mode>::View<#ident #ty_generics>;
 
             fn deref(&self) -> &Self::Target {
                 &self.#core

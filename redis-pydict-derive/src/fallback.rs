@@ -51,9 +51,7 @@ pub(crate) fn expand(input: &DeriveInput, krate: &Path, error: syn::Error) -> To
 
             const SCHEMA: &'static #p::Schema = &#p::Schema::__new(#type_name, #p::Option::None, &[], &[]);
 
-            fn __make_view<#mode: #p::Mode>(
-                _: #p::View<Self, #mode>,
-            ) -> #p::Result<Self::View<#mode>> {
+            fn __make_view<#mode: #p::Mode>(_: #p::Core<Self, #mode>) -> Self::View<#mode> {
                 ::core::unreachable!()
             }
 

@@ -9,11 +9,12 @@ use std::time::Duration;
 use futures::stream::{Stream, StreamExt, TryStreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::canonical;
 use crate::codec;
 use crate::durable::{self, LogId, StartFrom};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::RawEvent;
-use crate::key::{DictKey, KeyText};
+use crate::key::{parse_key, DictKey, KeyText};
 use crate::namespace::Namespace;
 use crate::space::{RepairReport, SetMode, Space, Ttl};
 use crate::subscription::{self, Event, Subscription, Target};
@@ -77,12 +78,14 @@ impl<K, V> Dict<K, V> {
     }
 
     /// The same dict with change events switched on or off (default: the store's setting).
+    #[must_use = "the setting applies to the returned dict only"]
     pub fn with_notifications(mut self, on: bool) -> Self {
         self.space.set_notifications(on);
         self
     }
 
     /// The same dict writing `origin` into its change events (default: the store's).
+    #[must_use = "the setting applies to the returned dict only"]
     pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
         self.space.set_origin(Some(origin.into()));
         self
@@ -91,6 +94,7 @@ impl<K, V> Dict<K, V> {
     /// The same dict, whose subscriptions skip the events written with its own
     /// origin id (set by [`Dict::with_origin`] or the store's `origin`): a
     /// process then sees only other processes' changes.
+    #[must_use = "the setting applies to the returned dict only"]
     pub fn with_skip_own_events(mut self, skip: bool) -> Self {
         self.space.set_skip_own_events(skip);
         self
@@ -101,6 +105,7 @@ impl<K, V> Dict<K, V> {
     /// unit, capped at about `max_len` entries (`MAXLEN ~`). Subscribers use
     /// [`Dict::subscribe_durable`] to replay from where they stopped.
     /// All writers of a namespace should agree on this setting.
+    #[must_use = "the setting applies to the returned dict only"]
     pub fn with_durable_log(mut self, max_len: u64) -> Self {
         self.space.set_log_maxlen(Some(max_len.max(1)));
         self
@@ -278,11 +283,20 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        let key = key.key_text();
-        let bytes = self.encode(&key, value)?;
+        self.insert_if_absent(&key.key_text(), value, None).await
+    }
+
+    /// [`Dict::set_if_absent`] with a time-to-live (a view field's declared one).
+    pub(crate) async fn insert_if_absent(
+        &self,
+        key: &str,
+        value: &V,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let bytes = self.encode(key, value)?;
         Ok(self
             .space
-            .set(SetMode::IfAbsent, None, &[(&key, &bytes)])
+            .set(SetMode::IfAbsent, ttl, &[(key, &bytes)])
             .await?
             == 1)
     }
@@ -352,6 +366,42 @@ where
                 let new = f(old);
                 let bytes = self.encode(&key, &new)?;
                 Ok((vec![(key.to_string(), bytes)], new))
+            })
+            .await
+    }
+
+    /// Read-modify-write of one entry in place, the path of a view field's
+    /// `update`: `start` turns the stored value (`None` when missing) into
+    /// the value `f` changes. Written (keeping the entry's TTL) only if nobody
+    /// wrote the entry meanwhile (else retried from a fresh read), and only if
+    /// something was stored or `f` changed the value: its encodings before
+    /// and after `f` are compared in CBOR's deterministic form (see
+    /// `canonical`), so an unchanged `HashMap` or `NaN` is no write.
+    pub(crate) async fn modify<R>(
+        &self,
+        key: &str,
+        mut start: impl FnMut(Option<V>) -> Result<V>,
+        mut f: impl FnMut(&mut V) -> R,
+    ) -> Result<R> {
+        self.space
+            .update_with(&[key], |mut current| {
+                let stored = current.pop().flatten();
+                let old = match &stored {
+                    Some(bytes) => Some(self.decode(key, bytes)?),
+                    None => None,
+                };
+                let mut value = start(old)?;
+                let before = match stored {
+                    Some(_) => Some(self.encode(key, &value)?),
+                    None => None,
+                };
+                let result = f(&mut value);
+                let after = self.encode(key, &value)?;
+                let changes = match before {
+                    Some(before) if canonical::same_value(&before, &after) => Vec::new(),
+                    _ => vec![(key.to_owned(), after)],
+                };
+                Ok((changes, result))
             })
             .await
     }
@@ -553,14 +603,4 @@ where
     {
         self.items().try_collect().await
     }
-}
-
-/// Parses a stored key text as `K`, naming namespace and key on failure.
-pub(crate) fn parse_key<K: DictKey>(namespace: &str, text: String) -> Result<K> {
-    K::from_key_string(text).map_err(|(key, reason)| Error::InvalidKey {
-        namespace: namespace.to_owned(),
-        key,
-        expected: std::any::type_name::<K>(),
-        reason,
-    })
 }

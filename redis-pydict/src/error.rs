@@ -136,6 +136,14 @@ pub enum Error {
     #[error(transparent)]
     InvalidLogId(#[from] crate::durable::ParseLogIdError),
 
+    /// A call of the blocking API was made on a thread of an async (tokio)
+    /// runtime, where blocking would stall the runtime; nothing was done.
+    #[error("blocking call {operation} made on a thread of an async runtime, where it would stall the runtime; nothing was done. Use the async API there (`as_async()` of the blocking handle gives it), or make blocking calls on a thread of your own (std::thread::spawn; tokio's spawn_blocking threads belong to the runtime too)")]
+    BlockingInAsync {
+        /// The blocking call refused (`Store::connect`, `Dict::get`, ...).
+        operation: &'static str,
+    },
+
     /// The blocking API could not start its runtime.
     #[error("cannot start the blocking runtime: {0}")]
     Runtime(#[source] std::io::Error),

@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use crate::error::{Error, Result};
+
 /// A value usable to look up an entry: anything with a canonical key text.
 ///
 /// Implemented for `str`, `String` and every primitive integer type (decimal,
@@ -75,6 +77,16 @@ macro_rules! integer_keys {
 }
 
 integer_keys!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+
+/// Parses a stored key text as `K`, naming namespace and key on failure.
+pub(crate) fn parse_key<K: DictKey>(namespace: &str, text: String) -> Result<K> {
+    K::from_key_string(text).map_err(|(key, reason)| Error::InvalidKey {
+        namespace: namespace.to_owned(),
+        key,
+        expected: std::any::type_name::<K>(),
+        reason,
+    })
+}
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,7 @@ use crate::store::Store;
 
 /// What happened, as reported by one event.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Change<V> {
     /// The entry was written; this is its new value, carried by the event
     /// itself (no re-read, so no race with a later delete).
@@ -44,6 +45,7 @@ pub enum Change<V> {
 /// One change to a namespace: which key (none for `Cleared` and `Gap`), who
 /// made it (the writer's origin id, if it set one) and what changed.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Event<K, V> {
     /// The entry concerned; `None` for `Cleared` and `Gap`.
     pub key: Option<K>,
@@ -51,6 +53,18 @@ pub struct Event<K, V> {
     pub origin: Option<String>,
     /// What changed.
     pub change: Change<V>,
+}
+
+impl<K, V> Event<K, V> {
+    /// An event as a subscription would yield it, for tests of code that
+    /// consumes events (the struct is `#[non_exhaustive]`: it may gain fields).
+    pub fn new(key: Option<K>, origin: Option<String>, change: Change<V>) -> Self {
+        Event {
+            key,
+            origin,
+            change,
+        }
+    }
 }
 
 /// A live stream of changes. Dropping it unsubscribes.
@@ -130,11 +144,6 @@ impl<T> Subscription<T> {
         drop(queue);
         self.buffer.space.notify_one();
         Some(item)
-    }
-
-    /// Waits for the next item on the calling thread (the blocking mirror).
-    pub(crate) fn blocking_recv(&mut self) -> Option<Result<T>> {
-        futures::executor::block_on(self.recv())
     }
 }
 
@@ -642,7 +651,7 @@ where
     V: serde::de::DeserializeOwned,
 {
     let key = match raw.key {
-        Some(text) => Some(crate::dict::parse_key::<K>(namespace, text)?),
+        Some(text) => Some(crate::key::parse_key::<K>(namespace, text)?),
         None => None,
     };
     // A parsed key's text is the text it was parsed from (one canonical form).

@@ -1,15 +1,15 @@
-/// The typed Redis view of `Config`, made by `Config::view` (async, the default mode) or `Config::blocking_view` (mode `Blocking`): one `Field` handle per stored field, and `load`, `try_load`, `save`, `update` and `clear` of the whole struct through `Deref`.
+/// The typed Redis view of `Config`, made by `Config::view`: async (mode `Async`, the default) on a `Store`, blocking (mode `Blocking`) on a `blocking::Store`. One field handle per stored field, and `load`, `try_load`, `save`, `update`, `clear` and `subscribe` of the whole struct through `Deref`.
 #[allow(dead_code)]
 pub struct ConfigView<
     M: ::redis_pydict::__private::Mode = ::redis_pydict::__private::Async,
 > {
     /// Field `threshold` (`f64`), stored under key `threshold`.
-    pub threshold: ::redis_pydict::__private::Field<f64, M>,
+    pub threshold: <M as ::redis_pydict::__private::Mode>::Field<f64>,
     /// Field `max_conn` (`u32`), stored under key `max-conn`.
-    pub max_conn: ::redis_pydict::__private::Field<u32, M>,
+    pub max_conn: <M as ::redis_pydict::__private::Mode>::Field<u32>,
     /// Field `label` (`Option<String>`), stored under key `label`.
-    pub label: ::redis_pydict::__private::Field<Option<String>, M>,
-    __redis_dict_core: ::redis_pydict::__private::View<Config, M>,
+    pub label: <M as ::redis_pydict::__private::Mode>::Field<Option<String>>,
+    __redis_dict_core: <M as ::redis_pydict::__private::Mode>::View<Config>,
 }
 #[automatically_derived]
 impl ::redis_pydict::__private::RedisDict for Config {
@@ -44,15 +44,15 @@ impl ::redis_pydict::__private::RedisDict for Config {
         &["cache"],
     );
     fn __make_view<M: ::redis_pydict::__private::Mode>(
-        __core: ::redis_pydict::__private::View<Self, M>,
-    ) -> ::redis_pydict::__private::Result<Self::View<M>> {
-        ::redis_pydict::__private::Ok(ConfigView {
-            threshold: __core.__field(0usize)?,
+        __core: ::redis_pydict::__private::Core<Self, M>,
+    ) -> Self::View<M> {
+        ConfigView {
+            threshold: __core.field::<f64, 0usize>(),
             max_conn: __core
-                .__field_or(1usize, ::redis_pydict::__private::Default::default)?,
-            label: __core.__field(2usize)?,
-            __redis_dict_core: __core,
-        })
+                .field_or::<u32, 1usize>(::redis_pydict::__private::Default::default),
+            label: __core.field::<Option<String>, 2usize>(),
+            __redis_dict_core: __core.finish(),
+        }
     }
     fn __write(
         &self,
@@ -180,7 +180,7 @@ for ConfigView<M> {
 #[automatically_derived]
 impl<M: ::redis_pydict::__private::Mode> ::redis_pydict::__private::Deref
 for ConfigView<M> {
-    type Target = ::redis_pydict::__private::View<Config, M>;
+    type Target = <M as ::redis_pydict::__private::Mode>::View<Config>;
     fn deref(&self) -> &Self::Target {
         &self.__redis_dict_core
     }

@@ -1,4 +1,4 @@
-/// The typed Redis view of `Pair`, made by `Pair::view` (async, the default mode) or `Pair::blocking_view` (mode `Blocking`): one `Field` handle per stored field, and `load`, `try_load`, `save`, `update` and `clear` of the whole struct through `Deref`.
+/// The typed Redis view of `Pair`, made by `Pair::view`: async (mode `Async`, the default) on a `Store`, blocking (mode `Blocking`) on a `blocking::Store`. One field handle per stored field, and `load`, `try_load`, `save`, `update`, `clear` and `subscribe` of the whole struct through `Deref`.
 #[allow(dead_code)]
 struct PairView<
     A,
@@ -6,12 +6,12 @@ struct PairView<
     M: ::redis_pydict::__private::Mode = ::redis_pydict::__private::Async,
 > {
     /// Field `left` (`A`), stored under key `left`.
-    left: ::redis_pydict::__private::Field<A, M>,
+    left: <M as ::redis_pydict::__private::Mode>::Field<A>,
     /// Field `right` (`Vec<B>`), stored under key `right`.
-    right: ::redis_pydict::__private::Field<Vec<B>, M>,
+    right: <M as ::redis_pydict::__private::Mode>::Field<Vec<B>>,
     /// Field `count` (`u32`), stored under key `count`.
-    count: ::redis_pydict::__private::Field<u32, M>,
-    __redis_dict_core: ::redis_pydict::__private::View<Pair<A, B>, M>,
+    count: <M as ::redis_pydict::__private::Mode>::Field<u32>,
+    __redis_dict_core: <M as ::redis_pydict::__private::Mode>::View<Pair<A, B>>,
 }
 #[automatically_derived]
 impl<A, B: Clone> ::redis_pydict::__private::RedisDict for Pair<A, B>
@@ -52,15 +52,15 @@ where
         &[],
     );
     fn __make_view<M: ::redis_pydict::__private::Mode>(
-        __core: ::redis_pydict::__private::View<Self, M>,
-    ) -> ::redis_pydict::__private::Result<Self::View<M>> {
-        ::redis_pydict::__private::Ok(PairView {
-            left: __core.__field(0usize)?,
-            right: __core.__field(1usize)?,
+        __core: ::redis_pydict::__private::Core<Self, M>,
+    ) -> Self::View<M> {
+        PairView {
+            left: __core.field::<A, 0usize>(),
+            right: __core.field::<Vec<B>, 1usize>(),
             count: __core
-                .__field_or(2usize, ::redis_pydict::__private::Default::default)?,
-            __redis_dict_core: __core,
-        })
+                .field_or::<u32, 2usize>(::redis_pydict::__private::Default::default),
+            __redis_dict_core: __core.finish(),
+        }
     }
     fn __write(
         &self,
@@ -182,7 +182,7 @@ for PairView<A, B, M> {
 #[automatically_derived]
 impl<A, B: Clone, M: ::redis_pydict::__private::Mode> ::redis_pydict::__private::Deref
 for PairView<A, B, M> {
-    type Target = ::redis_pydict::__private::View<Pair<A, B>, M>;
+    type Target = <M as ::redis_pydict::__private::Mode>::View<Pair<A, B>>;
     fn deref(&self) -> &Self::Target {
         &self.__redis_dict_core
     }

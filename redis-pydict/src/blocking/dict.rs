@@ -1,117 +1,27 @@
-//! The blocking API: [`Store`] and [`Dict`] with plain methods and iterators,
-//! mirroring the async ones. Each call runs the async core on a private tokio
-//! runtime, so behaviour is identical; do not call it from inside an async
-//! runtime (use the async API there).
-//!
-//! ```no_run
-//! # fn demo() -> redis_pydict::Result<()> {
-//! use redis_pydict::blocking::Store;
-//! let store = Store::connect("redis://127.0.0.1/")?;
-//! let d = store.dict::<String, i64>("counters")?;
-//! d.set("a", &1)?;
-//! for item in d.items() {
-//!     let (key, value) = item?;
-//!     println!("{key} = {value}");
-//! }
-//! # Ok(()) }
-//! ```
+//! [`Dict`]: the blocking twin of [`crate::Dict`], which it wraps.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{BoxStream, StreamExt};
+use futures::stream::StreamExt;
 use serde::{de::DeserializeOwned, Serialize};
-use tokio::runtime::Runtime;
 
+use super::iter::Iter;
+use super::runtime::Runtime;
+use super::subscription::Subscription;
 use crate::durable::{LogId, StartFrom};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::key::{DictKey, KeyText};
 use crate::namespace::Namespace;
 use crate::space::{RepairReport, Ttl};
-use crate::store::StoreBuilder;
 use crate::subscription::Event;
-
-/// A blocking view of a `#[derive(RedisDict)]` struct (see [`crate::View`]),
-/// made by `T::blocking_view(&store, instance)`.
-pub type View<T> = crate::View<T, crate::Blocking>;
-
-/// A blocking handle on one field of a derived struct (see [`crate::Field`]).
-pub type Field<T> = crate::Field<T, crate::Blocking>;
-
-/// A blocking [`crate::Store`]: the same connection, reconnecting by itself.
-#[derive(Clone, Debug)]
-pub struct Store {
-    inner: crate::Store,
-    runtime: Arc<Runtime>,
-}
-
-fn new_runtime() -> Result<Arc<Runtime>> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("redis-pydict")
-        .enable_all()
-        .build()
-        .map(Arc::new)
-        .map_err(Error::Runtime)
-}
-
-impl Store {
-    /// Connects to `url` with default settings (see [`crate::Store::connect`]).
-    pub fn connect(url: &str) -> Result<Store> {
-        Store::connect_with(crate::Store::builder(url))
-    }
-
-    /// Connects to a Redis Cluster (see [`crate::Store::connect_cluster`]).
-    pub fn connect_cluster(nodes: &[&str]) -> Result<Store> {
-        Store::connect_with(crate::Store::cluster_builder(nodes))
-    }
-
-    /// Connects with a configured [`StoreBuilder`] (single server or cluster).
-    pub fn connect_with(builder: StoreBuilder) -> Result<Store> {
-        let runtime = new_runtime()?;
-        let inner = runtime.block_on(builder.connect())?;
-        Ok(Store { inner, runtime })
-    }
-
-    /// A typed dict over `namespace` (validated here, before any I/O).
-    pub fn dict<K: DictKey, V>(&self, namespace: &str) -> Result<Dict<K, V>> {
-        Ok(Dict {
-            inner: self.inner.dict(namespace)?,
-            runtime: self.runtime.clone(),
-        })
-    }
-
-    /// The async store underneath.
-    pub fn as_async(&self) -> &crate::Store {
-        &self.inner
-    }
-
-    /// Runs a future of the async API to completion on this store's runtime.
-    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
-    }
-
-    /// Round-trips a PING.
-    pub fn ping(&self) -> Result<()> {
-        self.runtime.block_on(self.inner.ping())
-    }
-
-    /// Wraps an async subscription started on this store's runtime.
-    pub(crate) fn subscription<T>(&self, inner: crate::Subscription<T>) -> Subscription<T> {
-        Subscription {
-            inner,
-            runtime: self.runtime.clone(),
-        }
-    }
-}
 
 /// A blocking [`crate::Dict`]. Every method is the async one, awaited.
 pub struct Dict<K, V> {
     inner: crate::Dict<K, V>,
-    runtime: Arc<Runtime>,
+    runtime: Runtime,
 }
 
 impl<K, V> Clone for Dict<K, V> {
@@ -129,66 +39,11 @@ impl<K, V> std::fmt::Debug for Dict<K, V> {
     }
 }
 
-/// A blocking iterator over a stream of the async API.
-pub struct Iter<T> {
-    stream: BoxStream<'static, Result<T>>,
-    runtime: Arc<Runtime>,
-}
-
-impl<T> Iterator for Iter<T> {
-    type Item = Result<T>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.runtime.block_on(self.stream.next())
-    }
-}
-
-/// A blocking [`crate::Subscription`]: receive with a deadline, poll, or iterate.
-/// Dropping it unsubscribes.
-pub struct Subscription<T> {
-    inner: crate::Subscription<T>,
-    runtime: Arc<Runtime>,
-}
-
-impl<T> std::fmt::Debug for Subscription<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.inner.fmt(f)
-    }
-}
-
-impl<T> Subscription<T> {
-    /// The next item, waiting as long as it takes.
-    pub fn recv(&mut self) -> Option<Result<T>> {
-        self.inner.blocking_recv()
-    }
-
-    /// The next item, or `None` if none arrives within `timeout`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Result<T>> {
-        let inner = &mut self.inner;
-        self.runtime.block_on(async {
-            tokio::time::timeout(timeout, inner.recv())
-                .await
-                .ok()
-                .flatten()
-        })
-    }
-
-    /// The next item if one is already waiting.
-    pub fn try_recv(&mut self) -> Option<Result<T>> {
-        self.inner.try_recv()
-    }
-}
-
-impl<T> Iterator for Subscription<T> {
-    type Item = Result<T>;
-
-    /// Waits for the next item; never `None` while the subscription lives.
-    fn next(&mut self) -> Option<Self::Item> {
-        self.recv()
-    }
-}
-
 impl<K, V> Dict<K, V> {
+    pub(crate) fn new(inner: crate::Dict<K, V>, runtime: Runtime) -> Self {
+        Dict { inner, runtime }
+    }
+
     /// The async dict underneath.
     pub fn as_async(&self) -> &crate::Dict<K, V> {
         &self.inner
@@ -199,7 +54,23 @@ impl<K, V> Dict<K, V> {
         self.inner.namespace()
     }
 
+    /// See [`crate::Dict::notifications`].
+    pub fn notifications(&self) -> bool {
+        self.inner.notifications()
+    }
+
+    /// See [`crate::Dict::origin`].
+    pub fn origin(&self) -> Option<&str> {
+        self.inner.origin()
+    }
+
+    /// See [`crate::Dict::durable_log`].
+    pub fn durable_log(&self) -> Option<u64> {
+        self.inner.durable_log()
+    }
+
     /// See [`crate::Dict::with_notifications`].
+    #[must_use = "the setting applies to the returned dict only"]
     pub fn with_notifications(self, on: bool) -> Self {
         Dict {
             inner: self.inner.with_notifications(on),
@@ -208,6 +79,7 @@ impl<K, V> Dict<K, V> {
     }
 
     /// See [`crate::Dict::with_origin`].
+    #[must_use = "the setting applies to the returned dict only"]
     pub fn with_origin(self, origin: impl Into<String>) -> Self {
         Dict {
             inner: self.inner.with_origin(origin),
@@ -216,6 +88,7 @@ impl<K, V> Dict<K, V> {
     }
 
     /// See [`crate::Dict::with_skip_own_events`].
+    #[must_use = "the setting applies to the returned dict only"]
     pub fn with_skip_own_events(self, skip: bool) -> Self {
         Dict {
             inner: self.inner.with_skip_own_events(skip),
@@ -224,6 +97,7 @@ impl<K, V> Dict<K, V> {
     }
 
     /// See [`crate::Dict::with_durable_log`].
+    #[must_use = "the setting applies to the returned dict only"]
     pub fn with_durable_log(self, max_len: u64) -> Self {
         Dict {
             inner: self.inner.with_durable_log(max_len),
@@ -233,12 +107,12 @@ impl<K, V> Dict<K, V> {
 
     /// See [`crate::Dict::len`].
     pub fn len(&self) -> Result<u64> {
-        self.runtime.block_on(self.inner.len())
+        self.runtime.run("Dict::len", self.inner.len())
     }
 
     /// See [`crate::Dict::is_empty`].
     pub fn is_empty(&self) -> Result<bool> {
-        self.runtime.block_on(self.inner.is_empty())
+        self.runtime.run("Dict::is_empty", self.inner.is_empty())
     }
 
     /// See [`crate::Dict::contains`].
@@ -247,7 +121,7 @@ impl<K, V> Dict<K, V> {
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.runtime.block_on(self.inner.contains(key))
+        self.runtime.run("Dict::contains", self.inner.contains(key))
     }
 
     /// See [`crate::Dict::delete`].
@@ -256,7 +130,7 @@ impl<K, V> Dict<K, V> {
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.runtime.block_on(self.inner.delete(key))
+        self.runtime.run("Dict::delete", self.inner.delete(key))
     }
 
     /// See [`crate::Dict::expire`].
@@ -265,7 +139,8 @@ impl<K, V> Dict<K, V> {
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.runtime.block_on(self.inner.expire(key, ttl))
+        self.runtime
+            .run("Dict::expire", self.inner.expire(key, ttl))
     }
 
     /// See [`crate::Dict::persist`].
@@ -274,7 +149,7 @@ impl<K, V> Dict<K, V> {
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.runtime.block_on(self.inner.persist(key))
+        self.runtime.run("Dict::persist", self.inner.persist(key))
     }
 
     /// See [`crate::Dict::ttl`].
@@ -283,17 +158,17 @@ impl<K, V> Dict<K, V> {
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.runtime.block_on(self.inner.ttl(key))
+        self.runtime.run("Dict::ttl", self.inner.ttl(key))
     }
 
     /// See [`crate::Dict::clear`].
     pub fn clear(&self) -> Result<u64> {
-        self.runtime.block_on(self.inner.clear())
+        self.runtime.run("Dict::clear", self.inner.clear())
     }
 
     /// See [`crate::Dict::repair`].
     pub fn repair(&self) -> Result<RepairReport> {
-        self.runtime.block_on(self.inner.repair())
+        self.runtime.run("Dict::repair", self.inner.repair())
     }
 }
 
@@ -303,10 +178,7 @@ where
     V: Serialize + DeserializeOwned + Send + 'static,
 {
     fn iter<T>(&self, stream: impl futures::Stream<Item = Result<T>> + Send + 'static) -> Iter<T> {
-        Iter {
-            stream: stream.boxed(),
-            runtime: self.runtime.clone(),
-        }
+        Iter::new(stream.boxed(), self.runtime.clone())
     }
 
     /// See [`crate::Dict::get`].
@@ -315,7 +187,7 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.runtime.block_on(self.inner.get(key))
+        self.runtime.run("Dict::get", self.inner.get(key))
     }
 
     /// See [`crate::Dict::get_many`].
@@ -325,7 +197,8 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized + 'q,
     {
-        self.runtime.block_on(self.inner.get_many(keys))
+        self.runtime
+            .run("Dict::get_many", self.inner.get_many(keys))
     }
 
     /// See [`crate::Dict::set`].
@@ -334,7 +207,7 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.runtime.block_on(self.inner.set(key, value))
+        self.runtime.run("Dict::set", self.inner.set(key, value))
     }
 
     /// See [`crate::Dict::set_with_ttl`].
@@ -343,8 +216,10 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.runtime
-            .block_on(self.inner.set_with_ttl(key, value, ttl))
+        self.runtime.run(
+            "Dict::set_with_ttl",
+            self.inner.set_with_ttl(key, value, ttl),
+        )
     }
 
     /// See [`crate::Dict::set_if_absent`].
@@ -353,7 +228,8 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.runtime.block_on(self.inner.set_if_absent(key, value))
+        self.runtime
+            .run("Dict::set_if_absent", self.inner.set_if_absent(key, value))
     }
 
     /// See [`crate::Dict::remove`].
@@ -362,7 +238,7 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.runtime.block_on(self.inner.remove(key))
+        self.runtime.run("Dict::remove", self.inner.remove(key))
     }
 
     /// See [`crate::Dict::set_many`].
@@ -372,7 +248,8 @@ where
         Q: KeyText,
         B: Borrow<V>,
     {
-        self.runtime.block_on(self.inner.set_many(pairs))
+        self.runtime
+            .run("Dict::set_many", self.inner.set_many(pairs))
     }
 
     /// See [`crate::Dict::update_with`].
@@ -382,7 +259,8 @@ where
         Q: KeyText + ?Sized,
         F: FnMut(Option<V>) -> V,
     {
-        self.runtime.block_on(self.inner.update_with(key, f))
+        self.runtime
+            .run("Dict::update_with", self.inner.update_with(key, f))
     }
 
     /// See [`crate::Dict::keys`].
@@ -416,15 +294,14 @@ where
     }
 
     fn subscription<T>(&self, inner: crate::Subscription<T>) -> Subscription<T> {
-        Subscription {
-            inner,
-            runtime: self.runtime.clone(),
-        }
+        Subscription::new(inner, self.runtime.clone())
     }
 
     /// See [`crate::Dict::subscribe`].
     pub fn subscribe(&self, pattern: &str) -> Result<Subscription<Event<K, V>>> {
-        let inner = self.runtime.block_on(self.inner.subscribe(pattern))?;
+        let inner = self
+            .runtime
+            .run("Dict::subscribe", self.inner.subscribe(pattern))?;
         Ok(self.subscription(inner))
     }
 
@@ -434,13 +311,18 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        let inner = self.runtime.block_on(self.inner.subscribe_key(key))?;
+        let inner = self
+            .runtime
+            .run("Dict::subscribe_key", self.inner.subscribe_key(key))?;
         Ok(self.subscription(inner))
     }
 
     /// See [`crate::Dict::subscribe_durable`].
     pub fn subscribe_durable(&self, from: StartFrom) -> Result<Subscription<(LogId, Event<K, V>)>> {
-        let inner = self.runtime.block_on(self.inner.subscribe_durable(from))?;
+        let inner = self.runtime.run(
+            "Dict::subscribe_durable",
+            self.inner.subscribe_durable(from),
+        )?;
         Ok(self.subscription(inner))
     }
 
@@ -449,7 +331,7 @@ where
     where
         K: Hash + Eq,
     {
-        self.runtime.block_on(self.inner.to_map())
+        self.runtime.run("Dict::to_map", self.inner.to_map())
     }
 
     /// See [`crate::Dict::to_btree_map`].
@@ -457,6 +339,7 @@ where
     where
         K: Ord,
     {
-        self.runtime.block_on(self.inner.to_btree_map())
+        self.runtime
+            .run("Dict::to_btree_map", self.inner.to_btree_map())
     }
 }
