@@ -141,6 +141,7 @@ on_the_cluster!(derive = derive {
     #[tokio::test] shared generic_structs;
     #[tokio::test] shared crate_attribute_and_view_handles;
     #[tokio::test] shared field_subscriptions_are_typed;
+    #[tokio::test] shared update_writes_only_what_changed;
 });
 
 #[test]

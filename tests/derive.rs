@@ -85,3 +85,9 @@ async fn field_subscriptions_are_typed() {
     let (_server, ctx) = support::single().await;
     case::field_subscriptions_are_typed(&ctx).await;
 }
+
+#[tokio::test]
+async fn update_writes_only_what_changed() {
+    let (_server, ctx) = support::single().await;
+    case::update_writes_only_what_changed(&ctx).await;
+}

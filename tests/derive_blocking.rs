@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use redis_pydict::{blocking, Blocking, Error, RedisDict, Ttl};
+use redis_pydict::blocking::{self, Blocking};
+use redis_pydict::{Change, Error, RedisDict, StartFrom, Ttl};
 use redis_pydict_test::RedisServer;
 
 #[derive(RedisDict, Debug, Clone, PartialEq)]
@@ -32,7 +33,7 @@ fn config() -> Config {
 fn blocking_fields_and_whole_struct() {
     let server = RedisServer::start();
     let store = blocking::Store::connect(&server.url()).unwrap();
-    let cfg: ConfigView<Blocking> = Config::blocking_view(&store, "prod").unwrap();
+    let cfg: ConfigView<Blocking> = Config::view(&store, "prod").unwrap();
     assert_eq!(cfg.namespace().name(), "cfg:prod");
 
     assert_eq!(cfg.try_load().unwrap(), None);
@@ -69,7 +70,7 @@ fn blocking_fields_and_whole_struct() {
         26
     );
 
-    let dict = cfg.dict::<ciborium::Value>().unwrap();
+    let dict = cfg.dict::<ciborium::Value>();
     assert_eq!(dict.len().unwrap(), 5);
     assert!(cfg.label.delete().unwrap());
     assert_eq!(cfg.label.take().unwrap(), None);
@@ -87,13 +88,16 @@ fn blocking_fields_and_whole_struct() {
 fn blocking_and_async_views_share_the_data() {
     let server = RedisServer::start();
     let store = blocking::Store::connect(&server.url()).unwrap();
-    let sync_view = Config::blocking_view(&store, "both").unwrap();
+    let sync_view = Config::view(&store, "both").unwrap();
     sync_view.save(&config()).unwrap();
 
     let async_view = Config::view(store.as_async(), "both").unwrap();
-    let loaded = store.block_on(async_view.load()).unwrap();
+    let loaded = store.block_on(async_view.load()).unwrap().unwrap();
     assert_eq!(loaded, config());
-    store.block_on(async_view.threshold.set(&9.0)).unwrap();
+    store
+        .block_on(async_view.threshold.set(&9.0))
+        .unwrap()
+        .unwrap();
     assert_eq!(sync_view.threshold.get().unwrap(), Some(9.0));
 }
 
@@ -101,7 +105,7 @@ fn blocking_and_async_views_share_the_data() {
 fn blocking_updates_from_threads_lose_nothing() {
     let server = RedisServer::start();
     let store = blocking::Store::connect(&server.url()).unwrap();
-    let view = Config::blocking_view(&store, "threads").unwrap();
+    let view = Config::view(&store, "threads").unwrap();
     view.save(&config()).unwrap();
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -128,11 +132,129 @@ fn blocking_updates_from_threads_lose_nothing() {
 fn blocking_field_subscriptions() {
     let server = RedisServer::start();
     let store = blocking::Store::connect(&server.url()).unwrap();
-    let view = Config::blocking_view(&store, "sub").unwrap();
+    let view = Config::view(&store, "sub").unwrap();
     let mut changes = view.heartbeat.subscribe().unwrap();
     view.label.set(&None).unwrap();
     view.heartbeat.set(&5).unwrap();
     let event = changes.next().unwrap().unwrap();
     assert_eq!(event.key.as_deref(), Some("heartbeat"));
-    assert_eq!(event.change, redis_pydict::Change::Set(5));
+    assert_eq!(event.change, Change::Set(5));
+}
+
+/// Issue 10, bug 3: a blocking view's field handles and dict are the async
+/// ones wrapped, so they keep the view's settings (they used to rebuild a
+/// dict from the store by name, losing origin, durable log and skip-own-events).
+#[test]
+fn blocking_views_keep_their_settings() {
+    let server = RedisServer::start();
+    let store = blocking::Store::connect(&server.url()).unwrap();
+    let mine = Config::view(&store, "settings")
+        .unwrap()
+        .with_origin("me")
+        .with_skip_own_events(true)
+        .with_durable_log(100);
+    let theirs = Config::view(&store, "settings")
+        .unwrap()
+        .with_origin("them");
+
+    // A field subscription of a view skipping its own events sees only theirs.
+    let mut changes = mine.heartbeat.subscribe().unwrap();
+    mine.heartbeat.set(&1).unwrap();
+    theirs.heartbeat.set(&2).unwrap();
+    let event = changes
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (event.origin.as_deref(), event.change),
+        (Some("them"), Change::Set(2))
+    );
+    assert!(changes.recv_timeout(Duration::from_millis(200)).is_none());
+
+    // The view's dict writes with the view's origin, into its durable log.
+    let dict = mine.dict::<u64>();
+    assert_eq!((dict.origin(), dict.durable_log()), (Some("me"), Some(100)));
+    dict.set("heartbeat", &3).unwrap();
+    let reader = Config::view(&store, "settings").unwrap();
+    let mut log = reader.subscribe_durable(StartFrom::Beginning).unwrap();
+    let origins: Vec<Option<String>> = (0..2)
+        .map(|_| {
+            log.recv_timeout(Duration::from_secs(5))
+                .unwrap()
+                .unwrap()
+                .1
+                .origin
+        })
+        .collect();
+    // The view's write and the dict's went to the log (theirs has none).
+    assert_eq!(origins, [Some("me".to_owned()), Some("me".to_owned())]);
+    assert!(log.recv_timeout(Duration::from_millis(200)).is_none());
+
+    // Whole-struct subscriptions skip the view's own writes too.
+    let mut all = mine.subscribe().unwrap();
+    mine.threshold.set(&1.0).unwrap();
+    theirs.threshold.set(&2.0).unwrap();
+    let item = all.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!(item.origin.as_deref(), Some("them"));
+    assert!(matches!(item.event, ConfigEvent::Threshold(Change::Set(t)) if t == 2.0));
+}
+
+/// Issue 9, defect 10: a blocking call on a thread of an async runtime is a
+/// clear error, never tokio's "Cannot start a runtime from within a runtime"
+/// panic; so is every call on a store made outside, and dropping it there is fine.
+#[test]
+fn blocking_calls_inside_an_async_runtime_are_errors_not_panics() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let store = blocking::Store::connect(&url).unwrap();
+    let view = Config::view(&store, "inside").unwrap();
+    let dict = store.dict::<String, u32>("inside").unwrap();
+    let mut changes = dict.subscribe("*").unwrap();
+    let mut items = dict.items();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let refused = |result: Result<(), Error>, operation: &str| match result {
+            Err(Error::BlockingInAsync { operation: op }) => {
+                assert_eq!(op, operation);
+                let message = Error::BlockingInAsync { operation: op }.to_string();
+                assert!(message.contains("async API"), "{message}");
+            }
+            other => panic!("{operation}: {other:?}"),
+        };
+        refused(blocking::Store::connect(&url).map(drop), "Store::connect");
+        refused(store.ping(), "Store::ping");
+        refused(dict.set("a", &1), "Dict::set");
+        refused(view.threshold.set(&1.0), "Field::set");
+        refused(view.load().map(drop), "View::load");
+        refused(store.block_on(async {}), "Store::block_on");
+        assert!(matches!(
+            changes.recv(),
+            Some(Err(Error::BlockingInAsync { .. }))
+        ));
+        assert!(matches!(
+            items.next(),
+            Some(Err(Error::BlockingInAsync { .. }))
+        ));
+        assert!(items.next().is_none());
+        // The async twin works there, and dropping the blocking handles too.
+        store
+            .as_async()
+            .dict::<String, u32>("inside")
+            .unwrap()
+            .set("b", &2)
+            .await
+            .unwrap();
+        drop((store, view, dict, changes));
+    });
+    // Nothing was written by the refused calls.
+    let check = blocking::Store::connect(&server.url()).unwrap();
+    let dict = check.dict::<String, u32>("inside").unwrap();
+    assert_eq!(
+        dict.to_btree_map().unwrap().into_iter().collect::<Vec<_>>(),
+        [("b".to_owned(), 2)]
+    );
 }

@@ -48,9 +48,37 @@ async fn connect(server: &RedisServer, origin: &str) -> Store {
         .expect("connect")
 }
 
-async fn next<E>(sub: &mut Subscription<E>) -> E {
+/// An item with its `ViewEvent`s as plain `(origin, event)` pairs, which
+/// tests can build (`ViewEvent` is `#[non_exhaustive]`).
+trait Plain {
+    type Out;
+    fn plain(self) -> Self::Out;
+}
+
+impl<E> Plain for ViewEvent<E> {
+    type Out = (Option<String>, E);
+    fn plain(self) -> Self::Out {
+        (self.origin, self.event)
+    }
+}
+
+impl<V> Plain for redis_pydict::Event<String, V> {
+    type Out = Self;
+    fn plain(self) -> Self {
+        self
+    }
+}
+
+impl<E> Plain for (LogId, ViewEvent<E>) {
+    type Out = (LogId, (Option<String>, E));
+    fn plain(self) -> Self::Out {
+        (self.0, self.1.plain())
+    }
+}
+
+async fn next<E: Plain>(sub: &mut Subscription<E>) -> E::Out {
     match tokio::time::timeout(WAIT, sub.next()).await {
-        Ok(Some(Ok(event))) => event,
+        Ok(Some(Ok(event))) => event.plain(),
         Ok(Some(Err(e))) => panic!("error item: {e}"),
         Ok(None) => panic!("the subscription ended"),
         Err(_) => panic!("no event within {WAIT:?}"),
@@ -63,14 +91,11 @@ async fn nothing_more<E: Debug>(sub: &mut Subscription<E>) {
     }
 }
 
-fn ev(origin: Option<&str>, event: ConfigEvent) -> ViewEvent<ConfigEvent> {
-    ViewEvent {
-        origin: origin.map(str::to_owned),
-        event,
-    }
+fn ev(origin: Option<&str>, event: ConfigEvent) -> (Option<String>, ConfigEvent) {
+    (origin.map(str::to_owned), event)
 }
 
-fn by(origin: &str, event: ConfigEvent) -> ViewEvent<ConfigEvent> {
+fn by(origin: &str, event: ConfigEvent) -> (Option<String>, ConfigEvent) {
     ev(Some(origin), event)
 }
 
@@ -159,8 +184,7 @@ async fn field_writes_arrive_typed_with_their_origin() {
     let other = connect(&server, "other").await;
     let theirs = Config::view(&other, "prod")
         .unwrap()
-        .with_origin("their-view")
-        .unwrap();
+        .with_origin("their-view");
     assert_eq!(theirs.origin(), Some("their-view"));
     theirs.threshold.set(&1.5).await.unwrap();
     assert_eq!(
@@ -344,8 +368,7 @@ async fn own_events_can_be_skipped() {
     let theirs = connect(&server, "them").await;
     let cfg = Config::view(&mine, "prod")
         .unwrap()
-        .with_skip_own_events(true)
-        .unwrap();
+        .with_skip_own_events(true);
     let other = Config::view(&theirs, "prod").unwrap();
     let mut sub = cfg.subscribe().await.unwrap();
     let mut field_sub = cfg.threshold.subscribe().await.unwrap();
@@ -405,7 +428,7 @@ async fn durable_view_subscriptions_replay_from_an_id() {
     let store = connect(&server, "w").await;
     let plain = Config::view(&store, "prod").unwrap();
     assert_eq!(plain.durable_log(), None);
-    let cfg = plain.with_durable_log(1000).unwrap();
+    let cfg = plain.with_durable_log(1000);
     assert_eq!(cfg.durable_log(), Some(1000));
     // Only writes through a durable view (or dict) are logged.
     plain.label.set(&None).await.unwrap();
@@ -471,18 +494,15 @@ async fn durable_view_subscriptions_replay_from_an_id() {
 fn blocking_view_subscriptions() {
     let server = RedisServer::start();
     let store = blocking::Store::connect_with(Store::builder(&server.url()).origin("b")).unwrap();
-    let cfg = Config::blocking_view(&store, "prod")
-        .unwrap()
-        .with_durable_log(100)
-        .unwrap();
+    let cfg = Config::view(&store, "prod").unwrap().with_durable_log(100);
     let mut sub = cfg.subscribe().unwrap();
     assert!(sub.try_recv().is_none());
 
     cfg.threshold.set(&0.5).unwrap();
     cfg.max_conn.update(|m| *m += 1).unwrap();
-    let first = sub.recv_timeout(WAIT).expect("an event").unwrap();
+    let first = sub.recv_timeout(WAIT).expect("an event").unwrap().plain();
     assert_eq!(first, by("b", ConfigEvent::Threshold(Change::Set(0.5))));
-    let second = sub.next().expect("an event").unwrap();
+    let second = sub.next().expect("an event").unwrap().plain();
     assert_eq!(second, by("b", ConfigEvent::MaxConn(Change::Set(1))));
     assert!(sub.recv_timeout(QUIET).is_none());
 
@@ -494,8 +514,14 @@ fn blocking_view_subscriptions() {
 
     // The durable log has all six changes, with ids to resume from.
     let mut durable = cfg.subscribe_durable(StartFrom::Beginning).unwrap();
-    let logged: Vec<(LogId, ViewEvent<ConfigEvent>)> = (0..6)
-        .map(|_| durable.recv_timeout(WAIT).expect("a change").unwrap())
+    let logged: Vec<(LogId, (Option<String>, ConfigEvent))> = (0..6)
+        .map(|_| {
+            durable
+                .recv_timeout(WAIT)
+                .expect("a change")
+                .unwrap()
+                .plain()
+        })
         .collect();
     assert_eq!(logged[0].1, first);
     assert_eq!(logged[1].1, second);
@@ -503,7 +529,11 @@ fn blocking_view_subscriptions() {
         .subscribe_durable(StartFrom::After(logged[4].0))
         .unwrap();
     assert_eq!(
-        resumed.recv_timeout(WAIT).expect("a change").unwrap(),
+        resumed
+            .recv_timeout(WAIT)
+            .expect("a change")
+            .unwrap()
+            .plain(),
         logged[5]
     );
     assert!(resumed.recv_timeout(QUIET).is_none());
@@ -542,12 +572,12 @@ async fn event_enums_of_unusual_structs() {
     let mut sub = holder.subscribe().await.unwrap();
     holder.opaque.set(&Opaque { n: 5 }).await.unwrap();
     holder.count.set(&6).await.unwrap();
-    match next(&mut sub).await.event {
+    match next(&mut sub).await.1 {
         HolderEvent::Opaque(Change::Set(Opaque { n })) => assert_eq!(n, 5),
         _ => panic!("not the opaque field's change"),
     }
     assert!(matches!(
-        next(&mut sub).await.event,
+        next(&mut sub).await.1,
         HolderEvent::Count(Change::Set(6))
     ));
 
@@ -557,9 +587,9 @@ async fn event_enums_of_unusual_structs() {
     pair.gap.set(&7).await.unwrap();
     pair.dict::<u8>().clear().await.unwrap();
     let events: Vec<PairEvent<String, Vec<u8>>> = vec![
-        next(&mut sub).await.event,
-        next(&mut sub).await.event,
-        next(&mut sub).await.event,
+        next(&mut sub).await.1,
+        next(&mut sub).await.1,
+        next(&mut sub).await.1,
     ];
     assert_eq!(
         events,

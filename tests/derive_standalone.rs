@@ -51,18 +51,18 @@ pub async fn open(store: &Store, sync: &blocking::Store) -> redis_pydict::Result
     view.max_conn.set(&1).await?;
     let loaded: Settings = view.load().await?;
     view.update(|s: &mut Settings| s.max_conn += 1).await?;
-    let pair = Pair::<String, u8>::blocking_view(sync, "p")?;
+    let pair: PairView<String, u8, blocking::Blocking> = Pair::view(sync, "p")?;
     pair.left.set(&"x".to_string())?;
     Ok(loaded.max_conn)
 }
 
 /// Follows the changes: the generated enums, async and blocking, live and durable.
 pub async fn follow(store: &Store, sync: &blocking::Store) -> redis_pydict::Result<()> {
-    let view = Settings::view(store, "prod")?.with_durable_log(100)?;
+    let view = Settings::view(store, "prod")?.with_durable_log(100);
     let mut events = view.subscribe().await?;
     if let Some(item) = events.recv().await {
         match item? {
-            ViewEvent { event: SettingsEvent::MaxConn(Change::Set(n)), origin } => {
+            ViewEvent { event: SettingsEvent::MaxConn(Change::Set(n)), origin, .. } => {
                 println!("{n} by {origin:?}")
             }
             ViewEvent { event: SettingsEvent::Cleared | SettingsEvent::Gap, .. } => {}
@@ -72,7 +72,7 @@ pub async fn follow(store: &Store, sync: &blocking::Store) -> redis_pydict::Resu
     let mut log = view.subscribe_durable(StartFrom::Beginning).await?;
     let _: Option<redis_pydict::Result<(redis_pydict::LogId, ViewEvent<SettingsEvent>)>> =
         log.try_recv();
-    let pair = Pair::<String, u8>::blocking_view(sync, "p")?.with_skip_own_events(true)?;
+    let pair = Pair::<String, u8>::view(sync, "p")?.with_skip_own_events(true);
     let mut changes = pair.subscribe()?;
     let first: Option<PairEvent<String, u8>> = changes.try_recv().and_then(Result::ok).map(|e| e.event);
     let _ = first.map(|e| e == PairEvent::Right(Change::Deleted));

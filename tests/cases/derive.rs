@@ -847,3 +847,93 @@ pub async fn field_subscriptions_are_typed(ctx: &Ctx) {
         ]
     );
 }
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Inner {
+    by_id: HashMap<u32, Vec<f32>>,
+    names: std::collections::HashSet<String>,
+}
+
+#[derive(RedisDict, Debug, Clone, PartialEq)]
+struct Counted {
+    count: u32,
+    limits: HashMap<String, u32>,
+    inner: Inner,
+    nan: f64,
+    zero: f64,
+}
+
+/// Issue 10, bug 2: `update` writes only the fields that changed, for every
+/// serde type: a `HashMap` (or a `HashSet` or a nested struct of them) that
+/// `f` did not touch is not rewritten although it encodes in another order
+/// after every read, nor is a `NaN`; a `0.0` that became `-0.0` is a change.
+pub async fn update_writes_only_what_changed(ctx: &Ctx) {
+    let view = Counted::view(&ctx.store, &ctx.ns("counted")).unwrap();
+    view.save(&Counted {
+        count: 0,
+        limits: (0..8).map(|i| (format!("limit-{i}"), i)).collect(),
+        inner: Inner {
+            by_id: (0..8).map(|i| (i, vec![i as f32, f32::NAN])).collect(),
+            names: (0..8).map(|i| format!("name-{i}")).collect(),
+        },
+        nan: f64::NAN,
+        zero: 0.0,
+    })
+    .await
+    .unwrap();
+    let mut changes = view.subscribe().await.unwrap();
+
+    for _ in 0..5 {
+        view.update(|s: &mut Counted| s.count += 1).await.unwrap();
+    }
+    view.limits.update(|_| ()).await.unwrap();
+    view.inner.update(|_| ()).await.unwrap();
+    view.nan.update(|_| ()).await.unwrap();
+    view.zero.update(|z| *z = -0.0).await.unwrap();
+    view.update(|s: &mut Counted| s.zero = 0.0).await.unwrap();
+    view.limits
+        .update(|l| *l.entry("limit-0".into()).or_default() += 1)
+        .await
+        .unwrap();
+    view.count.set(&999).await.unwrap(); // the end marker
+
+    let mut seen = Vec::new();
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("the subscription goes on")
+            .unwrap();
+        match item.event {
+            CountedEvent::Count(redis_pydict::Change::Set(999)) => break,
+            CountedEvent::Count(redis_pydict::Change::Set(n)) => seen.push(format!("count={n}")),
+            CountedEvent::Zero(redis_pydict::Change::Set(z)) => seen.push(format!(
+                "zero={}",
+                if z.is_sign_negative() { "-0" } else { "+0" }
+            )),
+            CountedEvent::Limits(redis_pydict::Change::Set(l)) => {
+                seen.push(format!("limit-0={}", l["limit-0"]))
+            }
+            other => seen.push(format!("{other:?}")),
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "count=1",
+            "count=2",
+            "count=3",
+            "count=4",
+            "count=5",
+            "zero=-0",
+            "zero=+0",
+            "limit-0=1"
+        ]
+    );
+    let end = view.load().await.unwrap();
+    assert_eq!(
+        (end.count, end.limits.len(), end.inner.names.len()),
+        (999, 8, 8)
+    );
+    assert!(end.nan.is_nan());
+}

@@ -24,19 +24,15 @@ pub async fn nothing_more<T: std::fmt::Debug>(sub: &mut Subscription<T>) {
 }
 
 pub fn set<V>(key: &str, origin: Option<&str>, value: V) -> Event<String, V> {
-    Event {
-        key: Some(key.to_owned()),
-        origin: origin.map(str::to_owned),
-        change: Change::Set(value),
-    }
+    Event::new(
+        Some(key.to_owned()),
+        origin.map(str::to_owned),
+        Change::Set(value),
+    )
 }
 
 pub fn change<V>(key: Option<&str>, origin: Option<&str>, change: Change<V>) -> Event<String, V> {
-    Event {
-        key: key.map(str::to_owned),
-        origin: origin.map(str::to_owned),
-        change,
-    }
+    Event::new(key.map(str::to_owned), origin.map(str::to_owned), change)
 }
 
 /// The Python README's scenario: notifications with an origin id, one
@@ -99,11 +95,7 @@ pub async fn every_operation_produces_its_typed_event(ctx: &Ctx) {
     d.delete(&4).await.unwrap();
     d.clear().await.unwrap();
 
-    let ev = |key: u32, change: Change<Vec<u8>>| Event {
-        key: Some(key),
-        origin: None,
-        change,
-    };
+    let ev = |key: u32, change: Change<Vec<u8>>| Event::new(Some(key), None, change);
     assert_eq!(next(&mut all).await, ev(1, Change::Set(vec![1])));
     assert_eq!(next(&mut all).await, ev(2, Change::Set(vec![2])));
     assert_eq!(next(&mut all).await, ev(3, Change::Set(vec![3])));
