@@ -43,7 +43,7 @@ use internals::{Core, FieldReader, FieldWriter};
 /// generated `<Struct>View`; async on a [`crate::Store`], blocking on a
 /// [`crate::blocking::Store`]): a namespace whose entries are the struct's
 /// fields, each a CBOR value at `{namespace}:<field>`, written through the
-/// same atomic write path as [`Dict`] (entry, index and change event in one
+/// same atomic write path as [`Dict`](crate::Dict) (entry, index and change event in one
 /// round trip). A [`crate::Dict`]`<String, ciborium::Value>` on the same namespace sees
 /// the fields as entries.
 ///

@@ -191,7 +191,7 @@ impl<T: RedisDict> View<T> {
     /// Reads the whole struct in one MGET round trip, so it is one consistent
     /// snapshot. A field with nothing stored becomes `None` if it is an
     /// `Option`, its default if it has `#[redis_dict(default)]`, and is
-    /// otherwise [`Error::MissingField`] naming it. `skip` fields take their default.
+    /// otherwise [`Error::MissingField`](crate::Error::MissingField) naming it. `skip` fields take their default.
     pub async fn load(&self) -> Result<T> {
         let values = self.space.get_many(&self.keys()).await?;
         self.read(values)
@@ -268,7 +268,7 @@ impl<T: RedisDict> View<T> {
     /// Subscribes to the changes of every stored field, made by any process:
     /// a stream of [`ViewEvent`]s, each carrying a variant of the generated
     /// `<Struct>Event` enum (one per field, with the field's typed
-    /// [`Change`]: `Set(value)`, `Deleted`, `Expired`, `TtlChanged`) and the
+    /// [`Change`](crate::Change): `Set(value)`, `Deleted`, `Expired`, `TtlChanged`) and the
     /// writer's origin id.
     ///
     /// * `save` gives one event per field, `update` one per changed field,
@@ -277,7 +277,7 @@ impl<T: RedisDict> View<T> {
     /// * Events of keys of the namespace that are not stored fields of the
     ///   struct are not even received (one channel per field).
     /// * A value that does not decode as its field's type is an `Err` item
-    ///   ([`Error::Decode`] naming the key and the field); the stream goes on.
+    ///   ([`Error::Decode`](crate::Error::Decode) naming the key and the field); the stream goes on.
     /// * After a dropped connection or a server restart the subscription
     ///   reconnects by itself and yields `Gap`: re-read what you depend on.
     /// * `Expired` arrives only where the server reports expired keys (see
