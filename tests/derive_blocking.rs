@@ -250,8 +250,10 @@ fn blocking_calls_inside_an_async_runtime_are_errors_not_panics() {
             .unwrap();
         drop((store, view, dict, changes));
     });
-    // Nothing was written by the refused calls.
-    let check = blocking::Store::connect(&server.url()).unwrap();
+    // Nothing was written by the refused calls (seen through a store over
+    // the caller's own client, the blocking twin of `Store::from_client`).
+    let client = redis::Client::open(server.url()).unwrap();
+    let check = blocking::Store::from_client(client).unwrap();
     let dict = check.dict::<String, u32>("inside").unwrap();
     assert_eq!(
         dict.to_btree_map().unwrap().into_iter().collect::<Vec<_>>(),

@@ -27,14 +27,22 @@ impl Store {
     }
 
     /// Connects to a Redis Cluster (see [`crate::Store::connect_cluster`]).
-    pub fn connect_cluster<I, S>(nodes: I) -> Result<Store>
+    pub fn connect_cluster<I>(nodes: I) -> Result<Store>
     where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
+        I: IntoIterator,
+        I::Item: AsRef<str>,
     {
-        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
-        let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
-        Store::connect_with(crate::Store::cluster_builder(&nodes))
+        Store::connect_with(crate::Store::cluster_builder(nodes))
+    }
+
+    /// A store over your own `redis::Client` (see [`crate::Store::from_client`]).
+    pub fn from_client(client: redis::Client) -> Result<Store> {
+        Store::connect_with(crate::Store::client_builder(client))
+    }
+
+    /// A store over your own cluster client (see [`crate::Store::from_cluster_client`]).
+    pub fn from_cluster_client(client: redis::cluster::ClusterClient) -> Result<Store> {
+        Store::connect_with(crate::Store::cluster_client_builder(client))
     }
 
     /// Connects with a configured [`StoreBuilder`] (single server or cluster).
