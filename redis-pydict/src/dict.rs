@@ -316,27 +316,44 @@ where
         }
     }
 
-    /// Writes many entries (Python's `dict.update`), pipelined. A call of up
-    /// to `max_batch` entries (default 10,000, see
-    /// [`crate::StoreBuilder::max_batch`]) is one atomic MULTI/EXEC
-    /// transaction; a larger one is applied as consecutive atomic batches, in
-    /// order, so no transaction blocks the server for long. Accepts any
-    /// iterator of pairs: a `HashMap<String, V>`, a `Vec<(&str, V)>`, `[(1, &v)]`, ...
+    /// Writes many entries (Python's `dict.update`), clearing any TTL they
+    /// had. Accepts any iterator of pairs: a `HashMap<String, V>`, a
+    /// `Vec<(&str, V)>`, `[(1, &v)]`, a lazy generator, ...
+    ///
+    /// The pairs go out in batches of up to `max_batch` entries (default
+    /// 10,000, see [`crate::StoreBuilder::max_batch`]); each batch is one
+    /// atomic script call, so a call of up to `max_batch` entries is atomic
+    /// (all or nothing) and no call holds the server for long. The input is
+    /// consumed and encoded one batch at a time while a few batches are in
+    /// flight, so memory stays bounded by a few batches whatever the input
+    /// size (the returned future is `Send` when the iterator is).
+    ///
+    /// If a batch fails (a value too large or that does not encode, an
+    /// entry key holding foreign data, the server out of memory, ...),
+    /// nothing more is read from the input or sent; batches before it stay
+    /// applied. When the failure is not in the first batch, or other batches
+    /// were already in flight, the error is [`Error::PartlyApplied`], which
+    /// says which batch failed and how many batches and entries were applied.
     pub async fn set_many<I, Q, B>(&self, pairs: I) -> Result<()>
     where
         I: IntoIterator<Item = (Q, B)>,
         Q: KeyText,
         B: Borrow<V>,
     {
-        let entries = pairs
-            .into_iter()
-            .map(|(key, value)| {
+        let max_batch = self.space.store().settings().max_batch.max(1);
+        let mut pairs = pairs.into_iter();
+        let batches = std::iter::from_fn(move || {
+            let mut batch = Vec::with_capacity(pairs.size_hint().0.clamp(1, max_batch));
+            for (key, value) in pairs.by_ref().take(max_batch) {
                 let key = key.key_text().into_owned();
-                let bytes = self.encode(&key, value.borrow())?;
-                Ok((key, bytes))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.space.update(&entries).await
+                match self.encode(&key, value.borrow()) {
+                    Ok(bytes) => batch.push((key, bytes)),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            (!batch.is_empty()).then_some(Ok(batch))
+        });
+        self.space.set_many(batches).await
     }
 
     /// Read-modify-write of one entry that never loses an update: `f` gets the

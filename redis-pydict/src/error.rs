@@ -85,13 +85,61 @@ pub enum Error {
         limit: usize,
     },
 
-    /// A time-to-live that Redis cannot represent (zero, or over `i64::MAX` milliseconds).
-    #[error("invalid time-to-live {ttl:?} for key {key:?}: must be at least 1 ms")]
+    /// A time-to-live that Redis cannot represent (under 1 ms, or too large
+    /// for Redis to hold as an expiry time); nothing was written.
+    #[error("invalid time-to-live {ttl:?} for key {key:?}: {reason}; nothing was written")]
     InvalidTtl {
         /// The key being written.
         key: String,
         /// The rejected duration.
         ttl: std::time::Duration,
+        /// Why it is refused (too small or too large).
+        reason: &'static str,
+    },
+
+    /// A key holds a Redis type the operation cannot work on: an entry
+    /// holding a hash, list, set... (foreign data, e.g. written with
+    /// redis-cli), or the namespace index `{ns}#keys` / durable log
+    /// `{ns}#log` holding something other than a sorted set / stream. The
+    /// library never overwrites or deletes such a key; a write that meets one
+    /// changes nothing at all.
+    #[error("{operation} on namespace {namespace:?}: {role} {key:?} holds a Redis {found}, not a {expected}; nothing was changed")]
+    WrongType {
+        /// The operation that met the key (`set`, `update_with`, `iterate`, ...).
+        operation: &'static str,
+        /// The namespace being worked on.
+        namespace: String,
+        /// What the key is to the library: `entry`, `index` or `durable log`.
+        role: &'static str,
+        /// The Redis key.
+        key: String,
+        /// The Redis type it holds (`hash`, `list`, `set`, `zset`, `stream`, `string`).
+        found: String,
+        /// The Redis type the library needs there.
+        expected: &'static str,
+    },
+
+    /// A write sent as several atomic batches (`set_many` over `max_batch`
+    /// entries, `clear` of a large namespace) failed part-way. Every batch is
+    /// atomic; the batches and entries counted here were applied, the failed
+    /// batch was not, nor anything after it that was not already in flight.
+    #[error("{operation} on namespace {namespace:?} failed at batch {failed_batch}; {applied_batches} {batches_word} applied ({applied_entries} {entries_word}) before it stopped: {source}",
+        batches_word = if *applied_batches == 1 { "batch" } else { "batches" },
+        entries_word = if *applied_entries == 1 { "entry" } else { "entries" })]
+    PartlyApplied {
+        /// The operation (`set_many`, `clear`).
+        operation: &'static str,
+        /// The namespace being written.
+        namespace: String,
+        /// The 1-based number of the batch that failed.
+        failed_batch: u64,
+        /// Batches applied in full (each one is atomic).
+        applied_batches: u64,
+        /// Entries written (`set_many`) or removed (`clear`) by those batches.
+        applied_entries: u64,
+        /// Why the failed batch failed.
+        #[source]
+        source: Box<Error>,
     },
 
     /// An optimistic update (`update_with`) lost the race to other writers too many

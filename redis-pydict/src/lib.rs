@@ -254,6 +254,7 @@ mod namespace;
 mod pages;
 mod scripts;
 mod space;
+mod status;
 mod store;
 mod subscription;
 mod view;
@@ -264,7 +265,7 @@ pub use error::{Error, Result};
 pub use key::{DictKey, KeyText};
 pub use namespace::{escape_glob, Namespace, MAX_NAMESPACE_LEN};
 pub use redis_pydict_derive::RedisDict;
-pub use space::{RepairReport, Ttl};
+pub use status::{RepairReport, Ttl};
 pub use store::{
     Store, StoreBuilder, StoreConnection, DEFAULT_CLUSTER_RETRIES, DEFAULT_CONNECTION_TIMEOUT,
     DEFAULT_MAX_BATCH, DEFAULT_MAX_UPDATE_ATTEMPTS, DEFAULT_MAX_VALUE_SIZE, DEFAULT_PAGE_SIZE,

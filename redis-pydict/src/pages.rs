@@ -28,6 +28,10 @@ use crate::space::{joined, Space};
 /// One entry of a page: the key text and, when values were asked for, its value.
 pub(crate) type PageEntry = (String, Option<Vec<u8>>);
 
+/// An entry of a page, or the error for an entry that holds a non-string
+/// value (foreign data): an `Err` item, after which the stream goes on.
+type PageItem = Result<PageEntry>;
+
 /// Entries handed to the caller between two turns of the reading tasks.
 const YIELD_EVERY: usize = 128;
 
@@ -46,10 +50,10 @@ const FETCHES_IN_FLIGHT: usize = 2;
 struct Entries {
     /// The scan to start, until the first poll.
     start: Option<(Scan, bool)>,
-    pages: Option<mpsc::Receiver<Result<Vec<PageEntry>>>>,
+    pages: Option<mpsc::Receiver<Result<Vec<PageItem>>>>,
     tasks: Vec<JoinHandle<()>>,
     /// The page being handed out.
-    page: std::vec::IntoIter<PageEntry>,
+    page: std::vec::IntoIter<PageItem>,
     /// Entries handed out so far.
     handed: usize,
     /// A turn given to the reading tasks, under way.
@@ -79,7 +83,7 @@ impl Stream for Entries {
                 if this.handed.is_multiple_of(YIELD_EVERY) {
                     this.yielding = Some(Box::pin(tokio::task::yield_now()));
                 }
-                return Poll::Ready(Some(Ok(entry)));
+                return Poll::Ready(Some(entry));
             }
             if let Some((scan, with_values)) = this.start.take() {
                 let (members, found) = mpsc::channel(2);
@@ -112,8 +116,10 @@ impl Stream for Entries {
 
 impl Space {
     /// The live members matching `pattern` (all when `None`), with their
-    /// values when `with_values` (entries gone meanwhile are skipped). After
-    /// a Redis error the stream yields it and ends.
+    /// values when `with_values` (entries gone meanwhile are skipped; an
+    /// entry holding a non-string value is an `Err` item naming its key and
+    /// type, and the stream goes on). After a Redis error the stream yields
+    /// it and ends.
     pub(crate) fn entries(
         &self,
         pattern: Option<&str>,
@@ -336,7 +342,7 @@ async fn fetch(
     space: Space,
     with_values: bool,
     found: mpsc::Receiver<Result<Vec<String>>>,
-    pages: mpsc::Sender<Result<Vec<PageEntry>>>,
+    pages: mpsc::Sender<Result<Vec<PageItem>>>,
 ) {
     let batches = stream::unfold(found, |mut found| async move {
         found.recv().await.map(|batch| (batch, found))
@@ -349,7 +355,7 @@ async fn fetch(
                 if with_values {
                     values(&space, members).await
                 } else {
-                    Ok(members.into_iter().map(|m| (m, None)).collect())
+                    Ok(members.into_iter().map(|m| Ok((m, None))).collect())
                 }
             }
         })
@@ -370,8 +376,11 @@ async fn fetch(
     }
 }
 
-/// The values of `members` (one MGET), skipping entries gone since the ZSCAN.
-async fn values(space: &Space, members: Vec<String>) -> Result<Vec<PageEntry>> {
+/// The values of `members` (one MGET), skipping entries gone since the
+/// ZSCAN. MGET answers nil for a key holding a non-string value too; the
+/// nil keys' types (one pipelined TYPE each, only when there are any) tell
+/// those apart, and each becomes an `Err` item naming the key and its type.
+async fn values(space: &Space, members: Vec<String>) -> Result<Vec<PageItem>> {
     let prefix = space.namespace().entry_prefix();
     let mut mget = redis::cmd("MGET");
     let mut key = Vec::new();
@@ -387,11 +396,29 @@ async fn values(space: &Space, members: Vec<String>) -> Result<Vec<PageEntry>> {
         other => return Err(unexpected(space, "MGET", other)),
     };
     let mut page = Vec::with_capacity(members.len());
+    let mut nil = Vec::new();
     for (member, value) in members.into_iter().zip(values) {
         match value {
-            Value::BulkString(bytes) => page.push((member, Some(bytes))),
-            Value::Nil => {} // deleted or expired since the ZSCAN
+            Value::BulkString(bytes) => page.push(Ok((member, Some(bytes)))),
+            Value::Nil => nil.push(member),
             other => return Err(unexpected(space, "MGET", other)),
+        }
+    }
+    if !nil.is_empty() {
+        let mut types = redis::pipe();
+        for member in &nil {
+            types.cmd("TYPE").arg(joined(&mut key, prefix, member));
+        }
+        let found: Vec<String> = types
+            .query_async(&mut space.conn())
+            .await
+            .map_err(space.fail("iterate"))?;
+        for (member, found) in nil.into_iter().zip(found) {
+            // "none": deleted or expired since the ZSCAN.
+            if found != "none" {
+                let redis_key = format!("{prefix}{member}");
+                page.push(Err(space.wrong_type("iterate", &redis_key, found)));
+            }
         }
     }
     Ok(page)

@@ -7,19 +7,45 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Common prologue: server time in ms as `now`; pruning of index members
-/// whose expiry has passed; `emit(channel, payload)`, which publishes the
-/// event and/or appends it to the durable log; and `write_entry(...)`, the one
-/// way an entry is written (value, index score from its TTL, event). The index
-/// is always the last declared key; ARGV[1..3] are always: publish ('1'/'0'),
-/// log key ('' = no log), log MAXLEN (approximate). Script-specific arguments
-/// follow from ARGV[4].
+/// Common prologue. First it checks, before anything is written, that every
+/// key the script may touch holds the type it needs (index: zset, log:
+/// stream, entries: string; absent is fine): a mismatch is returned as the
+/// error `PYDICTTYPE <type> <key>`, so a failed write changes nothing (a
+/// Redis script is not rolled back when a command in it fails). Then it
+/// defines `now()` (server time in ms), `prune()` (drops index members whose
+/// expiry has passed; each script calls it after its own checks),
+/// `emit(channel, payload)`, which publishes the event and/or appends it to
+/// the durable log, and `write_entry(...)`, the one way an entry is written
+/// with a TTL mode (value, index score from its TTL, event). The index is
+/// always the last declared key, and every other declared key is an entry;
+/// ARGV[1..3] are always: publish ('1'/'0'), log key ('' = no log), log
+/// MAXLEN (approximate). Script-specific arguments follow from ARGV[4].
 const PRELUDE: &str = r#"
 local idx = KEYS[#KEYS]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now)
 local publish, log, maxlen = ARGV[1] == '1', ARGV[2], ARGV[3]
+local function wrong_type(key, want)
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'none' and t ~= want then return 'PYDICTTYPE ' .. t .. ' ' .. key end
+  return nil
+end
+local bad = wrong_type(idx, 'zset')
+if not bad and log ~= '' then bad = wrong_type(log, 'stream') end
+for i = 1, #KEYS - 1 do
+  if bad then break end
+  bad = wrong_type(KEYS[i], 'string')
+end
+if bad then return redis.error_reply(bad) end
+local clock
+local function now()
+  if not clock then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock
+end
+local function prune()
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now())
+end
 local function emit(channel, payload)
   if payload == '' then return end
   if publish then redis.call('PUBLISH', channel, payload) end
@@ -29,12 +55,12 @@ local function write_entry(key, member, value, channel, payload, mode, ttl)
   if mode == 'nx' and redis.call('EXISTS', key) == 1 then return 0 end
   if ttl > 0 then
     redis.call('SET', key, value, 'PX', ttl)
-    redis.call('ZADD', idx, now + ttl, member)
+    redis.call('ZADD', idx, now() + ttl, member)
   elseif mode == 'keepttl' then
     redis.call('SET', key, value, 'KEEPTTL')
     local left = redis.call('PTTL', key)
     if left > 0 then
-      redis.call('ZADD', idx, now + left, member)
+      redis.call('ZADD', idx, now() + left, member)
     else
       redis.call('ZADD', idx, 'inf', member)
     end
@@ -47,11 +73,46 @@ local function write_entry(key, member, value, channel, payload, mode, ttl)
 end
 "#;
 
+/// KEYS: entry keys..., index. ARGV (after the common three): per entry:
+/// member, value, channel, payload ('' = silent). The plain write (no TTL,
+/// any TTL the entry had is cleared): MSET and ZADD in chunks, then the
+/// events. It does not prune the index: only TTL writes create members that
+/// expire, and the scripts that handle those prune. The path of `set` and of
+/// every `set_many` batch. Returns the number of entries written.
+const PLAIN_BODY: &str = r#"
+local n = #KEYS - 1
+if n == 1 then
+  redis.call('SET', KEYS[1], ARGV[5])
+  redis.call('ZADD', idx, 'inf', ARGV[4])
+  emit(ARGV[6], ARGV[7])
+  return 1
+end
+for first = 1, n, 1000 do
+  local last = math.min(first + 999, n)
+  local mset, zadd = {}, {}
+  for i = first, last do
+    local a = 4 * i
+    mset[#mset + 1] = KEYS[i]
+    mset[#mset + 1] = ARGV[a + 1]
+    zadd[#zadd + 1] = 'inf'
+    zadd[#zadd + 1] = ARGV[a]
+  end
+  redis.call('MSET', unpack(mset))
+  redis.call('ZADD', idx, unpack(zadd))
+end
+for i = 1, n do
+  local a = 4 * i
+  emit(ARGV[a + 2], ARGV[a + 3])
+end
+return n
+"#;
+
 /// KEYS: entry keys..., index. ARGV (after the common three): mode ('set' |
 /// 'nx' | 'keepttl'), then per entry: member, value, channel, payload ('' =
 /// silent), ttl_ms ('0' = none). Returns the number of entries written (with
 /// 'nx', entries already present are left alone and not counted).
 const SET_BODY: &str = r#"
+prune()
 local mode = ARGV[4]
 local written = 0
 for i = 1, #KEYS - 1 do
@@ -65,6 +126,7 @@ return written
 /// member, channel, payload. Returns, per entry, 0/1 ('del') or the old value
 /// or nil ('take').
 const DEL_BODY: &str = r#"
+prune()
 local take = ARGV[4] == 'take'
 local out = {}
 for i = 1, #KEYS - 1 do
@@ -87,6 +149,7 @@ return out
 /// KEYS: entry key, index. ARGV (after the common three): member, ttl_ms
 /// ('-1' = persist), channel, payload. Returns 1 when the entry exists (and so had its TTL changed).
 const EXPIRE_BODY: &str = r#"
+prune()
 local key, member, ttl, channel, payload = KEYS[1], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
 if redis.call('EXISTS', key) == 0 then
   redis.call('ZREM', idx, member)
@@ -97,7 +160,7 @@ if ttl < 0 then
   redis.call('ZADD', idx, 'inf', member)
 else
   redis.call('PEXPIRE', key, ttl)
-  redis.call('ZADD', idx, now + ttl, member)
+  redis.call('ZADD', idx, now() + ttl, member)
 end
 emit(channel, payload)
 return 1
@@ -105,11 +168,17 @@ return 1
 
 /// KEYS: index. ARGV (after the common three): entry prefix, channel,
 /// payload, limit. Deletes (UNLINK) up to `limit` indexed entries and their
-/// index members; when the index is then empty, emits the clear event.
-/// Returns `{entries that existed, members left}`.
+/// index members, after checking that none of them holds a non-string value
+/// (foreign data is never deleted: the error names it); when the index is
+/// then empty, emits the clear event. Returns `{entries that existed, members left}`.
 const CLEAR_BODY: &str = r#"
 local prefix, channel, payload, limit = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local members = redis.call('ZRANGE', idx, 0, limit - 1)
+for i = 1, #members do
+  local wrong = wrong_type(prefix .. members[i], 'string')
+  if wrong then return redis.error_reply(wrong) end
+end
+prune()
 local removed = 0
 for i = 1, #members, 500 do
   local keys, chunk = {}, {}
@@ -146,42 +215,22 @@ end
 local a = 5 + 2 * n
 local prefix = ARGV[a]
 for j = a + 1, #ARGV, 4 do
+  local wrong = wrong_type(prefix .. ARGV[j], 'string')
+  if wrong then return redis.error_reply(wrong) end
+end
+prune()
+for j = a + 1, #ARGV, 4 do
   write_entry(prefix .. ARGV[j], ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], 'keepttl', 0)
 end
 return 1
 "#;
-
-/// KEYS: index. Returns the number of live entries. Read-only.
-const LEN_BODY: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZCOUNT', KEYS[1], now, '+inf')
-"#;
-
-fn with_prelude(body: &str) -> String {
-    format!("{PRELUDE}{body}")
-}
-
-pub(crate) static SET: LazyLock<(String, Script)> = LazyLock::new(|| script(SET_BODY));
-pub(crate) static DEL: LazyLock<(String, Script)> = LazyLock::new(|| script(DEL_BODY));
-pub(crate) static EXPIRE: LazyLock<(String, Script)> = LazyLock::new(|| script(EXPIRE_BODY));
-pub(crate) static CLEAR: LazyLock<(String, Script)> = LazyLock::new(|| script(CLEAR_BODY));
-pub(crate) static CAS: LazyLock<(String, Script)> = LazyLock::new(|| script(CAS_BODY));
-pub(crate) static LEN: LazyLock<Script> = LazyLock::new(|| Script::new(LEN_BODY));
-
-/// The full source (for EVAL inside MULTI, where EVALSHA could fail half a
-/// transaction after a script flush) and the cached script (EVALSHA elsewhere).
-fn script(body: &str) -> (String, Script) {
-    let source = with_prelude(body);
-    let script = Script::new(&source);
-    (source, script)
-}
 
 /// KEYS: index. ARGV (after the common three): entry prefix, then members. For each member, makes the
 /// index agree with the keyspace: adds live string entries with their expiry,
 /// removes members whose entry is gone (or is not a string). Returns
 /// `{added, removed}`.
 const REPAIR_BODY: &str = r#"
+prune()
 local prefix = ARGV[4]
 local added, removed = 0, 0
 for i = 5, #ARGV do
@@ -192,11 +241,59 @@ for i = 5, #ARGV do
     removed = removed + redis.call('ZREM', idx, member)
   else
     local score = 'inf'
-    if left > 0 then score = now + left end
+    if left > 0 then score = now() + left end
     added = added + redis.call('ZADD', idx, score, member)
   end
 end
 return {added, removed}
 "#;
 
-pub(crate) static REPAIR: LazyLock<(String, Script)> = LazyLock::new(|| script(REPAIR_BODY));
+/// KEYS: index. Returns the number of live entries. Read-only.
+const LEN_BODY: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], now, '+inf')
+"#;
+
+/// A write script: the prelude followed by its body.
+pub(crate) struct WriteScript {
+    /// The full source, for EVAL inside MULTI, where EVALSHA could fail
+    /// half a transaction after a script flush.
+    pub(crate) source: String,
+    /// The cached script, for EVALSHA (loaded when the server lacks it).
+    pub(crate) script: Script,
+}
+
+impl WriteScript {
+    fn new(body: &str) -> Self {
+        let source = format!("{PRELUDE}{body}");
+        let script = Script::new(&source);
+        WriteScript { source, script }
+    }
+}
+
+/// Plain writes without TTL (`set`, every `set_many` batch).
+pub(crate) static PLAIN: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(PLAIN_BODY));
+/// Writes with a TTL, a set-if-absent or a kept TTL (`update_with`, view saves).
+pub(crate) static SET: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(SET_BODY));
+/// Deletes and takes.
+pub(crate) static DEL: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(DEL_BODY));
+/// Sets or removes a TTL.
+pub(crate) static EXPIRE: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(EXPIRE_BODY));
+/// One batch of `clear`.
+pub(crate) static CLEAR: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(CLEAR_BODY));
+/// The compare-and-set of `update_with` on a cluster.
+pub(crate) static CAS: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(CAS_BODY));
+/// One batch of `repair`.
+pub(crate) static REPAIR: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(REPAIR_BODY));
+/// The live-entry count (read-only, no prelude).
+pub(crate) static LEN: LazyLock<Script> = LazyLock::new(|| Script::new(LEN_BODY));
+
+/// The error code a write script returns when a key holds the wrong type
+/// (see the prelude), and its detail: `(found type, Redis key)`.
+pub(crate) const WRONG_TYPE_CODE: &str = "PYDICTTYPE";
+
+/// Splits a `PYDICTTYPE` detail into the type found and the Redis key.
+pub(crate) fn wrong_type_detail(detail: &str) -> Option<(&str, &str)> {
+    detail.split_once(' ')
+}

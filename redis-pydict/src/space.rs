@@ -13,10 +13,12 @@ use crate::connection::StoreConnection;
 use crate::error::{Error, Result};
 use crate::event::{self, Op};
 use crate::namespace::Namespace;
-use crate::scripts;
+use crate::scripts::{self, WriteScript};
+pub(crate) use crate::status::{RepairReport, Ttl};
 use crate::store::Store;
 
-/// Bulk-update batches sent before waiting for the first one's reply.
+/// `set_many` batches sent before waiting for the first one's reply (on one
+/// server; a cluster gets one at a time, so a failover cannot reorder them).
 const BATCHES_IN_FLIGHT: usize = 4;
 
 /// How a write treats an existing entry's time-to-live.
@@ -46,28 +48,6 @@ pub(crate) type Write = (String, Vec<u8>);
 
 /// Entries to write with one time-to-live (see [`Space::set_groups`]).
 pub(crate) type TtlGroup<'a> = (Option<Duration>, Vec<(&'a str, &'a [u8])>);
-
-/// The time-to-live state of an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ttl {
-    /// No such entry.
-    Missing,
-    /// The entry exists and does not expire.
-    Persistent,
-    /// The entry expires after this long.
-    Expires(Duration),
-}
-
-/// What [`crate::Dict::repair`] did to the namespace index.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RepairReport {
-    /// Entries found in the keyspace that the index lacked.
-    pub added: u64,
-    /// Index members whose entry no longer exists.
-    pub removed: u64,
-    /// Live entries in the index afterwards.
-    pub live: u64,
-}
 
 /// An untyped namespace handle.
 #[derive(Clone)]
@@ -147,11 +127,65 @@ impl Space {
         self.store.connection()
     }
 
-    /// Wraps a redis-rs error with the operation and namespace.
+    /// Wraps a redis-rs error with the operation and namespace. A write
+    /// script's wrong-type refusal becomes [`Error::WrongType`]; a pipeline
+    /// error listing many failed commands is cut to the first one and a count.
     pub(crate) fn fail(&self, operation: &'static str) -> impl Fn(RedisError) -> Error + '_ {
-        move |source| Error::Redis {
+        move |source| self.redis_error(operation, source)
+    }
+
+    fn redis_error(&self, operation: &'static str, source: RedisError) -> Error {
+        let namespace = self.ns.name().to_owned();
+        let Some(failures) = source.clone().into_server_errors() else {
+            return Error::Redis {
+                operation,
+                namespace,
+                source,
+            };
+        };
+        let wrong_type = failures.iter().find_map(|(_, e)| {
+            (e.code() == scripts::WRONG_TYPE_CODE)
+                .then(|| e.details().and_then(scripts::wrong_type_detail))
+                .flatten()
+        });
+        if let Some((found, key)) = wrong_type {
+            let (role, expected) = if key == self.ns.index_key() {
+                ("index", "zset")
+            } else if key == self.ns.log_key() {
+                ("durable log", "stream")
+            } else {
+                ("entry", "string")
+            };
+            return Error::WrongType {
+                operation,
+                namespace,
+                role,
+                key: key.to_owned(),
+                found: found.to_owned(),
+                expected,
+            };
+        }
+        if failures.len() > 1 {
+            // Bounded: the first failure and how many there were, not one
+            // line per failed command.
+            if let Some((index, first)) = failures.first() {
+                let kind = first
+                    .kind()
+                    .map_or(redis::ErrorKind::Extension, redis::ErrorKind::Server);
+                let detail = format!(
+                    "{} commands failed; the first (index {index}): {first}",
+                    failures.len()
+                );
+                return Error::Redis {
+                    operation,
+                    namespace,
+                    source: RedisError::from((kind, "several commands failed", detail)),
+                };
+            }
+        }
+        Error::Redis {
             operation,
-            namespace: self.ns.name().to_owned(),
+            namespace,
             source,
         }
     }
@@ -189,11 +223,39 @@ impl Space {
     // ----- reads -------------------------------------------------------------
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        redis::cmd("GET")
-            .arg(self.ns.entry_key(key))
+        let redis_key = self.ns.entry_key(key);
+        let got = redis::cmd("GET")
+            .arg(&redis_key)
             .query_async(&mut self.conn())
-            .await
-            .map_err(self.fail("get"))
+            .await;
+        match got {
+            Err(e) if e.code() == Some("WRONGTYPE") => Err(self.foreign(&redis_key, "get").await),
+            got => got.map_err(self.fail("get")),
+        }
+    }
+
+    /// The error for an entry key holding a non-string value, naming its type.
+    pub(crate) async fn foreign(&self, redis_key: &str, operation: &'static str) -> Error {
+        let found: redis::RedisResult<String> = redis::cmd("TYPE")
+            .arg(redis_key)
+            .query_async(&mut self.conn())
+            .await;
+        match found {
+            Ok(found) => self.wrong_type(operation, redis_key, found),
+            Err(e) => self.redis_error(operation, e),
+        }
+    }
+
+    /// [`Error::WrongType`] for an entry key.
+    pub(crate) fn wrong_type(&self, operation: &'static str, redis_key: &str, found: String) -> Error {
+        Error::WrongType {
+            operation,
+            namespace: self.ns.name().to_owned(),
+            role: "entry",
+            key: redis_key.to_owned(),
+            found,
+            expected: "string",
+        }
     }
 
     /// Values of several entries in one MGET round trip, `None` where absent.
@@ -261,17 +323,40 @@ impl Space {
     /// Runs one of the write scripts (EVALSHA, loading it when the server lacks it).
     async fn run_script<T: redis::FromRedisValue>(
         &self,
-        script: &redis::Script,
+        script: &WriteScript,
         keys: Vec<String>,
         args: Vec<Vec<u8>>,
         operation: &'static str,
     ) -> Result<T> {
         script
+            .script
             .key(keys)
             .arg(args)
             .invoke_async(&mut self.conn())
             .await
             .map_err(self.fail(operation))
+    }
+
+    /// Sends an EVALSHA command built by [`Space::plain_cmd`]; when the
+    /// server lacks the script (a restart or SCRIPT FLUSH), loads it and sends
+    /// the command again. A NOSCRIPT reply means nothing ran, so the resend
+    /// cannot apply anything twice.
+    async fn eval_plain(&self, cmd: &redis::Cmd, operation: &'static str) -> Result<u64> {
+        let mut conn = self.conn();
+        match cmd.query_async(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(&scripts::PLAIN.source)
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(self.fail(operation))?;
+                cmd.query_async(&mut conn)
+                    .await
+                    .map_err(self.fail(operation))
+            }
+            done => done.map_err(self.fail(operation)),
+        }
     }
 
     /// Keys and arguments of the SET script for `entries`.
@@ -305,7 +390,9 @@ impl Space {
     }
 
     /// Writes `entries` atomically (one script call). Returns how many were written
-    /// (with `IfAbsent`, existing entries are skipped).
+    /// (with `IfAbsent`, existing entries are skipped). A key holding a
+    /// non-string value, or a wrong-typed index or log, fails the call before
+    /// anything is written.
     pub(crate) async fn set(
         &self,
         mode: SetMode,
@@ -315,21 +402,13 @@ impl Space {
         if entries.is_empty() {
             return Ok(0);
         }
-        if mode == SetMode::Set && ttl.is_none() && !self.store.is_cluster() {
-            // The common case needs no script: one MULTI/EXEC of SET, ZADD,
-            // PUBLISH. (Not on a cluster, where redis-rs does not follow a
-            // MOVED or ASK that aborts a transaction: scripts are single commands.)
-            for (key, value) in entries {
-                self.check_size(key, value)?;
-            }
-            self.plain_write(entries)
-                .query_async::<()>(&mut self.conn())
-                .await
-                .map_err(self.fail("set"))?;
-            return Ok(entries.len() as u64);
+        if mode == SetMode::Set && ttl.is_none() {
+            // The common case: the plain script (no clock, no pruning).
+            let cmd = self.plain_cmd(entries)?;
+            return self.eval_plain(&cmd, "set").await;
         }
         let (keys, args) = self.set_invocation(mode, &[(ttl, entries.to_vec())])?;
-        self.run_script(&scripts::SET.1, keys, args, "set").await
+        self.run_script(&scripts::SET, keys, args, "set").await
     }
 
     /// Writes groups of entries, each group with its own TTL, in one atomic
@@ -340,7 +419,7 @@ impl Space {
             return Ok(());
         }
         let (keys, args) = self.set_invocation(SetMode::Set, groups)?;
-        self.run_script::<u64>(&scripts::SET.1, keys, args, "set")
+        self.run_script::<u64>(&scripts::SET, keys, args, "set")
             .await
             .map(drop)
     }
@@ -372,7 +451,7 @@ impl Space {
         }
         let (redis_keys, args) = self.del_invocation(false, keys);
         let flags: Vec<i64> = self
-            .run_script(&scripts::DEL.1, redis_keys, args, "delete")
+            .run_script(&scripts::DEL, redis_keys, args, "delete")
             .await?;
         Ok(flags.into_iter().map(|n| n == 1).collect())
     }
@@ -383,7 +462,7 @@ impl Space {
             return Ok(Vec::new());
         }
         let (redis_keys, args) = self.del_invocation(true, keys);
-        self.run_script(&scripts::DEL.1, redis_keys, args, "remove")
+        self.run_script(&scripts::DEL, redis_keys, args, "remove")
             .await
     }
 
@@ -395,8 +474,9 @@ impl Space {
         };
         let payload = self.payload(Op::Expire, Some(key), None, ttl_ms);
         let ttl_arg = ttl_ms.map_or(-1, |ms| ms as i64);
+        let operation = if ttl.is_some() { "expire" } else { "persist" };
         let existed: i64 = scripts::EXPIRE
-            .1
+            .script
             .key(self.ns.entry_key(key))
             .key(self.ns.index_key())
             .arg(&self.common_args())
@@ -406,20 +486,23 @@ impl Space {
             .arg(payload)
             .invoke_async(&mut self.conn())
             .await
-            .map_err(self.fail("expire"))?;
+            .map_err(self.fail(operation))?;
         Ok(existed == 1)
     }
 
     /// Removes every indexed entry and the index, `max_batch` entries per
     /// atomic script call (so a large namespace never holds the server for
     /// long); the clear event goes out with the call that empties the index.
-    /// Returns how many entries existed.
+    /// Returns how many entries existed. A batch meeting an indexed key that
+    /// holds a non-string value fails whole (nothing of it removed); when
+    /// earlier batches were applied the error is [`Error::PartlyApplied`].
     pub(crate) async fn clear(&self) -> Result<u64> {
         let payload = self.payload(Op::Clear, None, None, None);
         let mut total = 0;
+        let mut batches = 0;
         loop {
-            let (removed, left): (u64, u64) = scripts::CLEAR
-                .1
+            let done: Result<(u64, u64)> = scripts::CLEAR
+                .script
                 .key(self.ns.index_key())
                 .arg(&self.common_args())
                 .arg(self.ns.entry_prefix())
@@ -428,7 +511,13 @@ impl Space {
                 .arg(self.store.settings().max_batch)
                 .invoke_async(&mut self.conn())
                 .await
-                .map_err(self.fail("clear"))?;
+                .map_err(self.fail("clear"));
+            let (removed, left) = match done {
+                Ok(done) => done,
+                Err(e) if batches == 0 => return Err(e),
+                Err(e) => return Err(self.partly_applied("clear", batches + 1, batches, total, e)),
+            };
+            batches += 1;
             total += removed;
             if left == 0 {
                 return Ok(total);
@@ -436,115 +525,160 @@ impl Space {
         }
     }
 
-    /// Writes many entries: each batch of up to `max_batch` entries is one
-    /// MULTI/EXEC transaction (MSET, ZADD, and per entry its PUBLISH and log
-    /// append; one SET script per batch on a cluster), so a call of up to `max_batch` entries is atomic and no
-    /// transaction holds the server for long. Batches are pipelined, a few in
-    /// flight at once, and applied in order; if one fails, the ones before it
-    /// stay applied. Existing TTLs are cleared.
-    pub(crate) async fn update(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
-        for (key, value) in entries {
-            self.check_size(key, value)?;
+    fn partly_applied(
+        &self,
+        operation: &'static str,
+        failed_batch: u64,
+        applied_batches: u64,
+        applied_entries: u64,
+        source: Error,
+    ) -> Error {
+        Error::PartlyApplied {
+            operation,
+            namespace: self.ns.name().to_owned(),
+            failed_batch,
+            applied_batches,
+            applied_entries,
+            source: Box::new(source),
         }
-        if self.store.is_cluster() {
-            // One SET script per batch: redis-rs follows MOVED/ASK and retries
-            // TRYAGAIN for a single command, not inside a transaction.
-            for batch in entries.chunks(self.store.settings().max_batch) {
-                let batch: Vec<(&str, &[u8])> = batch
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_slice()))
-                    .collect();
-                self.set(SetMode::Set, None, &batch).await?;
-            }
-            return Ok(());
-        }
-        let fail = self.fail("update");
+    }
+
+    /// Writes many entries, batch by batch as `batches` yields them (each
+    /// batch one atomic PLAIN script call, so no call holds the server for
+    /// long), without TTL (existing TTLs are cleared). On one server a few
+    /// batches are in flight at once; the next batch is only taken from
+    /// `batches` (and so encoded) when there is room, so memory stays bounded
+    /// by a few batches whatever the input size. Batches are applied in
+    /// order. When one fails (or the input yields an error), no further batch
+    /// is sent, those already in flight are awaited, and unless it was the
+    /// first and only one sent the error is [`Error::PartlyApplied`], counting
+    /// the batches and entries that were applied.
+    pub(crate) async fn set_many<I>(&self, batches: I) -> Result<()>
+    where
+        I: Iterator<Item = Result<Vec<(String, Vec<u8>)>>>,
+    {
+        let limit = if self.store.is_cluster() {
+            1
+        } else {
+            BATCHES_IN_FLIGHT
+        };
         let mut in_flight = futures::stream::FuturesOrdered::new();
-        for batch in entries.chunks(self.store.settings().max_batch) {
-            let pipe = self.plain_write(batch);
-            let mut conn = self.conn();
-            in_flight.push_back(async move { pipe.query_async::<()>(&mut conn).await });
-            if in_flight.len() >= BATCHES_IN_FLIGHT {
-                if let Some(result) = in_flight.next().await {
-                    result.map_err(&fail)?;
+        let mut sent: u64 = 0;
+        let (mut applied_batches, mut applied_entries) = (0u64, 0u64);
+        let mut failure: Option<(u64, Error)> = None;
+        let mut settle = |(number, entries, done): (u64, u64, Result<u64>),
+                          failure: &mut Option<(u64, Error)>| match done {
+            Ok(_) => {
+                applied_batches += 1;
+                applied_entries += entries;
+            }
+            Err(e) => {
+                if failure.as_ref().is_none_or(|(first, _)| number < *first) {
+                    *failure = Some((number, e));
+                }
+            }
+        };
+        for batch in batches {
+            let number = sent + 1;
+            let cmd = batch.and_then(|entries| {
+                self.plain_cmd(&entries)
+                    .map(|cmd| (cmd, entries.len() as u64))
+            });
+            let (cmd, entries) = match cmd {
+                Ok(built) => built,
+                Err(e) => {
+                    failure = Some((number, e));
+                    break;
+                }
+            };
+            if entries == 0 {
+                continue;
+            }
+            sent = number;
+            in_flight.push_back(async move {
+                let done = self.eval_plain(&cmd, "set_many").await;
+                (number, entries, done)
+            });
+            if in_flight.len() >= limit {
+                if let Some(done) = in_flight.next().await {
+                    settle(done, &mut failure);
+                }
+                if failure.is_some() {
+                    break;
                 }
             }
         }
-        while let Some(result) = in_flight.next().await {
-            result.map_err(&fail)?;
+        while let Some(done) = in_flight.next().await {
+            settle(done, &mut failure);
         }
-        Ok(())
+        match failure {
+            None => Ok(()),
+            Some((1, e)) if sent <= 1 => Err(e),
+            Some((number, e)) => Err(self.partly_applied(
+                "set_many",
+                number,
+                applied_batches,
+                applied_entries,
+                e,
+            )),
+        }
     }
 
-    /// One MULTI/EXEC transaction writing `entries` without TTL: MSET, ZADD
-    /// (score `inf`), and per entry its PUBLISH and log append. The script-free
-    /// write path of `set` and of each batch of `update`. It does not prune
-    /// the index: only TTL writes create members that expire, and the scripts
-    /// that handle those prune.
-    fn plain_write<K: AsRef<str>, V: AsRef<[u8]>>(&self, entries: &[(K, V)]) -> redis::Pipeline {
+    /// The EVALSHA command of the PLAIN script writing `entries` without TTL:
+    /// per entry SET (by MSET), index member with score `inf` (by ZADD), and
+    /// its PUBLISH and log append; every key's type is checked first. The
+    /// path of `set` and of each batch of `set_many`. Refuses values over the
+    /// size limit. Built straight into one command (redis-rs copies each
+    /// argument into it), with one scratch buffer for the texts.
+    fn plain_cmd<K: AsRef<str>, V: AsRef<[u8]>>(&self, entries: &[(K, V)]) -> Result<redis::Cmd> {
         let ns = &self.ns;
-        let keys: usize = entries.iter().map(|(k, _)| k.as_ref().len()).sum();
-        let values: usize = entries.iter().map(|(_, v)| v.as_ref().len()).sum();
+        let mut bytes = 0;
+        for (key, value) in entries {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            self.check_size(key, value)?;
+            bytes += 2 * key.len() + 2 * value.len();
+        }
         let n = entries.len();
         let publish = self.notifications;
-        let log = self.log_maxlen;
-        let per_entry = usize::from(publish) + usize::from(log.is_some());
-        // Commands and buffers sized up front: redis-rs copies each argument
-        // into its command, and growing them would copy again.
-        let mut pipe = redis::Pipeline::with_capacity(2 + n * per_entry);
-        pipe.atomic();
-        // One scratch buffer for the texts of every argument, so none needs
-        // its own allocation.
+        let events = publish || self.log_maxlen.is_some();
+        let mut cmd = redis::Cmd::with_capacity(
+            6 + 5 * n,
+            64 + bytes + n * (ns.entry_prefix().len() + ns.key_channel_prefix().len() + 96),
+        );
+        cmd.arg("EVALSHA")
+            .arg(scripts::PLAIN.script.get_hash())
+            .arg(n + 1);
         let mut scratch: Vec<u8> = Vec::with_capacity(128);
-        let mut mset =
-            redis::Cmd::with_capacity(1 + 2 * n, 8 + n * ns.entry_prefix().len() + keys + values);
-        mset.arg("MSET");
-        for (key, value) in entries {
-            mset.arg(joined(&mut scratch, ns.entry_prefix(), key.as_ref()))
-                .arg(value.as_ref());
-        }
-        pipe.add_command(mset).ignore();
-        let mut zadd =
-            redis::Cmd::with_capacity(2 + 2 * n, 8 + ns.index_key().len() + 3 * n + keys);
-        zadd.arg("ZADD").arg(ns.index_key());
         for (key, _) in entries {
-            zadd.arg("inf").arg(key.as_ref());
+            cmd.arg(joined(&mut scratch, ns.entry_prefix(), key.as_ref()));
         }
-        pipe.add_command(zadd).ignore();
-        if per_entry == 0 {
-            return pipe;
+        cmd.arg(ns.index_key());
+        for arg in self.common_args() {
+            cmd.arg(arg);
         }
         let mut payload = Vec::with_capacity(256);
         for (key, value) in entries {
             let (key, value) = (key.as_ref(), value.as_ref());
-            payload.clear();
-            event::write_payload(
-                &mut payload,
-                Op::Set,
-                Some(key),
-                self.origin.as_deref(),
-                Some(value),
-                None,
-            );
+            cmd.arg(key).arg(value);
             if publish {
-                let channel = joined(&mut scratch, ns.key_channel_prefix(), key);
-                let mut cmd = redis::Cmd::with_capacity(3, 8 + channel.len() + payload.len());
-                cmd.arg("PUBLISH").arg(channel).arg(&payload[..]);
-                pipe.add_command(cmd).ignore();
+                cmd.arg(joined(&mut scratch, ns.key_channel_prefix(), key));
+            } else {
+                cmd.arg("");
             }
-            if let Some(maxlen) = log {
-                pipe.cmd("XADD")
-                    .arg(ns.log_key())
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(maxlen)
-                    .arg("*")
-                    .arg("e")
-                    .arg(&payload[..])
-                    .ignore();
+            payload.clear();
+            if events {
+                event::write_payload(
+                    &mut payload,
+                    Op::Set,
+                    Some(key),
+                    self.origin.as_deref(),
+                    Some(value),
+                    None,
+                );
             }
+            cmd.arg(&payload[..]);
         }
-        pipe
+        Ok(cmd)
     }
 
     /// Optimistic read-modify-write of `keys`: read them, let `decide` choose
@@ -597,7 +731,7 @@ impl Space {
             if !sets.is_empty() {
                 let (k, a) = self.set_invocation(SetMode::KeepTtl, &[(None, sets)])?;
                 tx.cmd("EVAL")
-                    .arg(&scripts::SET.0)
+                    .arg(&scripts::SET.source)
                     .arg(k.len())
                     .arg(k)
                     .arg(a)
@@ -647,7 +781,7 @@ impl Space {
                 args.push(self.payload(Op::Set, Some(key), Some(value), None));
             }
             let written: i64 = scripts::CAS
-                .1
+                .script
                 .key(&redis_keys)
                 .arg(args)
                 .invoke_async(&mut self.conn())
@@ -732,7 +866,7 @@ impl Space {
             return Ok((0, 0));
         }
         let (added, removed): (u64, u64) = scripts::REPAIR
-            .1
+            .script
             .key(self.ns.index_key())
             .arg(&self.common_args())
             .arg(self.ns.entry_prefix())
@@ -752,14 +886,23 @@ pub(crate) fn joined<'b>(buf: &'b mut Vec<u8>, a: &str, b: &str) -> &'b [u8] {
     buf
 }
 
+/// The longest TTL accepted, in ms: Redis adds a TTL to the current time
+/// and refuses sums past `i64::MAX` ms; half of it leaves room for any clock.
+const MAX_TTL_MS: u128 = i64::MAX as u128 / 2;
+
 /// Milliseconds of a TTL, refusing zero and values Redis cannot hold.
-fn ttl_millis(key: &str, ttl: Duration) -> Result<u64> {
+pub(crate) fn ttl_millis(key: &str, ttl: Duration) -> Result<u64> {
     let ms = ttl.as_millis();
-    if ms == 0 || ms > i64::MAX as u128 / 2 {
-        return Err(Error::InvalidTtl {
-            key: key.to_owned(),
-            ttl,
-        });
-    }
-    Ok(ms as u64)
+    let reason = if ms == 0 {
+        "must be at least 1 ms"
+    } else if ms > MAX_TTL_MS {
+        "too large: Redis holds expiry times up to about 146 million years (2^62 ms)"
+    } else {
+        return Ok(ms as u64);
+    };
+    Err(Error::InvalidTtl {
+        key: key.to_owned(),
+        ttl,
+        reason,
+    })
 }
