@@ -11,7 +11,11 @@ use redis::Script;
 /// key the script may touch holds the type it needs (index: zset, log:
 /// stream, entries: string; absent is fine): a mismatch is returned as the
 /// error `PYDICTTYPE <type> <key>`, so a failed write changes nothing (a
-/// Redis script is not rolled back when a command in it fails). Then it
+/// Redis script is not rolled back when a command in it fails). Entry keys
+/// are checked with TYPE one by one when there are few; many are checked a
+/// thousand at a time by EXISTS (none exists: nothing to check) and, if some
+/// exist, MGET (which answers nil for a non-string): TYPE is asked only
+/// where the two counts differ, to name the culprit. Then it
 /// defines `now()` (server time in ms), `prune()` (drops index members whose
 /// expiry has passed; each script calls it after its own checks),
 /// `emit(channel, payload)`, which publishes the event and/or appends it to
@@ -28,12 +32,35 @@ local function wrong_type(key, want)
   if t ~= 'none' and t ~= want then return 'PYDICTTYPE ' .. t .. ' ' .. key end
   return nil
 end
+local function non_string(keys, first, last)
+  if last - first < 2 then
+    for i = first, last do
+      local wrong = wrong_type(keys[i], 'string')
+      if wrong then return wrong end
+    end
+    return nil
+  end
+  for a = first, last, 1000 do
+    local b = math.min(a + 999, last)
+    local existing = redis.call('EXISTS', unpack(keys, a, b))
+    if existing > 0 then
+      local strings = 0
+      for _, v in ipairs(redis.call('MGET', unpack(keys, a, b))) do
+        if v then strings = strings + 1 end
+      end
+      if strings ~= existing then
+        for i = a, b do
+          local wrong = wrong_type(keys[i], 'string')
+          if wrong then return wrong end
+        end
+      end
+    end
+  end
+  return nil
+end
 local bad = wrong_type(idx, 'zset')
 if not bad and log ~= '' then bad = wrong_type(log, 'stream') end
-for i = 1, #KEYS - 1 do
-  if bad then break end
-  bad = wrong_type(KEYS[i], 'string')
-end
+if not bad then bad = non_string(KEYS, 1, #KEYS - 1) end
 if bad then return redis.error_reply(bad) end
 local clock
 local function now()
@@ -73,36 +100,25 @@ local function write_entry(key, member, value, channel, payload, mode, ttl)
 end
 "#;
 
-/// KEYS: entry keys..., index. ARGV (after the common three): per entry:
-/// member, value, channel, payload ('' = silent). The plain write (no TTL,
-/// any TTL the entry had is cleared): MSET and ZADD in chunks, then the
-/// events. It does not prune the index: only TTL writes create members that
-/// expire, and the scripts that handle those prune. The path of `set` and of
-/// every `set_many` batch. Returns the number of entries written.
+/// KEYS: entry keys..., index. ARGV (after the common three): then three
+/// runs of n pairs each, laid out so that each is one `unpack` with no
+/// table built per entry: the MSET arguments (entry key, value), the ZADD
+/// arguments ('inf', member) and the events (channel, payload; '' =
+/// silent; this run is absent when the call emits nothing). The plain write
+/// (no TTL; any TTL the entry had is cleared), a thousand entries per MSET
+/// and ZADD. It does not prune the index: only TTL writes create members
+/// that expire, and the scripts that handle those prune. The path of `set`
+/// and of every `set_many` batch. Returns the number of entries written.
 const PLAIN_BODY: &str = r#"
 local n = #KEYS - 1
-if n == 1 then
-  redis.call('SET', KEYS[1], ARGV[5])
-  redis.call('ZADD', idx, 'inf', ARGV[4])
-  emit(ARGV[6], ARGV[7])
-  return 1
+local sets, members, events = 4, 4 + 2 * n, 4 + 4 * n
+for first = 0, n - 1, 1000 do
+  local count = math.min(1000, n - first)
+  redis.call('MSET', unpack(ARGV, sets + 2 * first, sets + 2 * (first + count) - 1))
+  redis.call('ZADD', idx, unpack(ARGV, members + 2 * first, members + 2 * (first + count) - 1))
 end
-for first = 1, n, 1000 do
-  local last = math.min(first + 999, n)
-  local mset, zadd = {}, {}
-  for i = first, last do
-    local a = 4 * i
-    mset[#mset + 1] = KEYS[i]
-    mset[#mset + 1] = ARGV[a + 1]
-    zadd[#zadd + 1] = 'inf'
-    zadd[#zadd + 1] = ARGV[a]
-  end
-  redis.call('MSET', unpack(mset))
-  redis.call('ZADD', idx, unpack(zadd))
-end
-for i = 1, n do
-  local a = 4 * i
-  emit(ARGV[a + 2], ARGV[a + 3])
+for i = events, #ARGV, 2 do
+  emit(ARGV[i], ARGV[i + 1])
 end
 return n
 "#;
@@ -174,10 +190,10 @@ return 1
 const CLEAR_BODY: &str = r#"
 local prefix, channel, payload, limit = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local members = redis.call('ZRANGE', idx, 0, limit - 1)
-for i = 1, #members do
-  local wrong = wrong_type(prefix .. members[i], 'string')
-  if wrong then return redis.error_reply(wrong) end
-end
+local keys = {}
+for i = 1, #members do keys[i] = prefix .. members[i] end
+local wrong = non_string(keys, 1, #keys)
+if wrong then return redis.error_reply(wrong) end
 prune()
 local removed = 0
 for i = 1, #members, 500 do

@@ -624,49 +624,56 @@ impl Space {
         }
     }
 
-    /// The EVALSHA command of the PLAIN script writing `entries` without TTL:
-    /// per entry SET (by MSET), index member with score `inf` (by ZADD), and
-    /// its PUBLISH and log append; every key's type is checked first. The
-    /// path of `set` and of each batch of `set_many`. Refuses values over the
-    /// size limit. Built straight into one command (redis-rs copies each
-    /// argument into it), with one scratch buffer for the texts.
+    /// The EVALSHA command of the PLAIN script writing `entries` without TTL
+    /// (MSET, ZADD with score `inf`, per entry its PUBLISH and log append;
+    /// every key's type checked first). The path of `set` and of each batch
+    /// of `set_many`. Refuses values over the size limit. Built straight
+    /// into one command (redis-rs copies each argument into it), with one
+    /// scratch buffer for the texts.
     fn plain_cmd<K: AsRef<str>, V: AsRef<[u8]>>(&self, entries: &[(K, V)]) -> Result<redis::Cmd> {
         let ns = &self.ns;
         let mut bytes = 0;
         for (key, value) in entries {
             let (key, value) = (key.as_ref(), value.as_ref());
             self.check_size(key, value)?;
-            bytes += 2 * key.len() + 2 * value.len();
+            bytes += 3 * key.len() + 2 * value.len();
         }
         let n = entries.len();
         let publish = self.notifications;
         let events = publish || self.log_maxlen.is_some();
+        let prefix = ns.entry_prefix();
         let mut cmd = redis::Cmd::with_capacity(
-            6 + 5 * n,
-            64 + bytes + n * (ns.entry_prefix().len() + ns.key_channel_prefix().len() + 96),
+            6 + 7 * n,
+            64 + bytes + n * (2 * prefix.len() + ns.key_channel_prefix().len() + 96),
         );
         cmd.arg("EVALSHA")
             .arg(scripts::PLAIN.script.get_hash())
             .arg(n + 1);
         let mut scratch: Vec<u8> = Vec::with_capacity(128);
         for (key, _) in entries {
-            cmd.arg(joined(&mut scratch, ns.entry_prefix(), key.as_ref()));
+            cmd.arg(joined(&mut scratch, prefix, key.as_ref()));
         }
         cmd.arg(ns.index_key());
         for arg in self.common_args() {
             cmd.arg(arg);
         }
-        let mut payload = Vec::with_capacity(256);
         for (key, value) in entries {
-            let (key, value) = (key.as_ref(), value.as_ref());
-            cmd.arg(key).arg(value);
-            if publish {
-                cmd.arg(joined(&mut scratch, ns.key_channel_prefix(), key));
-            } else {
-                cmd.arg("");
-            }
-            payload.clear();
-            if events {
+            cmd.arg(joined(&mut scratch, prefix, key.as_ref()))
+                .arg(value.as_ref());
+        }
+        for (key, _) in entries {
+            cmd.arg("inf").arg(key.as_ref());
+        }
+        if events {
+            let mut payload = Vec::with_capacity(256);
+            for (key, value) in entries {
+                let (key, value) = (key.as_ref(), value.as_ref());
+                if publish {
+                    cmd.arg(joined(&mut scratch, ns.key_channel_prefix(), key));
+                } else {
+                    cmd.arg("");
+                }
+                payload.clear();
                 event::write_payload(
                     &mut payload,
                     Op::Set,
@@ -675,8 +682,8 @@ impl Space {
                     Some(value),
                     None,
                 );
+                cmd.arg(&payload[..]);
             }
-            cmd.arg(&payload[..]);
         }
         Ok(cmd)
     }
