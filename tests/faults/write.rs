@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
-use redis_pydict::{Dict, Error, Store};
+use redis_pydict::{Dict, Error, RedisDict, Store};
 use redis_pydict_test::{RedisCluster, RedisServer};
 
 type D = Dict<String, u64>;
@@ -471,4 +471,42 @@ async fn set_many_streams_in_bounded_memory() {
     // batches of 500 are a few MiB each.
     assert!(growth < 40 * 1024, "peak memory grew by {growth} KiB for 80 MiB of input");
     println!("set_many of 40,000 x 2 KiB: peak memory +{growth} KiB");
+}
+
+#[derive(RedisDict, Debug, Default)]
+struct Counter {
+    #[redis_dict(default)]
+    hits: u64,
+    #[redis_dict(default)]
+    label: String,
+}
+
+/// Defect 5 through derived views: a field update, a whole-view update,
+/// a save and a field set never replace a foreign hash at a field's key.
+#[tokio::test]
+async fn view_writes_never_overwrite_a_foreign_hash() {
+    let server = RedisServer::start();
+    let store = Store::connect(&server.url()).await.unwrap();
+    let mut conn = raw(&server.url()).await;
+    let view = Counter::view(&store, "view-foreign").unwrap();
+    let hash_key = "{view-foreign}:hits";
+    let _: () = cmd(&mut conn, &["HSET", hash_key, "field", "precious"]).await;
+    let before = snapshot(&mut conn).await;
+    let results = [
+        ("field update", view.hits.update(|n| *n += 1).await.map(drop)),
+        ("field set", view.hits.set(&1).await),
+        ("view update", view.update(|c| c.hits += 1).await.map(drop)),
+        (
+            "view save",
+            view.save(&Counter {
+                hits: 1,
+                label: "x".into(),
+            })
+            .await,
+        ),
+    ];
+    for (what, result) in results {
+        assert_wrong_type(result, what, "entry", hash_key, "hash");
+        assert_eq!(snapshot(&mut conn).await, before, "{what} changed something");
+    }
 }
