@@ -233,6 +233,9 @@ impl Error {
     pub fn outcome_unknown(&self) -> bool {
         match self {
             Error::Redis { source, .. } => may_have_been_applied(source),
+            // The batches counted as applied were; the failed one (and so
+            // the call's end state) is as certain as its own error.
+            Error::PartlyApplied { source, .. } => source.outcome_unknown(),
             _ => false,
         }
     }

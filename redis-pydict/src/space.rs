@@ -247,7 +247,12 @@ impl Space {
     }
 
     /// [`Error::WrongType`] for an entry key.
-    pub(crate) fn wrong_type(&self, operation: &'static str, redis_key: &str, found: String) -> Error {
+    pub(crate) fn wrong_type(
+        &self,
+        operation: &'static str,
+        redis_key: &str,
+        found: String,
+    ) -> Error {
         Error::WrongType {
             operation,
             namespace: self.ns.name().to_owned(),
@@ -614,13 +619,9 @@ impl Space {
         match failure {
             None => Ok(()),
             Some((1, e)) if sent <= 1 => Err(e),
-            Some((number, e)) => Err(self.partly_applied(
-                "set_many",
-                number,
-                applied_batches,
-                applied_entries,
-                e,
-            )),
+            Some((number, e)) => {
+                Err(self.partly_applied("set_many", number, applied_batches, applied_entries, e))
+            }
         }
     }
 

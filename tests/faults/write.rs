@@ -106,7 +106,9 @@ fn assert_wrong_type(result: Result<(), Error>, op: &str, role: &str, key: &str,
             found: f,
             ..
         }) if r == role && k == key && f == found => {}
-        other => panic!("{op}: expected the {role} {key} holding a {found} to be refused, got {other:?}"),
+        other => {
+            panic!("{op}: expected the {role} {key} holding a {found} to be refused, got {other:?}")
+        }
     }
 }
 
@@ -117,7 +119,9 @@ async fn seeded(store: &Store, ns: &str, log: bool) -> D {
         d = d.with_durable_log(100);
     }
     d.set("a", &1).await.unwrap();
-    d.set_with_ttl("b", &2, Duration::from_secs(600)).await.unwrap();
+    d.set_with_ttl("b", &2, Duration::from_secs(600))
+        .await
+        .unwrap();
     d
 }
 
@@ -140,11 +144,17 @@ async fn wrong_typed_auxiliary_keys(url: &str, store: &Store) {
             for key in ["a", "new"] {
                 let result = write(&d, op, key).await;
                 assert_wrong_type(result, op, role, &aux_key, "string");
-                assert_eq!(snapshot(&mut conn).await, before, "{op} on {key} with a wrong-typed {role} changed something");
+                assert_eq!(
+                    snapshot(&mut conn).await,
+                    before,
+                    "{op} on {key} with a wrong-typed {role} changed something"
+                );
             }
             let message = write(&d, op, "a").await.unwrap_err().to_string();
             assert!(
-                message.contains(&aux_key) && message.contains("string") && message.contains("nothing was changed"),
+                message.contains(&aux_key)
+                    && message.contains("string")
+                    && message.contains("nothing was changed"),
                 "{op}: {message}"
             );
         }
@@ -178,7 +188,11 @@ async fn wrong_typed_entries(url: &str, store: &Store) {
         let before = snapshot(&mut conn).await;
         let result = write(&d, op, "h").await;
         let precious: Option<String> = cmd(&mut conn, &["HGET", &hash_key, "field"]).await;
-        assert_eq!(precious.as_deref(), Some("precious"), "{op} destroyed the hash");
+        assert_eq!(
+            precious.as_deref(),
+            Some("precious"),
+            "{op} destroyed the hash"
+        );
         if *op == "repair" {
             // repair writes no entry: it leaves the hash alone and keeps it
             // out of the index.
@@ -186,7 +200,11 @@ async fn wrong_typed_entries(url: &str, store: &Store) {
             continue;
         }
         assert_wrong_type(result, op, "entry", &hash_key, "hash");
-        assert_eq!(snapshot(&mut conn).await, before, "{op} on a foreign hash changed something");
+        assert_eq!(
+            snapshot(&mut conn).await,
+            before,
+            "{op} on a foreign hash changed something"
+        );
     }
 }
 
@@ -221,13 +239,21 @@ async fn cluster_refuses_wrong_typed_keys_the_same_way() {
         let before = snapshot(&mut conn).await;
         let result = write(&d, op, "h").await;
         let precious: Option<String> = cmd(&mut conn, &["HGET", &hash_key, "field"]).await;
-        assert_eq!(precious.as_deref(), Some("precious"), "cluster {op} destroyed the hash");
+        assert_eq!(
+            precious.as_deref(),
+            Some("precious"),
+            "cluster {op} destroyed the hash"
+        );
         if *op == "repair" {
             result.unwrap();
             continue;
         }
         assert_wrong_type(result, op, "entry", &hash_key, "hash");
-        assert_eq!(snapshot(&mut conn).await, before, "cluster {op} changed something");
+        assert_eq!(
+            snapshot(&mut conn).await,
+            before,
+            "cluster {op} changed something"
+        );
     }
     for op in ["set", "set_many", "update_with", "delete", "clear"] {
         let ns = format!("cl-aux-{op}");
@@ -239,7 +265,11 @@ async fn cluster_refuses_wrong_typed_keys_the_same_way() {
         let _: () = cmd(&mut conn, &["SET", &index, "not yours"]).await;
         let before = snapshot(&mut conn).await;
         assert_wrong_type(write(&d, op, "a").await, op, "index", &index, "string");
-        assert_eq!(snapshot(&mut conn).await, before, "cluster {op} changed something");
+        assert_eq!(
+            snapshot(&mut conn).await,
+            before,
+            "cluster {op} changed something"
+        );
     }
 }
 
@@ -252,7 +282,9 @@ async fn iteration_reports_foreign_entries_and_goes_on() {
     let store = Store::connect(&server.url()).await.unwrap();
     let mut conn = raw(&server.url()).await;
     let d: D = store.dict("iter-foreign").unwrap();
-    d.set_many((0..50u64).map(|i| (format!("k{i}"), i))).await.unwrap();
+    d.set_many((0..50u64).map(|i| (format!("k{i}"), i)))
+        .await
+        .unwrap();
     let _: () = cmd(&mut conn, &["DEL", "{iter-foreign}:k7"]).await;
     let _: () = cmd(&mut conn, &["RPUSH", "{iter-foreign}:k7", "x"]).await;
     let items: Vec<_> = d.items().collect().await;
@@ -289,8 +321,15 @@ async fn oversized_ttl_says_too_large() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("too large") && !err.contains("at least"), "{err}");
-    let err = d.set_with_ttl("k", &1, Duration::ZERO).await.unwrap_err().to_string();
+    assert!(
+        err.contains("too large") && !err.contains("at least"),
+        "{err}"
+    );
+    let err = d
+        .set_with_ttl("k", &1, Duration::ZERO)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("at least 1 ms"), "{err}");
     assert_eq!(d.get("k").await.unwrap(), None);
 }
@@ -301,7 +340,8 @@ async fn oversized_ttl_says_too_large() {
 /// the server holds.
 #[tokio::test]
 async fn out_of_memory_bulk_write_has_a_bounded_message_and_says_what_applied() {
-    let server = RedisServer::start_with(&["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]);
+    let server =
+        RedisServer::start_with(&["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]);
     let mut conn = raw(&server.url()).await;
     let value = "x".repeat(1000);
 
@@ -316,7 +356,11 @@ async fn out_of_memory_bulk_write_has_a_bounded_message_and_says_what_applied() 
     assert!(message.len() < 1000, "{} bytes: {message}", message.len());
     assert!(message.contains("OOM"), "{message}");
     assert!(!matches!(err, Error::PartlyApplied { .. }), "{err}");
-    assert_eq!(d.len().await.unwrap(), 0, "an atomic call wrote part of itself");
+    assert_eq!(
+        d.len().await.unwrap(),
+        0,
+        "an atomic call wrote part of itself"
+    );
 
     // 1,500 entries in batches of 100: some batches fit, then OOM.
     let store = Store::builder(&server.url())
@@ -345,7 +389,10 @@ async fn out_of_memory_bulk_write_has_a_bounded_message_and_says_what_applied() 
     assert!(applied_batches > 0 && failed_batch > 1, "{message}");
     assert_eq!(applied_entries, applied_batches * 100, "{message}");
     let indexed: u64 = cmd(&mut conn, &["ZCARD", "{oom-many}#keys"]).await;
-    assert_eq!(indexed, applied_entries, "the error must count what the server holds: {message}");
+    assert_eq!(
+        indexed, applied_entries,
+        "the error must count what the server holds: {message}"
+    );
     let keys: Vec<String> = cmd(&mut conn, &["KEYS", "{oom-many}:*"]).await;
     assert_eq!(keys.len() as u64, applied_entries);
     assert!(
@@ -371,7 +418,11 @@ async fn later_batch_failure_leaves_earlier_batches_and_reads_no_further() {
     let pairs = (0..100).map(|i| {
         consumed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Entry 25 (in batch 3) is over the size limit.
-        let value = if i == 25 { vec![1u8; 100] } else { vec![1u8; 4] };
+        let value = if i == 25 {
+            vec![1u8; 100]
+        } else {
+            vec![1u8; 4]
+        };
         (format!("k{i}"), value)
     });
     let err = d.set_many(pairs).await.unwrap_err();
@@ -386,10 +437,17 @@ async fn later_batch_failure_leaves_earlier_batches_and_reads_no_further() {
         } if matches!(**source, Error::ValueTooLarge { .. }) => {}
         other => panic!("{other}"),
     }
-    assert!(message.contains("2 batches applied (20 entries)"), "{message}");
+    assert!(
+        message.contains("2 batches applied (20 entries)"),
+        "{message}"
+    );
     assert_eq!(d.len().await.unwrap(), 20);
     assert!(d.contains("k19").await.unwrap() && !d.contains("k20").await.unwrap());
-    assert_eq!(consumed.into_inner(), 30, "the input after the failing batch must not be read");
+    assert_eq!(
+        consumed.into_inner(),
+        30,
+        "the input after the failing batch must not be read"
+    );
 
     // A foreign hash in batch 3: that batch is refused whole; batches
     // already in flight behind it still apply and are counted.
@@ -412,7 +470,10 @@ async fn later_batch_failure_leaves_earlier_batches_and_reads_no_further() {
     assert!(matches!(**source, Error::WrongType { .. }), "{source}");
     assert_eq!(d.len().await.unwrap(), applied_entries);
     for i in (20..30).filter(|&i| i != 25) {
-        assert!(!d.contains(&format!("k{i}")).await.unwrap(), "k{i} of the refused batch was written");
+        assert!(
+            !d.contains(&format!("k{i}")).await.unwrap(),
+            "k{i} of the refused batch was written"
+        );
     }
 }
 
@@ -454,12 +515,21 @@ async fn set_many_streams_in_bounded_memory() {
     let server = RedisServer::start();
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
-        .args(["write::set_many_streams_in_bounded_memory", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "write::set_many_streams_in_bounded_memory",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, server.url())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let growth: u64 = stdout
         .lines()
         .find_map(|l| l.split_once("PEAK_GROWTH_KIB=").map(|(_, n)| n))
@@ -469,7 +539,10 @@ async fn set_many_streams_in_bounded_memory() {
         .unwrap();
     // The input is ~80 MiB of values (plus as much again in events); a few
     // batches of 500 are a few MiB each.
-    assert!(growth < 40 * 1024, "peak memory grew by {growth} KiB for 80 MiB of input");
+    assert!(
+        growth < 40 * 1024,
+        "peak memory grew by {growth} KiB for 80 MiB of input"
+    );
     println!("set_many of 40,000 x 2 KiB: peak memory +{growth} KiB");
 }
 
@@ -493,7 +566,10 @@ async fn view_writes_never_overwrite_a_foreign_hash() {
     let _: () = cmd(&mut conn, &["HSET", hash_key, "field", "precious"]).await;
     let before = snapshot(&mut conn).await;
     let results = [
-        ("field update", view.hits.update(|n| *n += 1).await.map(drop)),
+        (
+            "field update",
+            view.hits.update(|n| *n += 1).await.map(drop),
+        ),
         ("field set", view.hits.set(&1).await),
         ("view update", view.update(|c| c.hits += 1).await.map(drop)),
         (
@@ -507,6 +583,10 @@ async fn view_writes_never_overwrite_a_foreign_hash() {
     ];
     for (what, result) in results {
         assert_wrong_type(result, what, "entry", hash_key, "hash");
-        assert_eq!(snapshot(&mut conn).await, before, "{what} changed something");
+        assert_eq!(
+            snapshot(&mut conn).await,
+            before,
+            "{what} changed something"
+        );
     }
 }
