@@ -16,7 +16,8 @@ use crate::error::Result;
 use crate::event::RawEvent;
 use crate::key::{parse_key, DictKey, KeyText};
 use crate::namespace::Namespace;
-use crate::space::{RepairReport, SetMode, Space, Ttl};
+use crate::space::{SetMode, Space};
+use crate::status::{RepairReport, Ttl};
 use crate::subscription::{self, Event, Subscription, Target};
 
 /// A typed dictionary stored in Redis under one namespace.
