@@ -1,7 +1,56 @@
 //! A private `redis-server` (or a 3+3 Redis Cluster) on free loopback ports,
-//! for the tests, examples and benchmark of redis-pydict and for users' own
-//! integration tests: started with no persistence, killed when dropped, and
-//! able to kill, restart and reconfigure itself.
+//! for integration tests: started with no persistence, killed when dropped
+//! (or when the test process ends), and able to kill, restart and
+//! reconfigure itself. redis-pydict's own tests, examples and benchmark use
+//! it; it is offered for your tests of code that uses redis-pydict, as
+//! redis-rs offers `redis-test`.
+//!
+//! It needs `redis-server` on `PATH` (or at `$REDIS_SERVER`), and
+//! `redis-cli` (or `$REDIS_CLI`) for a cluster; without them it panics with
+//! how to install them, so that a test fails loudly instead of skipping.
+//! It never touches a server on 6379.
+//!
+//! # In your integration tests
+//!
+//! ```toml
+//! [dev-dependencies]
+//! redis-pydict-test = { git = "https://example.invalid/redis-pydict" }
+//! ```
+//!
+//! One server per test, so tests stay independent and may run in parallel:
+//!
+//! ```
+//! use redis_pydict_test::RedisServer;
+//!
+//! let server = RedisServer::start(); // e.g. redis://127.0.0.1:41234/
+//! // Your code connects to `server.url()`: with redis-pydict,
+//! // `redis_pydict::Store::connect(&server.url()).await?`. Here plain
+//! // redis-rs looks behind its back, as a test may.
+//! let mut conn = redis::Client::open(server.url())?.get_connection()?;
+//! redis::cmd("SET").arg("{app}:greeting").arg("hello").exec(&mut conn)?;
+//! let got: String = redis::cmd("GET").arg("{app}:greeting").query(&mut conn)?;
+//! assert_eq!(got, "hello");
+//! # Ok::<(), redis::RedisError>(())
+//! ```
+//!
+//! [`RedisServer::start_with`] passes `redis-server` options
+//! (`&["--maxmemory", "2mb"]`, `&["--requirepass", "s3cret"]`);
+//! [`RedisServer::kill`] and [`RedisServer::restart`] (same port; empty
+//! unless started with `--appendonly yes`) test how your code lives through
+//! a dead or restarted server.
+//!
+//! [`RedisCluster::start`] starts 3 masters with one replica each; give a
+//! cluster client [`RedisCluster::urls`]. [`master_for_key`] tells which
+//! master holds a key (`"{ns}"` for a redis-pydict namespace), to look at it
+//! over a plain connection; [`RedisCluster::kill_node`],
+//! [`RedisCluster::wait_for_failover`] and [`RedisCluster::migrate_slot`]
+//! change the cluster's shape under your code.
+//!
+//! [`demo_server`] is for examples rather than tests: the server at
+//! `REDIS_URL`, else one on 127.0.0.1:6379, else a private one.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -312,7 +361,9 @@ type SlotRange = (u16, u16, u16);
 pub struct NodeInfo {
     /// The node id.
     pub id: String,
-    /// Its client port on 127.0.0.1.
+    /// Its client address (the IP it announces, `127.0.0.1` for ours).
+    pub host: String,
+    /// Its client port.
     pub port: u16,
     /// True for a master, false for a replica.
     pub master: bool,
@@ -474,18 +525,17 @@ impl RedisCluster {
 
     /// The port of the master serving `slot`, as a live node sees it.
     pub fn master_for_slot(&self, slot: u16) -> u16 {
-        self.nodes()
-            .into_iter()
-            .find(|n| {
-                n.master && !n.failed && n.slots.iter().any(|&(lo, hi)| (lo..=hi).contains(&slot))
-            })
+        master_serving(&self.nodes(), slot)
             .map(|n| n.port)
             .unwrap_or_else(|| panic!("no master serves slot {slot}"))
     }
 
-    /// The port of the master serving `key`'s slot.
+    /// The port of the master serving `key`'s slot, as a live node sees it.
     pub fn master_for_key(&self, key: &str) -> u16 {
-        self.master_for_slot(self.slot_of(key))
+        let url = node_url(self.any_live_port());
+        master_for_key(&url, key)
+            .map(|n| n.port)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The replicas (ports) of the master on `port`.
@@ -767,7 +817,8 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<NodeInfo> {
                 return None;
             }
             let address = fields[1].split('@').next()?;
-            let port = address.rsplit(':').next()?.parse().ok()?;
+            let (host, port) = address.rsplit_once(':')?;
+            let port = port.parse().ok()?;
             let flags: Vec<&str> = fields[2].split(',').collect();
             let slots = fields[8..]
                 .iter()
@@ -782,6 +833,7 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<NodeInfo> {
                 .collect();
             Some(NodeInfo {
                 id: fields[0].to_owned(),
+                host: host.to_owned(),
                 port,
                 master: flags.contains(&"master"),
                 failed: flags.contains(&"fail") || flags.contains(&"fail?"),
@@ -790,4 +842,73 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<NodeInfo> {
             })
         })
         .collect()
+}
+
+/// The live master serving `slot` in a `CLUSTER NODES` listing (see
+/// [`parse_cluster_nodes`]), if any.
+pub fn master_serving(nodes: &[NodeInfo], slot: u16) -> Option<&NodeInfo> {
+    nodes.iter().find(|n| {
+        n.master && !n.failed && n.slots.iter().any(|&(lo, hi)| (lo..=hi).contains(&slot))
+    })
+}
+
+/// The master serving `key`'s hash slot, as the cluster node at `node_url`
+/// sees it (`CLUSTER KEYSLOT`, then `CLUSTER NODES`): where to open a plain
+/// connection to look at a key or a namespace (`"{ns}"`) behind a cluster
+/// client's back. Works on any cluster, ours or not; the URL may carry a
+/// password or use TLS.
+pub fn master_for_key(node_url: &str, key: &str) -> Result<NodeInfo, String> {
+    let client = redis::Client::open(node_url).map_err(|e| format!("bad cluster node URL: {e}"))?;
+    // The address alone in messages: the URL may carry a password.
+    let node = client.get_connection_info().addr().to_string();
+    let run = || -> redis::RedisResult<(u16, String)> {
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let slot = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut conn)?;
+        let nodes = redis::cmd("CLUSTER").arg("NODES").query(&mut conn)?;
+        Ok((slot, nodes))
+    };
+    let (slot, nodes) = run().map_err(|e| format!("asking {node} where {key:?} lives: {e}"))?;
+    master_serving(&parse_cluster_nodes(&nodes), slot)
+        .cloned()
+        .ok_or_else(|| format!("no live master serves slot {slot} (of {key:?})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODES: &str = "\
+07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,hostname4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
+6ec23923021cf3ffec47632106199cb7f496ce01 127.0.0.1:30005@31005 master,fail - 0 1426238316232 5 connected 9000
+67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922
+292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@31003 master - 0 1426238318243 3 connected 10923-16383 [42->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1]
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460
+";
+
+    #[test]
+    fn cluster_nodes_are_parsed_and_slots_found() {
+        let nodes = parse_cluster_nodes(NODES);
+        assert_eq!(nodes.len(), 5);
+        let replica = &nodes[0];
+        assert_eq!((replica.host.as_str(), replica.port), ("127.0.0.1", 30004));
+        assert!(!replica.master);
+        assert_eq!(
+            replica.master_id.as_deref(),
+            Some("e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca")
+        );
+        assert_eq!(nodes[3].slots, [(10923, 16383)], "migration marks skipped");
+        assert_eq!(master_serving(&nodes, 0).map(|n| n.port), Some(30001));
+        assert_eq!(master_serving(&nodes, 5461).map(|n| n.port), Some(30002));
+        assert_eq!(master_serving(&nodes, 16383).map(|n| n.port), Some(30003));
+        // A failed master serves nothing: slot 9000 is 30002's.
+        assert_eq!(master_serving(&nodes, 9000).map(|n| n.port), Some(30002));
+        assert!(
+            master_serving(&nodes[..1], 0).is_none(),
+            "a replica serves nothing"
+        );
+    }
 }
