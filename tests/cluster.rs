@@ -1,11 +1,13 @@
 //! redis-pydict on a Redis Cluster (3 masters, each with a replica).
 //!
-//! * The core cases of the dict, subscription and derive suites (the same
-//!   bodies as the single-server tests, from `cases/`) run on one cluster
-//!   shared by this whole test binary, each case in namespaces of its own
-//!   (prefixed with its name). A few cases act on whole nodes (command
-//!   statistics, FLUSHDB, killing pub/sub clients, counting patterns): they
-//!   take the cluster to themselves (`exclusive`).
+//! * The shared cases of the dict, subscription and derive suites (each file
+//!   of `cases/` lists its cases once; the single-server tests expand the
+//!   same lists) run on one cluster shared by this whole test binary, each
+//!   case in namespaces of its own (prefixed with its name). A few cases act
+//!   on whole nodes (command statistics, FLUSHDB, killing pub/sub clients,
+//!   counting patterns): they take the cluster to themselves (`exclusive`).
+//!   The `server_only` ones (a configured, restarted or DEBUG-filled server)
+//!   run on a single server only.
 //! * Cluster-only tests: namespaces spread over the masters, pub/sub across
 //!   nodes, a master failover and a slot migration under writes. The last two
 //!   change the cluster's shape, so each starts a cluster of its own.
@@ -21,167 +23,36 @@ mod cases {
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cases::subscriptions::{next, nothing_more, set, WAIT};
 use futures::StreamExt;
 use redis_pydict::{Change, StartFrom, Store};
-use redis_pydict_test::{node_url, RedisCluster};
-use support::{Ctx, Guard, CLUSTER_LOCK};
+use redis_pydict_test::{master_serving, node_url, RedisCluster};
+use support::{on_the_cluster, shared_cluster as cluster, Access, Ctx};
 
-/// The cluster the shared cases run on, started by the first test that needs
-/// it. Being a `static`, it is never dropped: its nodes die with this process
-/// (see `RedisCluster`).
-static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+cases::python_readme::cases!(on_the_cluster);
+cases::regressions::cases!(on_the_cluster);
+cases::behaviour::cases!(on_the_cluster);
+cases::subscriptions::cases!(on_the_cluster);
+cases::derive::cases!(on_the_cluster);
 
-fn cluster() -> &'static RedisCluster {
-    // Nothing fails over on purpose here: a long node timeout keeps a busy
-    // machine (other clusters of this binary starting, compiling) from
-    // failing nodes over by accident.
-    CLUSTER.get_or_init(|| RedisCluster::start_with(Duration::from_secs(10), &[]))
-}
+// ----- cluster-only tests ----------------------------------------------------
 
 /// A context on the shared cluster, alongside other cases.
 async fn shared(case: &str) -> Ctx {
-    let guard = Guard::Shared(CLUSTER_LOCK.read().await);
-    Ctx::on_cluster(cluster(), &format!("{case}/"), Some(guard)).await
+    Ctx::on_shared_cluster(case, Access::Shared).await
 }
-
-/// A context on the shared cluster, with the cluster to itself.
-async fn exclusive(case: &str) -> Ctx {
-    let guard = Guard::Exclusive(CLUSTER_LOCK.write().await);
-    Ctx::on_cluster(cluster(), &format!("{case}/"), Some(guard)).await
-}
-
-/// A blocking store on the shared cluster, with the lock held while it is used.
-fn blocking_store() -> (
-    tokio::sync::RwLockReadGuard<'static, ()>,
-    redis_pydict::blocking::Store,
-) {
-    let guard = CLUSTER_LOCK.blocking_read();
-    let urls = cluster().urls();
-    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let store = redis_pydict::blocking::Store::connect_cluster(&seeds).unwrap();
-    (guard, store)
-}
-
-/// One test per shared case: `module { [#[attrs]] shared|exclusive case; ... }`.
-macro_rules! on_the_cluster {
-    ($module:ident = $cases:ident { $( $(#[$attr:meta])* $lock:ident $case:ident; )* }) => {
-        mod $module {
-            $(
-                $(#[$attr])*
-                async fn $case() {
-                    let ctx = super::$lock(stringify!($case)).await;
-                    crate::cases::$cases::$case(&ctx).await;
-                }
-            )*
-        }
-    };
-}
-
-on_the_cluster!(dict_python_readme = python_readme {
-    #[tokio::test] shared basic_get_set_of_mixed_values;
-    #[tokio::test] shared user_struct_as_value;
-    #[tokio::test] shared iterations_and_prefix_matching;
-    #[tokio::test] shared deletion_and_contains;
-    #[tokio::test] shared conversions_to_map_and_update;
-});
-
-on_the_cluster!(dict_regressions = regressions {
-    #[tokio::test] shared namespaces_are_isolated_for_len_iteration_and_clear;
-    #[tokio::test] shared keys_with_separators_and_specials_round_trip;
-    #[tokio::test] exclusive items_batch_reads_and_skip_vanished_entries;
-    #[tokio::test] shared values_and_keys_round_trip_without_loss;
-});
-
-on_the_cluster!(dict_behaviour = behaviour {
-    #[tokio::test] shared expired_entries_vanish_from_get_len_and_iteration;
-    #[tokio::test] shared update_with_keeps_ttl_and_set_clears_it;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    shared concurrent_update_with_never_loses_an_increment;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    shared index_matches_live_keys_after_concurrent_writes;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    shared remove_is_an_atomic_take;
-    #[tokio::test] exclusive bulk_update_larger_than_a_batch_is_applied_in_order;
-    #[tokio::test] shared set_if_absent_and_get_many;
-    #[tokio::test] shared repair_rebuilds_the_index_from_the_keyspace;
-    #[tokio::test] shared every_write_publishes_its_event_atomically;
-    #[tokio::test] shared clear_larger_than_a_batch_empties_the_namespace;
-    #[tokio::test] shared iteration_reads_ahead_across_pages;
-});
-
-on_the_cluster!(subscriptions = subscriptions {
-    #[tokio::test] shared python_readme_scenario_key_and_pattern;
-    #[tokio::test] shared every_operation_produces_its_typed_event;
-    #[tokio::test] shared undecodable_event_is_an_error_item_and_the_stream_goes_on;
-    #[tokio::test] shared own_events_can_be_skipped;
-    #[tokio::test] shared expirations_arrive_when_the_store_may_enable_them;
-    #[tokio::test] exclusive killed_connection_yields_a_gap_and_delivery_goes_on;
-    #[tokio::test] exclusive dropping_a_subscription_unsubscribes;
-    #[tokio::test] shared durable_subscriber_reports_changes_trimmed_while_away;
-});
-
-on_the_cluster!(derive = derive {
-    #[tokio::test] shared field_round_trips_for_every_kind_of_value;
-    #[tokio::test] shared load_rules_for_missing_fields;
-    #[tokio::test] shared declared_ttls_apply_to_set_and_save;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    shared load_never_sees_a_mix_of_two_saves;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    shared concurrent_whole_struct_updates_lose_nothing;
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    shared concurrent_field_updates_lose_nothing;
-    #[tokio::test] shared schema_evolution_adds_and_drops_fields;
-    #[tokio::test] shared views_on_different_instances_are_isolated;
-    #[tokio::test] shared fields_are_entries_of_a_generic_dict;
-    #[tokio::test] shared writes_publish_the_same_events_as_a_dict;
-    #[tokio::test] shared generic_structs;
-    #[tokio::test] shared crate_attribute_and_view_handles;
-    #[tokio::test] shared field_subscriptions_are_typed;
-    #[tokio::test] shared update_writes_only_what_changed;
-});
-
-#[test]
-fn blocking_api_mirrors_the_async_one() {
-    let (_guard, store) = blocking_store();
-    cases::behaviour::blocking_api_mirrors_the_async_one(&store, "blocking_api/");
-}
-
-#[test]
-fn blocking_subscription_recv_timeout_and_try_recv() {
-    let (_guard, store) = blocking_store();
-    cases::subscriptions::blocking_subscription_recv_timeout_and_try_recv(
-        &store,
-        "blocking_subscription/",
-    );
-}
-
-// ----- cluster-only tests ----------------------------------------------------
 
 /// The master serving each slot, from one `CLUSTER NODES`.
 fn slot_owners(cluster: &RedisCluster) -> impl Fn(u16) -> u16 {
     let nodes = cluster.nodes();
     move |slot| {
-        nodes
-            .iter()
-            .find(|n| {
-                n.master && !n.failed && n.slots.iter().any(|&(lo, hi)| (lo..=hi).contains(&slot))
-            })
+        master_serving(&nodes, slot)
             .map(|n| n.port)
             .unwrap_or_else(|| panic!("no master serves slot {slot}"))
     }
-}
-
-async fn keyslot(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> u16 {
-    redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .unwrap()
 }
 
 /// 300 namespaces land on all three masters: each namespace's index and
@@ -201,13 +72,12 @@ async fn namespaces_spread_over_all_three_masters() {
     for &port in &masters {
         conns.insert(port, support::connect_raw(&node_url(port)).await);
     }
-    let mut any = conns.values().next().unwrap().clone();
     let mut per_master: BTreeMap<u16, usize> = BTreeMap::new();
     for (i, ns) in namespaces.iter().enumerate() {
         let index = format!("{{{ns}}}#keys");
-        let slot = keyslot(&mut any, &index).await;
+        let slot = cluster().slot_of(&index);
         assert_eq!(
-            keyslot(&mut any, &format!("{{{ns}}}:k")).await,
+            cluster().slot_of(&format!("{{{ns}}}:k")),
             slot,
             "{ns}: entry and index share a slot"
         );
@@ -252,11 +122,10 @@ async fn subscriber_through_one_node_sees_writes_routed_to_another() {
         .expect("a replica");
     let writer_node = masters[0];
     // One namespace on each master.
-    let mut raw = support::connect_raw(&node_url(through)).await;
     let mut namespaces: BTreeMap<u16, String> = BTreeMap::new();
     for i in 0.. {
         let ns = ctx.ns(&format!("n{i}"));
-        let master = owner(keyslot(&mut raw, &format!("{{{ns}}}")).await);
+        let master = owner(cluster.slot_of(&format!("{{{ns}}}")));
         namespaces.entry(master).or_insert(ns);
         if namespaces.len() == masters.len() {
             break;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use redis_pydict::{Error, Store};
@@ -153,20 +153,19 @@ async fn dead_server_gives_a_clear_error_then_recovers() {
     d.set("before", &1).await.unwrap();
 
     server.kill();
-    let started = Instant::now();
-    let err = d.get("before").await.unwrap_err();
+    // An error, not a wait for the server (the store gives up after its 2
+    // reconnection attempts, well within the limit here).
+    let err = tokio::time::timeout(Duration::from_secs(10), d.get("before"))
+        .await
+        .expect("a read from a dead server returns instead of hanging")
+        .unwrap_err();
     assert!(err.is_connection_error(), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("get") && msg.contains("life"), "{msg}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "fails promptly"
-    );
     assert!(d.set("during", &2).await.is_err());
 
     server.restart(); // same port, empty database
-    let value = support::eventually(Duration::from_secs(10), || d.set("after", &3)).await;
-    assert_eq!(value, ());
+    support::eventually(Duration::from_secs(10), || d.set("after", &3)).await;
     assert_eq!(d.get("after").await.unwrap(), Some(3));
     assert_eq!(d.len().await.unwrap(), 1);
     // Optimistic updates recover too (they use their own connections).
@@ -251,8 +250,8 @@ async fn server_dying_mid_iteration_ends_the_stream_with_an_error() {
         items.next().await.unwrap().unwrap();
     }
     server.kill();
-    // The entries read ahead may still come; then one error, then the end.
-    let started = Instant::now();
+    // The entries read ahead may still come; then one error, then the end
+    // (each within 20 s: a hang fails the test).
     let mut received = 10;
     let err = loop {
         match tokio::time::timeout(Duration::from_secs(20), items.next()).await {
@@ -266,7 +265,6 @@ async fn server_dying_mid_iteration_ends_the_stream_with_an_error() {
     assert!(err.is_connection_error(), "{err:?}");
     assert!(err.to_string().contains("iterate"), "{err}");
     assert!(items.next().await.is_none(), "nothing after the error");
-    assert!(started.elapsed() < Duration::from_secs(15));
 
     // The store recovers for the next iteration.
     server.restart();

@@ -10,6 +10,32 @@ use redis_pydict::Ttl;
 
 use crate::support::{self, Ctx};
 
+/// Every case of this file, listed once (see the runners in
+/// `tests/support/mod.rs`): expanded on a server per case by the
+/// single-server test file and on the shared cluster by `tests/cluster.rs`.
+macro_rules! cases {
+    ($runner:ident) => {
+        $runner! { behaviour:
+            #[tokio::test] shared expired_entries_vanish_from_get_len_and_iteration;
+            #[tokio::test] shared update_with_keeps_ttl_and_set_clears_it;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            shared concurrent_update_with_never_loses_an_increment;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            shared index_matches_live_keys_after_concurrent_writes;
+            #[tokio::test] shared iteration_reads_ahead_across_pages;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            shared remove_is_an_atomic_take;
+            #[tokio::test] exclusive bulk_update_larger_than_a_batch_is_applied_in_order;
+            #[tokio::test] shared set_if_absent_and_get_many;
+            #[tokio::test] shared repair_rebuilds_the_index_from_the_keyspace;
+            #[tokio::test] shared every_write_publishes_its_event_atomically;
+            #[test] blocking blocking_api_mirrors_the_async_one;
+            #[tokio::test] shared clear_larger_than_a_batch_empties_the_namespace;
+        }
+    };
+}
+pub(crate) use cases;
+
 pub async fn expired_entries_vanish_from_get_len_and_iteration(ctx: &Ctx) {
     let store = &ctx.store;
     let d = store.dict::<String, String>(&ctx.ns("ttl")).unwrap();

@@ -12,6 +12,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::support::Ctx;
 
+/// Every case of this file, listed once (see the runners in
+/// `tests/support/mod.rs`): expanded on a server per case by the
+/// single-server test file and on the shared cluster by `tests/cluster.rs`.
+macro_rules! cases {
+    ($runner:ident) => {
+        $runner! { derive:
+            #[tokio::test] shared field_round_trips_for_every_kind_of_value;
+            #[tokio::test] shared load_rules_for_missing_fields;
+            #[tokio::test] shared declared_ttls_apply_to_set_and_save;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            shared load_never_sees_a_mix_of_two_saves;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            shared concurrent_whole_struct_updates_lose_nothing;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            shared concurrent_field_updates_lose_nothing;
+            #[tokio::test] shared schema_evolution_adds_and_drops_fields;
+            #[tokio::test] shared views_on_different_instances_are_isolated;
+            #[tokio::test] shared fields_are_entries_of_a_generic_dict;
+            #[tokio::test] shared writes_publish_the_same_events_as_a_dict;
+            #[tokio::test] shared generic_structs;
+            #[tokio::test] shared crate_attribute_and_view_handles;
+            #[tokio::test] shared field_subscriptions_are_typed;
+            #[tokio::test] shared update_writes_only_what_changed;
+        }
+    };
+}
+pub(crate) use cases;
+
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Point {
     x: i32,

@@ -7,6 +7,22 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+/// Every case of this file, listed once (see the runners in
+/// `tests/support/mod.rs`): expanded on a server per case by the
+/// single-server test file and on the shared cluster by `tests/cluster.rs`.
+macro_rules! cases {
+    ($runner:ident) => {
+        $runner! { python_readme:
+            #[tokio::test] shared basic_get_set_of_mixed_values;
+            #[tokio::test] shared user_struct_as_value;
+            #[tokio::test] shared iterations_and_prefix_matching;
+            #[tokio::test] shared deletion_and_contains;
+            #[tokio::test] shared conversions_to_map_and_update;
+        }
+    };
+}
+pub(crate) use cases;
+
 pub async fn basic_get_set_of_mixed_values(ctx: &Ctx) {
     let d = ctx
         .store

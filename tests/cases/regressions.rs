@@ -1,14 +1,31 @@
 //! One regression test per mistake of the Python original (design.md, 1-5
-//! and 8): run on one server by `tests/dict_regressions.rs` and on a cluster
-//! by `tests/cluster.rs`.
+//! and 8): run on one server by `tests/dict_regressions.rs` and, but for the
+//! `server_only` one, on a cluster by `tests/cluster.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 
 use futures::{StreamExt, TryStreamExt};
 use redis_pydict::Store;
+use redis_pydict_test::RedisServer;
 use serde::{Deserialize, Serialize};
 
 use crate::support::{self, Ctx};
+
+/// Every case of this file, listed once (see the runners in
+/// `tests/support/mod.rs`): expanded on a server per case by the
+/// single-server test file and on the shared cluster by `tests/cluster.rs`.
+macro_rules! cases {
+    ($runner:ident) => {
+        $runner! { regressions:
+            #[tokio::test] shared namespaces_are_isolated_for_len_iteration_and_clear;
+            #[tokio::test] shared keys_with_separators_and_specials_round_trip;
+            #[tokio::test] server_only len_iteration_and_clear_never_scan_the_database;
+            #[tokio::test] exclusive items_batch_reads_and_skip_vanished_entries;
+            #[tokio::test] shared values_and_keys_round_trip_without_loss;
+        }
+    };
+}
+pub(crate) use cases;
 
 pub async fn fill(store: &Store, ns: &str, n: usize) {
     let d = store.dict::<String, String>(ns).unwrap();
@@ -128,6 +145,56 @@ pub async fn keys_with_separators_and_specials_round_trip(ctx: &Ctx) {
         .await
         .unwrap();
     assert_eq!(star, ["*"]);
+}
+
+/// Mistake 4: len, iteration and clear touch the namespace index, never SCAN
+/// (or KEYS) the database, which here holds 200,000 other keys. Server only:
+/// it fills the whole database with DEBUG POPULATE. (How fast `len` is among
+/// a million other keys is the benchmark's `len` row.)
+pub async fn len_iteration_and_clear_never_scan_the_database() {
+    let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let store = Store::connect(&server.url()).await.unwrap();
+    let mut raw = support::raw(&server).await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(200_000)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    fill(&store, "small", 1000).await;
+    let d = store.dict::<String, String>("small").unwrap();
+    // SCAN and KEYS calls of the server so far, from INFO commandstats.
+    async fn walks(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
+        support::command_calls(raw, "scan").await + support::command_calls(raw, "keys").await
+    }
+    let before = walks(&mut raw).await;
+    assert_eq!(d.len().await.unwrap(), 1000);
+    assert_eq!(walks(&mut raw).await, before, "len walked the keyspace");
+    assert_eq!(d.items().try_collect::<Vec<_>>().await.unwrap().len(), 1000);
+    assert_eq!(d.keys().try_collect::<Vec<_>>().await.unwrap().len(), 1000);
+    assert_eq!(
+        walks(&mut raw).await,
+        before,
+        "iteration walked the keyspace"
+    );
+    assert_eq!(
+        d.keys_matching("k1*")
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .len(),
+        111
+    );
+    assert_eq!(
+        walks(&mut raw).await,
+        before,
+        "keys_matching walked the keyspace"
+    );
+    assert_eq!(d.clear().await.unwrap(), 1000);
+    assert_eq!(d.len().await.unwrap(), 0);
+    assert_eq!(walks(&mut raw).await, before, "clear walked the keyspace");
+    let dbsize: u64 = redis::cmd("DBSIZE").query_async(&mut raw).await.unwrap();
+    assert_eq!(dbsize, 200_000, "the other keys are untouched");
 }
 
 /// Mistake 5: items() reads values in MGET batches, not one GET per key;

@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests.
 #![allow(dead_code)]
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -19,11 +20,7 @@ pub async fn start() -> (RedisServer, Store) {
 
 /// A plain redis-rs connection, to look behind the library's back.
 pub async fn raw(server: &RedisServer) -> MultiplexedConnection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    connect_raw(&server.url()).await
 }
 
 /// `cmdstat_<name>` call counts from INFO commandstats.
@@ -109,6 +106,8 @@ pub struct Ctx {
     prefix: String,
     backend: Backend,
     _guard: Option<Guard>,
+    /// The case's own server, if it has one (dropped, so killed, last).
+    _server: Option<RedisServer>,
 }
 
 enum Backend {
@@ -120,6 +119,41 @@ enum Backend {
 /// writing, the few that look at or act on whole nodes (command statistics,
 /// FLUSHDB, killing every pub/sub client, counting patterns).
 pub static CLUSTER_LOCK: RwLock<()> = RwLock::const_new(());
+
+/// How a shared case uses the shared cluster (single-server runs give every
+/// case a server of its own and ignore it).
+#[derive(Clone, Copy, Debug)]
+pub enum Access {
+    /// Alongside other cases, in namespaces of its own.
+    Shared,
+    /// With the cluster to itself: the case looks at or acts on whole nodes.
+    Exclusive,
+}
+
+/// The cluster the shared cases of a test binary run on, started by the first
+/// case that needs it. Being a `static`, it is never dropped: its nodes die
+/// with the test process (see `RedisCluster`).
+static SHARED_CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+
+/// The cluster shared by this test binary's cases (see [`SHARED_CLUSTER`]).
+pub fn shared_cluster() -> &'static RedisCluster {
+    // Nothing fails over on purpose here: a long node timeout keeps a busy
+    // machine (other clusters of this binary starting, compiling) from
+    // failing nodes over by accident.
+    SHARED_CLUSTER.get_or_init(|| RedisCluster::start_with(Duration::from_secs(10), &[]))
+}
+
+/// A blocking store on the shared cluster, and the shared hold on it to keep
+/// while the store is used.
+pub fn blocking_on_shared_cluster() -> (RwLockReadGuard<'static, ()>, redis_pydict::blocking::Store)
+{
+    let guard = CLUSTER_LOCK.blocking_read();
+    let urls = shared_cluster().urls();
+    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let store = redis_pydict::blocking::Store::connect_cluster(&seeds)
+        .expect("connect to the test cluster");
+    (guard, store)
+}
 
 /// A hold on [`CLUSTER_LOCK`].
 pub enum Guard {
@@ -140,7 +174,27 @@ impl Ctx {
             prefix: String::new(),
             backend: Backend::Server(server.url()),
             _guard: None,
+            _server: None,
         }
+    }
+
+    /// A context on a private server of its own, with no namespace prefix.
+    pub async fn own_server() -> Ctx {
+        let server = RedisServer::start();
+        let mut ctx = Ctx::on_server(&server).await;
+        ctx._server = Some(server);
+        ctx
+    }
+
+    /// A context on the cluster shared by the test binary (see
+    /// [`shared_cluster`]), its namespaces prefixed with `case/`, alongside
+    /// other cases or with the cluster to itself.
+    pub async fn on_shared_cluster(case: &str, access: Access) -> Ctx {
+        let guard = match access {
+            Access::Shared => Guard::Shared(CLUSTER_LOCK.read().await),
+            Access::Exclusive => Guard::Exclusive(CLUSTER_LOCK.write().await),
+        };
+        Ctx::on_cluster(shared_cluster(), &format!("{case}/"), Some(guard)).await
     }
 
     /// A context on a cluster, its namespaces prefixed with `prefix`.
@@ -155,6 +209,7 @@ impl Ctx {
             prefix: prefix.to_owned(),
             backend: Backend::Cluster(urls),
             _guard: guard,
+            _server: None,
         }
     }
 
@@ -199,7 +254,9 @@ impl Ctx {
         let url = match &self.backend {
             Backend::Server(url) => url.clone(),
             Backend::Cluster(urls) => {
-                redis_pydict_test::node_url(master_for_key(&urls[0], &format!("{{{ns}}}")).await)
+                let master = redis_pydict_test::master_for_key(&urls[0], &format!("{{{ns}}}"))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                redis_pydict_test::node_url(master.port)
             }
         };
         connect_raw(&url).await
@@ -225,36 +282,18 @@ impl Ctx {
     }
 }
 
-/// A plain connection to one node.
+/// A plain connection to one node. Its response timeout is generous, not
+/// redis-rs's default 500 ms: on a busy test machine, set-up commands such as
+/// `DEBUG POPULATE` or `FLUSHDB` may take longer.
 pub async fn connect_raw(url: &str) -> MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(30)))
+        .set_connection_timeout(Some(Duration::from_secs(10)));
     redis::Client::open(url)
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap()
-}
-
-/// The port of the cluster master serving `key`, as the node at `url` sees it.
-pub async fn master_for_key(url: &str, key: &str) -> u16 {
-    let mut conn = connect_raw(url).await;
-    let slot: u16 = redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let nodes: String = redis::cmd("CLUSTER")
-        .arg("NODES")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    redis_pydict_test::parse_cluster_nodes(&nodes)
-        .into_iter()
-        .find(|n| {
-            n.master && !n.failed && n.slots.iter().any(|&(lo, hi)| (lo..=hi).contains(&slot))
-        })
-        .map(|n| n.port)
-        .unwrap_or_else(|| panic!("no master serves slot {slot} of {key:?}"))
 }
 
 /// A private server and a context on it.
@@ -263,3 +302,115 @@ pub async fn single() -> (RedisServer, Ctx) {
     let ctx = Ctx::on_server(&server).await;
     (server, ctx)
 }
+
+// ----- the runners of the shared cases ---------------------------------------
+//
+// Each file of `tests/cases/` lists its cases once, in a macro `cases!` that
+// takes a runner, one entry per case:
+//
+//     #[tokio::test] shared name;      // a `&Ctx` case, alongside others on a cluster
+//     #[tokio::test] exclusive name;   // a `&Ctx` case, with the cluster to itself
+//     #[tokio::test] server_only name; // no context: starts the server it needs;
+//                                      // cannot run on a cluster
+//     #[test] blocking name;           // a `(&blocking::Store, prefix)` case
+//
+// (any test attribute, e.g. `#[tokio::test(flavor = "multi_thread")]`). A
+// runner turns each entry into a test in a module named after the case file:
+// `on_a_server` gives every case a redis-server of its own, `on_the_cluster`
+// runs them on the cluster shared by the test binary. A case left out of the
+// list is dead code in both test binaries, which `cargo clippy -D warnings`
+// (CI) rejects.
+
+/// Runs each listed case on a redis-server of its own (see above).
+#[allow(unused_macros)] // each test binary uses one of the two
+macro_rules! on_a_server {
+    ($module:ident: $($entries:tt)*) => {
+        mod $module {
+            $crate::support::on_a_server!(@each $module $($entries)*);
+        }
+    };
+    (@each $module:ident) => {};
+    (@each $module:ident $(#[$attr:meta])* blocking $case:ident; $($rest:tt)*) => {
+        $(#[$attr])*
+        fn $case() {
+            let server = redis_pydict_test::RedisServer::start();
+            let store = redis_pydict::blocking::Store::connect(&server.url())
+                .expect("connect to the test server");
+            $crate::cases::$module::$case(&store, "");
+        }
+        $crate::support::on_a_server!(@each $module $($rest)*);
+    };
+    (@each $module:ident $(#[$attr:meta])* server_only $case:ident; $($rest:tt)*) => {
+        $(#[$attr])*
+        async fn $case() {
+            $crate::cases::$module::$case().await;
+        }
+        $crate::support::on_a_server!(@each $module $($rest)*);
+    };
+    (@each $module:ident $(#[$attr:meta])* shared $case:ident; $($rest:tt)*) => {
+        $crate::support::on_a_server!(@ctx $module $(#[$attr])* $case);
+        $crate::support::on_a_server!(@each $module $($rest)*);
+    };
+    (@each $module:ident $(#[$attr:meta])* exclusive $case:ident; $($rest:tt)*) => {
+        $crate::support::on_a_server!(@ctx $module $(#[$attr])* $case);
+        $crate::support::on_a_server!(@each $module $($rest)*);
+    };
+    (@ctx $module:ident $(#[$attr:meta])* $case:ident) => {
+        $(#[$attr])*
+        async fn $case() {
+            let ctx = $crate::support::Ctx::own_server().await;
+            $crate::cases::$module::$case(&ctx).await;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_a_server;
+
+/// Runs each listed case on the cluster shared by the test binary, in
+/// namespaces prefixed with the case's name (see above); `server_only` cases
+/// are not run.
+#[allow(unused_macros)] // each test binary uses one of the two
+macro_rules! on_the_cluster {
+    ($module:ident: $($entries:tt)*) => {
+        mod $module {
+            $crate::support::on_the_cluster!(@each $module $($entries)*);
+        }
+    };
+    (@each $module:ident) => {};
+    (@each $module:ident $(#[$attr:meta])* blocking $case:ident; $($rest:tt)*) => {
+        $(#[$attr])*
+        fn $case() {
+            let (_hold, store) = $crate::support::blocking_on_shared_cluster();
+            $crate::cases::$module::$case(&store, concat!(stringify!($case), "/"));
+        }
+        $crate::support::on_the_cluster!(@each $module $($rest)*);
+    };
+    (@each $module:ident $(#[$attr:meta])* server_only $case:ident; $($rest:tt)*) => {
+        // Listed, but it cannot run on a cluster.
+        const _: () = {
+            let _ = $crate::cases::$module::$case;
+        };
+        $crate::support::on_the_cluster!(@each $module $($rest)*);
+    };
+    (@each $module:ident $(#[$attr:meta])* shared $case:ident; $($rest:tt)*) => {
+        $crate::support::on_the_cluster!(@ctx Shared $module $(#[$attr])* $case);
+        $crate::support::on_the_cluster!(@each $module $($rest)*);
+    };
+    (@each $module:ident $(#[$attr:meta])* exclusive $case:ident; $($rest:tt)*) => {
+        $crate::support::on_the_cluster!(@ctx Exclusive $module $(#[$attr])* $case);
+        $crate::support::on_the_cluster!(@each $module $($rest)*);
+    };
+    (@ctx $access:ident $module:ident $(#[$attr:meta])* $case:ident) => {
+        $(#[$attr])*
+        async fn $case() {
+            let ctx = $crate::support::Ctx::on_shared_cluster(
+                stringify!($case),
+                $crate::support::Access::$access,
+            )
+            .await;
+            $crate::cases::$module::$case(&ctx).await;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_the_cluster;
