@@ -1,0 +1,396 @@
+//! Workload 6: change events, plain pub/sub and the durable log: set → event
+//! latency and events per second.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use redis::AsyncConnectionConfig;
+use redis_pydict::{Change, Dict, Event, LogId, StartFrom, Subscription};
+
+use crate::args::Plan;
+use crate::measure::{group, interleaved_timed, median_of};
+use crate::raw::{event_payload, raw_log_reader, raw_log_until, RAW, RAW_CHANNEL};
+use crate::table::Table;
+use crate::workloads::{cbor, key, progress, session, Ctx, Session, LOG_CAP};
+use crate::BoxResult;
+
+/// Checks that the raw side's payloads are byte for byte what `set`
+/// publishes; a note for the table if not.
+pub async fn check_payload(
+    ctx: &mut Ctx,
+    dict: &Dict<String, Session>,
+    key: &str,
+    value: &Session,
+) -> BoxResult<Option<String>> {
+    let client = ctx.node_client(dict.namespace().index_key()).await?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(dict.namespace().key_channel(key)).await?;
+    let mut messages = pubsub.into_on_message();
+    let (set, msg) = futures::join!(
+        dict.set(key, value),
+        tokio::time::timeout(Duration::from_secs(5), messages.next())
+    );
+    set?;
+    let msg = msg
+        .map_err(|_| "no change event within 5 s of a set")?
+        .ok_or("the pub/sub connection closed")?;
+    let want = event_payload(key, &cbor(value));
+    let got = msg.get_payload_bytes();
+    Ok((got != want.as_slice()).then(|| {
+        format!(
+            "note: the raw side's event payload ({} bytes) differs from what `set` publishes ({} bytes); \
+             update `event_payload` to the wire format",
+            want.len(),
+            got.len()
+        )
+    }))
+}
+
+/// Waits for `n` `Set` events; the instant the last arrived.
+pub async fn receive_events(
+    sub: &mut Subscription<Event<String, Session>>,
+    n: usize,
+) -> BoxResult<Instant> {
+    let mut seen = 0;
+    while seen < n {
+        let event = sub.recv().await.ok_or("the subscription ended")??;
+        match event.change {
+            Change::Set(value) => {
+                black_box(value);
+                seen += 1;
+            }
+            Change::Gap => return Err("the subscriber lost events (gap)".into()),
+            _ => {}
+        }
+    }
+    Ok(Instant::now())
+}
+
+/// Waits for `n` messages; the instant the last arrived.
+pub async fn receive_messages(
+    messages: &mut redis::aio::PubSubStream,
+    n: usize,
+) -> BoxResult<Instant> {
+    for _ in 0..n {
+        let msg = messages
+            .next()
+            .await
+            .ok_or("the raw pub/sub connection closed")?;
+        black_box(msg.get_payload_bytes());
+    }
+    Ok(Instant::now())
+}
+
+/// How long a throughput run may take before the benchmark gives up on it.
+pub const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Set → subscriber event latency beside raw PUBLISH → PubSub message, and
+/// events per second through one subscriber beside raw PUBLISH throughput.
+pub async fn events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<()> {
+    progress(&format!(
+        "set → event latency, {} sequential ops per series; {} events per throughput run, {} runs",
+        plan.event_ops, plan.event_entries, plan.event_runs
+    ));
+    const KEYS: usize = 1000;
+    let dict: Dict<String, Session> = ctx.store.dict("bench-events")?;
+    let keys: Vec<String> = (0..KEYS).map(key).collect();
+    let values: Vec<Session> = (0..KEYS).map(session).collect();
+    let channels: Vec<String> = keys.iter().map(|k| format!("{RAW_CHANNEL}:{k}")).collect();
+    let payloads: Vec<Vec<u8>> = keys
+        .iter()
+        .zip(&values)
+        .map(|(k, v)| event_payload(k, &cbor(v)))
+        .collect();
+    if let Some(note) = check_payload(ctx, &dict, &keys[0], &values[0]).await? {
+        table.notes.push(note);
+    }
+
+    // Both subscribers listen to a pattern on the node where the writes
+    // happen: `subscribe("*")` and a raw PSUBSCRIBE `{bench-raw}#ev:*`.
+    let mut sub = dict.subscribe("*").await?;
+    let mut raw_pubsub = ctx
+        .node_client(RAW_CHANNEL)
+        .await?
+        .get_async_pubsub()
+        .await?;
+    raw_pubsub.psubscribe(format!("{RAW_CHANNEL}:*")).await?;
+    let mut messages = raw_pubsub.into_on_message();
+
+    let (ours, theirs) = {
+        let mut r = ctx.raw.clone();
+        interleaved_timed(
+            plan.event_ops,
+            async |i| {
+                let k = &keys[i % KEYS];
+                let t = Instant::now();
+                let (set, arrived) = futures::join!(dict.set(k, &values[i % KEYS]), async {
+                    (sub.recv().await, Instant::now())
+                });
+                set?;
+                let (event, at) = arrived;
+                let event = event.ok_or("the subscription ended")??;
+                match (&event.key, &event.change) {
+                    (Some(got), Change::Set(v)) if got == k => black_box(v),
+                    _ => return Err(format!("unexpected event {event:?}").into()),
+                };
+                Ok(at - t)
+            },
+            async |i| {
+                let mut publish = redis::cmd("PUBLISH");
+                publish.arg(&channels[i % KEYS]).arg(&payloads[i % KEYS]);
+                let t = Instant::now();
+                let (published, arrived) =
+                    futures::join!(publish.query_async::<u64>(&mut r), async {
+                        (messages.next().await, Instant::now())
+                    });
+                if published? == 0 {
+                    return Err("raw PUBLISH reached no subscriber".into());
+                }
+                let (msg, at) = arrived;
+                let msg = msg.ok_or("the raw pub/sub connection closed")?;
+                if msg.get_channel_name() != channels[i % KEYS] {
+                    return Err("unexpected raw message".into());
+                }
+                black_box(msg.get_payload_bytes());
+                Ok(at - t)
+            },
+        )
+        .await?
+    };
+    table.latency(
+        "set → event on `subscribe(\"*\")` (vs PUBLISH → PubSub message)",
+        &ours,
+        &theirs,
+        2.0,
+    );
+
+    // Events per second through one subscriber: a bulk update (one event per
+    // entry) beside one pipeline of PUBLISHes of the same bytes, each
+    // received while it is sent (the server's pub/sub output-buffer limit
+    // would disconnect a subscriber that does not keep up).
+    let n = plan.event_entries;
+    let entries: Vec<(String, Session)> = (0..n).map(|i| (key(i), session(i))).collect();
+    let raw_events: Vec<(String, Vec<u8>)> = entries
+        .iter()
+        .map(|(k, v)| (format!("{RAW_CHANNEL}:{k}"), event_payload(k, &cbor(v))))
+        .collect();
+    let (mut t_ours, mut t_raw) = (vec![], vec![]);
+    for run in 0..plan.event_runs + 1 {
+        for step in 0..2 {
+            let t = Instant::now();
+            let at = if (run + step) % 2 == 0 {
+                let (written, received) = tokio::time::timeout(RUN_LIMIT, async {
+                    futures::join!(
+                        dict.set_many(entries.iter().map(|(k, v)| (k, v))),
+                        receive_events(&mut sub, n)
+                    )
+                })
+                .await
+                .map_err(|_| "events of a bulk update: timed out")?;
+                written?;
+                let at = received?;
+                t_ours.push(at - t);
+                at
+            } else {
+                let mut pipe = redis::pipe();
+                for (channel, payload) in &raw_events {
+                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+                }
+                let mut r = ctx.raw.clone();
+                let (published, received) = tokio::time::timeout(RUN_LIMIT, async {
+                    futures::join!(
+                        pipe.query_async::<()>(&mut r),
+                        receive_messages(&mut messages, n)
+                    )
+                })
+                .await
+                .map_err(|_| "raw PUBLISH throughput: timed out")?;
+                published?;
+                let at = received?;
+                t_raw.push(at - t);
+                at
+            };
+            black_box(at);
+        }
+    }
+    // The first run of each is a warm-up.
+    t_ours.remove(0);
+    t_raw.remove(0);
+    table.rate(
+        &format!(
+            "events through one subscriber (`set_many` of {}) (extra)",
+            group(n as u64)
+        ),
+        n,
+        "events",
+        median_of(t_ours),
+        median_of(t_raw),
+        0.50,
+    );
+    Ok(())
+}
+
+/// Waits for `n` durable `Set` events; the instant the last arrived.
+pub async fn receive_durable(
+    sub: &mut Subscription<(LogId, Event<String, Session>)>,
+    n: usize,
+) -> BoxResult<Instant> {
+    let mut seen = 0;
+    while seen < n {
+        let (id, event) = sub.recv().await.ok_or("the durable subscription ended")??;
+        match event.change {
+            Change::Set(value) => {
+                black_box((id, value));
+                seen += 1;
+            }
+            Change::Gap => return Err("the durable subscriber lost events (gap)".into()),
+            _ => {}
+        }
+    }
+    Ok(Instant::now())
+}
+
+/// The durable mode: set → `subscribe_durable` event beside raw XADD →
+/// XREAD BLOCK, and events per second (extra rows).
+pub async fn durable_events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<()> {
+    progress("durable log: set → event latency and events per second");
+    const KEYS: usize = 1000;
+    // Events off: the log is the only event path, as on the raw side.
+    let dict: Dict<String, Session> = ctx
+        .store
+        .dict::<String, Session>("bench-durable")?
+        .with_notifications(false)
+        .with_durable_log(LOG_CAP);
+    let keys: Vec<String> = (0..KEYS).map(key).collect();
+    let values: Vec<Session> = (0..KEYS).map(session).collect();
+    let payloads: Vec<Vec<u8>> = keys
+        .iter()
+        .zip(&values)
+        .map(|(k, v)| event_payload(k, &cbor(v)))
+        .collect();
+    let log = format!("{RAW}log");
+    let xadd = |payload: &[u8]| {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&log)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(LOG_CAP)
+            .arg("*")
+            .arg("e")
+            .arg(payload);
+        cmd
+    };
+
+    let mut sub = dict.subscribe_durable(StartFrom::Now).await?;
+    let config = AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_connection_timeout(Some(redis_pydict::DEFAULT_CONNECTION_TIMEOUT));
+    let reader_conn = ctx
+        .node_client(&log)
+        .await?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    let (reader, mut arrivals) = raw_log_reader(reader_conn, log.clone());
+    let mut appended = 0usize;
+
+    let result = async {
+        let (ours, theirs) = {
+            let mut r = ctx.raw.clone();
+            interleaved_timed(
+                plan.event_ops,
+                async |i| {
+                    let t = Instant::now();
+                    let (set, arrived) =
+                        futures::join!(dict.set(&keys[i % KEYS], &values[i % KEYS]), async {
+                            (sub.recv().await, Instant::now())
+                        });
+                    set?;
+                    let (item, at) = arrived;
+                    let (_, event) = item.ok_or("the durable subscription ended")??;
+                    if event.key.as_deref() != Some(keys[i % KEYS].as_str()) {
+                        return Err(format!("unexpected durable event {event:?}").into());
+                    }
+                    Ok(at - t)
+                },
+                async |i| {
+                    let cmd = xadd(&payloads[i % KEYS]);
+                    appended += 1;
+                    let t = Instant::now();
+                    let (added, at) = futures::join!(
+                        cmd.query_async::<String>(&mut r),
+                        raw_log_until(&mut arrivals, appended)
+                    );
+                    added?;
+                    Ok(at? - t)
+                },
+            )
+            .await?
+        };
+        table.latency(
+            "set → event, durable log (vs XADD → XREAD BLOCK) (extra)",
+            &ours,
+            &theirs,
+            2.0,
+        );
+
+        let n = plan.event_entries;
+        let entries: Vec<(String, Session)> = (0..n).map(|i| (key(i), session(i))).collect();
+        let raw_payloads: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|(k, v)| event_payload(k, &cbor(v)))
+            .collect();
+        let (mut t_ours, mut t_raw) = (vec![], vec![]);
+        for run in 0..plan.event_runs + 1 {
+            for step in 0..2 {
+                let t = Instant::now();
+                if (run + step) % 2 == 0 {
+                    let (written, received) = tokio::time::timeout(RUN_LIMIT, async {
+                        futures::join!(
+                            dict.set_many(entries.iter().map(|(k, v)| (k, v))),
+                            receive_durable(&mut sub, n)
+                        )
+                    })
+                    .await
+                    .map_err(|_| "durable events of a bulk update: timed out")?;
+                    written?;
+                    t_ours.push(received? - t);
+                } else {
+                    let mut pipe = redis::pipe();
+                    for payload in &raw_payloads {
+                        pipe.add_command(xadd(payload)).ignore();
+                    }
+                    appended += n;
+                    let mut r = ctx.raw.clone();
+                    let (added, received) = tokio::time::timeout(RUN_LIMIT, async {
+                        futures::join!(
+                            pipe.query_async::<()>(&mut r),
+                            raw_log_until(&mut arrivals, appended)
+                        )
+                    })
+                    .await
+                    .map_err(|_| "raw XADD throughput: timed out")?;
+                    added?;
+                    t_raw.push(received? - t);
+                }
+            }
+        }
+        t_ours.remove(0);
+        t_raw.remove(0);
+        table.rate(
+            &format!(
+                "events through a durable subscriber (`set_many` of {}) (extra)",
+                group(n as u64)
+            ),
+            n,
+            "events",
+            median_of(t_ours),
+            median_of(t_raw),
+            0.50,
+        );
+        BoxResult::Ok(())
+    }
+    .await;
+    reader.abort();
+    result
+}
