@@ -261,7 +261,8 @@ pub async fn dropping_a_subscription_unsubscribes(ctx: &Ctx) {
     };
     assert_eq!(count(&mut raw).await, 1);
     drop(sub);
-    let gone = support::eventually(WAIT, || {
+    // Unsubscribed: the pattern is gone from every node (or the test fails).
+    support::eventually(WAIT, || {
         let fut = count(&mut raw);
         async move {
             match fut.await {
@@ -271,7 +272,6 @@ pub async fn dropping_a_subscription_unsubscribes(ctx: &Ctx) {
         }
     })
     .await;
-    assert_eq!(gone, ());
 }
 
 pub async fn durable_subscriber_reports_changes_trimmed_while_away(ctx: &Ctx) {
