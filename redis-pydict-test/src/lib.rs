@@ -8,7 +8,8 @@
 //! It needs `redis-server` on `PATH` (or at `$REDIS_SERVER`), and
 //! `redis-cli` (or `$REDIS_CLI`) for a cluster; without them it panics with
 //! how to install them, so that a test fails loudly instead of skipping.
-//! It never touches a server on 6379.
+//! `RedisServer` and `RedisCluster` always start their own processes on free
+//! ports: they never touch a server you run (on 6379 or elsewhere).
 //!
 //! # In your integration tests
 //!
