@@ -187,7 +187,7 @@ async fn subscriber_through_one_node_sees_writes_routed_to_another() {
 /// `first_write_after_a_failover_resumes_without_restarting_the_store`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_operations_resume_and_subscriptions_report_a_gap() {
-    let mut cluster = RedisCluster::start_with(Duration::from_millis(1000), &[]);
+    let mut cluster = RedisCluster::start_with(RedisCluster::DEFAULT_NODE_TIMEOUT, &[]);
     let urls = cluster.urls();
     let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
     let store = Store::connect_cluster(&seeds).await.unwrap();
@@ -267,6 +267,10 @@ async fn fail_over(cluster: &mut RedisCluster, ns: &str) -> (u16, u16) {
         .unwrap();
     assert_eq!(acked, 1, "the replica has every write");
     drop(raw);
+    assert!(
+        !cluster.replicas_of(master).is_empty(),
+        "master {master} has a replica to take over"
+    );
     cluster.kill_node(master);
     let promoted =
         tokio::task::block_in_place(|| cluster.wait_for_failover(master, Duration::from_secs(30)));
@@ -281,7 +285,7 @@ async fn fail_over(cluster: &mut RedisCluster, ns: &str) -> (u16, u16) {
 /// now single script calls.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_write_after_a_failover_resumes_without_restarting_the_store() {
-    let mut cluster = RedisCluster::start_with(Duration::from_millis(1000), &[]);
+    let mut cluster = RedisCluster::start_with(RedisCluster::DEFAULT_NODE_TIMEOUT, &[]);
     let urls = cluster.urls();
     let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
     let setter = Store::connect_cluster(&seeds).await.unwrap();

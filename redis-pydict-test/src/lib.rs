@@ -539,14 +539,33 @@ impl RedisCluster {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// The replicas (ports) of the master on `port`.
+    /// The replicas (ports) of the master on `port`: those the cluster's
+    /// gossip lists as its replicas, and those connected to it right now
+    /// (its `INFO replication`; the gossip view of a live node may lag).
     pub fn replicas_of(&self, port: u16) -> Vec<u16> {
         let id = self.node_id(port);
-        self.nodes()
+        let mut replicas: Vec<u16> = self
+            .nodes()
             .into_iter()
             .filter(|n| !n.master && n.master_id.as_deref() == Some(id.as_str()))
             .map(|n| n.port)
-            .collect()
+            .collect();
+        let info = query::<String>(port, redis::cmd("INFO").arg("replication")).unwrap_or_default();
+        // slave0:ip=127.0.0.1,port=30004,state=online,offset=...,lag=0
+        let connected = info
+            .lines()
+            .filter(|line| line.starts_with("slave") && line.contains(":ip="))
+            .filter_map(|line| {
+                line.split(',')
+                    .find_map(|field| field.strip_prefix("port="))
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+            });
+        for replica in connected {
+            if !replicas.contains(&replica) {
+                replicas.push(replica);
+            }
+        }
+        replicas
     }
 
     /// Kills the node on `port` (SIGKILL), as a crash would.
@@ -585,7 +604,11 @@ impl RedisCluster {
                     });
                     match promoted {
                         Some(node) => return node.port,
-                        None => last_error = "no replica promoted yet".to_owned(),
+                        None => {
+                            last_error = format!(
+                                "no replica of {old_master} (replicas {replicas:?}) promoted yet; the nodes see {nodes:?}"
+                            )
+                        }
                     }
                 }
                 Err(e) => last_error = e,
