@@ -220,9 +220,25 @@ pub fn demo_server() -> Result<(String, Option<RedisServer>), String> {
     Ok((server.url(), Some(server)))
 }
 
-/// A port free on 127.0.0.1 right now.
+/// A port free on 127.0.0.1 right now, and never handed out before by this
+/// process: a killed server's port is not given to a new one, so a client
+/// that still remembers the old server's address (a cluster client's stale
+/// slot map, say) can never reach a server of another test there.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other(
+        "no port that this process has not used already",
+    ))
 }
 
 /// True when a Redis server answers PING (with any reply) on 127.0.0.1:`port`.
