@@ -142,9 +142,12 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// True for `redis://[user[:pass]@]HOST[:port][/db]` with a loopback HOST.
+/// True for `redis[s]://[user[:pass]@]HOST[:port][/db]` with a loopback HOST.
 fn is_loopback_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("redis://") else {
+    let Some(rest) = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"))
+    else {
         return false;
     };
     let authority = rest.split(['/', '?']).next().unwrap_or("");
@@ -260,11 +263,10 @@ enum Outcome<T> {
     NotApplied,
 }
 
-/// Whether a failed request may have been applied. `Error::outcome_unknown()`
-/// is being added to the library; until it is there, every connection error
-/// counts as "maybe applied" (the conservative reading).
+/// Whether a failed request may have been applied (sent, no reply), as the
+/// library classifies it; the checks below hold it to that.
 fn outcome_unknown(e: &Error) -> bool {
-    e.is_connection_error()
+    e.outcome_unknown()
 }
 
 #[derive(Default)]
@@ -907,7 +909,7 @@ async fn cas_writer(
     mut task: Task,
 ) {
     let mut done = 0;
-    let mut last_read = vec![0u64; COUNTERS];
+    let mut last_read = [0u64; COUNTERS];
     while soak.running(done) {
         done += 1;
         let i = task.rng.below(COUNTERS as u64) as usize;
@@ -1078,21 +1080,32 @@ async fn durable_reader(
             break;
         }
         if resume && !done && Instant::now() > cycle_end {
-            drop(sub);
-            loop {
+            // A fresh subscription after the last id handled; the old one,
+            // and whatever it had buffered beyond that id, is dropped.
+            let mut fresh = None;
+            for _ in 0..300 {
                 let from = StartFrom::After(check.last_id);
                 match soak
                     .op(&mut task, "subscribe_durable", dict.subscribe_durable(from))
                     .await
                 {
-                    Outcome::Done(fresh) => {
-                        sub = fresh;
+                    Outcome::Done(s) => {
+                        fresh = Some(s);
                         break;
                     }
                     _ => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
-            check.resumes += 1;
+            match fresh {
+                Some(s) => {
+                    sub = s;
+                    check.resumes += 1;
+                }
+                None => soak.violation(
+                    "no request hangs",
+                    format!("{who}: subscribe_durable failed 300 times in a row"),
+                ),
+            }
             cycle_end = Instant::now() + task.rng.millis(2000, 8000);
         }
         match tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
@@ -1675,7 +1688,7 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
