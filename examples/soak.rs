@@ -317,6 +317,8 @@ struct Soak {
     violations: Mutex<BTreeMap<&'static str, Violations>>,
     /// Bumped by the chaos task around every fault it injects.
     epoch: AtomicU64,
+    /// When the epoch last changed, in ms since the start.
+    last_fault_ms: AtomicU64,
     /// True while the server is being restarted.
     down: AtomicBool,
     longest_error: AtomicUsize,
@@ -334,9 +336,23 @@ struct Task {
     /// The chaos epoch of this task's last failed request, when no fault
     /// was injected while it ran.
     failed_in: Option<u64>,
+    /// That failure, for the report: how long after the fault, and what.
+    last_failure: String,
 }
 
 impl Soak {
+    /// Marks a fault being injected (before and after it).
+    fn fault(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.last_fault_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::SeqCst);
+    }
+
+    fn since_fault(&self) -> u64 {
+        (self.started.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_fault_ms.load(Ordering::SeqCst))
+    }
+
     fn running(&self, done: u64) -> bool {
         Instant::now() < self.deadline && done < self.max_ops
     }
@@ -392,17 +408,23 @@ impl Soak {
             Ok(Err(e)) => {
                 self.record_error(name, &e);
                 if e.is_connection_error() {
+                    let this = format!(
+                        "{name} ({} ms after the last fault, took {} ms): {}",
+                        self.since_fault(),
+                        latency.as_millis(),
+                        clip(&e.to_string())
+                    );
                     if quiet && task.failed_in == Some(epoch) {
                         self.violation(
                             "one failure per fault per task",
                             format!(
-                                "{}: {name} failed again, with no fault injected since its previous failure: {}",
-                                task.name,
-                                clip(&e.to_string())
+                                "{}: failed twice with no fault injected in between: first {}, then {this}",
+                                task.name, task.last_failure
                             ),
                         );
                     }
                     task.failed_in = quiet.then_some(epoch);
+                    task.last_failure = this;
                 } else {
                     task.failed_in = None;
                 }
@@ -1455,7 +1477,7 @@ async fn chaos(
         let roll = rng.below(100);
         let restart_due = last_restart.elapsed() > Duration::from_secs(10);
         if let (Some(server), true, true) = (&server, roll < 12, restart_due) {
-            soak.epoch.fetch_add(1, Ordering::SeqCst);
+            soak.fault();
             soak.down.store(true, Ordering::SeqCst);
             let started = Instant::now();
             let server = server.clone();
@@ -1482,7 +1504,7 @@ async fn chaos(
             report.longest_restart = report.longest_restart.max(started.elapsed());
             last_restart = Instant::now();
             soak.down.store(false, Ordering::SeqCst);
-            soak.epoch.fetch_add(1, Ordering::SeqCst);
+            soak.fault();
             continue;
         }
         let Ok(mut conn) = raw_connection(&url).await else {
@@ -1510,7 +1532,7 @@ async fn chaos(
                 (format!("kill all {} clients", kind.name()), ids)
             }
         };
-        soak.epoch.fetch_add(1, Ordering::SeqCst);
+        soak.fault();
         let mut killed = 0;
         for id in &victims {
             let n: redis::RedisResult<u64> = redis::cmd("CLIENT")
@@ -1524,7 +1546,7 @@ async fn chaos(
             killed += n.unwrap_or(0);
         }
         // Requests that overlapped the kills are not held to "one failure per fault".
-        soak.epoch.fetch_add(1, Ordering::SeqCst);
+        soak.fault();
         let entry = report.actions.entry(action).or_default();
         entry.0 += 1;
         entry.1 += killed;
@@ -1720,6 +1742,7 @@ fn task(name: impl Into<String>, rng: &mut Rng) -> Task {
         name: name.into(),
         rng: rng.fork(),
         failed_in: None,
+        last_failure: String::new(),
     }
 }
 
@@ -1826,6 +1849,7 @@ async fn soak(
         errors: Mutex::default(),
         violations: Mutex::default(),
         epoch: AtomicU64::new(0),
+        last_fault_ms: AtomicU64::new(0),
         down: AtomicBool::new(false),
         longest_error: AtomicUsize::new(0),
         writers_done: AtomicBool::new(false),
