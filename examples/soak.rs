@@ -303,6 +303,7 @@ const CHECKS: &[&str] = &[
     "last acknowledged write wins",
     "index consistent with entries",
     "one failure per fault per task",
+    "connection loss reported as a connection error",
     "no request hangs",
     "subscriptions never end by themselves",
     "client memory bounded",
@@ -375,6 +376,14 @@ impl Soak {
         if is_data_error(e) {
             self.violation(
                 "values intact, no data errors",
+                format!("{op}: {}", clip(&text)),
+            );
+        }
+        if kind == "request: server parse error" {
+            // A reply cut short by a dropped connection, surfaced as a parse
+            // error: callers would not know to retry it.
+            self.violation(
+                "connection loss reported as a connection error",
                 format!("{op}: {}", clip(&text)),
             );
         }
@@ -488,7 +497,6 @@ fn is_data_error(e: &Error) -> bool {
         "InvalidKey",
         "MissingField",
         "WrongType",
-        "request: server parse error",
         "request: server type error",
     ]
     .contains(&kind.as_str())
