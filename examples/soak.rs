@@ -478,11 +478,12 @@ impl Soak {
     }
 }
 
-/// The first 240 characters of an error message.
+/// The first 240 characters of an error message, on one line.
 fn clip(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match text.char_indices().nth(240) {
         Some((i, _)) => format!("{}… ({} bytes)", &text[..i], text.len()),
-        None => text.to_owned(),
+        None => text,
     }
 }
 
