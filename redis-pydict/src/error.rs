@@ -211,6 +211,7 @@ impl Error {
                     || source.is_connection_dropped()
                     || source.is_connection_refusal()
                     || source.is_timeout()
+                    || reply_cut_short(source)
             }
             _ => false,
         }
@@ -239,6 +240,13 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// Whether a redis-rs error is a reply that ended mid-frame: the connection
+/// dropped while a reply was arriving, which redis-rs reports as a parse error
+/// ("Unexpected end of input") rather than an I/O error.
+fn reply_cut_short(error: &redis::RedisError) -> bool {
+    error.kind() == redis::ErrorKind::Parse && error.to_string().contains("end of input")
 }
 
 /// Whether the request behind a redis-rs error may have reached the server
@@ -281,6 +289,22 @@ mod tests {
 
     fn io(kind: std::io::ErrorKind) -> Error {
         redis_error(std::io::Error::from(kind).into())
+    }
+
+    #[test]
+    fn a_reply_cut_short_is_a_connection_error_of_unknown_outcome() {
+        // What redis-rs reports when the connection drops mid-reply (seen by
+        // the soak program under CLIENT KILL).
+        let cut = redis::ParsingError::from(
+            "Parse error at 0\nUnexpected end of input\nUnexpected `163` expected 379 more elements"
+                .to_string(),
+        );
+        let cut = redis_error(cut.into());
+        assert!(cut.is_connection_error(), "{cut}");
+        assert!(cut.outcome_unknown(), "{cut}");
+        let odd =
+            redis_error(redis::ParsingError::from("unexpected MGET reply".to_string()).into());
+        assert!(!odd.is_connection_error(), "{odd}");
     }
 
     #[test]
