@@ -8,17 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
+
+use crate::raw;
 use redis_pydict::{Change, Error, Store, StoreBuilder};
 use redis_pydict_test::RedisServer;
-
-/// A plain redis-rs connection, to look behind the library's back.
-async fn raw(server: &RedisServer) -> MultiplexedConnection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
 
 /// Sends a signal to the server process.
 fn signal(server: &RedisServer, sig: &str) {
@@ -89,7 +82,7 @@ async fn paused_server_timeout_is_outcome_unknown_and_applies_later() {
         "a timed-out write may be applied: {err}"
     );
     // The write was in the server's socket buffer: it is applied on SIGCONT.
-    let mut conn = raw(&server).await;
+    let mut conn = raw(&server.url()).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen: Option<Vec<u8>> = None;
     while seen.is_none() && Instant::now() < deadline {
@@ -188,7 +181,7 @@ async fn client_kill_of_idle_connections_then_every_call_succeeds() {
     let store = Store::connect(&server.url()).await.unwrap();
     fill_pool(&store, 8).await;
     let d = store.dict::<String, u64>("killed").unwrap();
-    let mut conn = raw(&server).await;
+    let mut conn = raw(&server.url()).await;
 
     let killed: u64 = redis::cmd("CLIENT")
         .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
@@ -228,7 +221,7 @@ async fn client_kill_during_updates_reports_outcomes_honestly() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let killer = {
         let stop = stop.clone();
-        let mut conn = raw(&server).await;
+        let mut conn = raw(&server.url()).await;
         tokio::spawn(async move {
             let mut kills = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -282,7 +275,7 @@ async fn client_kill_during_updates_reports_outcomes_honestly() {
     let kills = killer.await.unwrap();
     assert!(kills > 0, "the test killed no connection");
 
-    let mut conn = raw(&server).await;
+    let mut conn = raw(&server.url()).await;
     let value = counter(&mut conn, "cas", "n").await;
     println!(
         "{kills} connections killed; update_with: {ok} ok, {unknown} failed with outcome \

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
+
+use crate::raw;
 use redis_pydict::{
     Change, Dict, Event, LogId, RedisDict, StartFrom, Store, Subscription, LOG_READER_NAME,
 };
@@ -21,14 +23,6 @@ const WAIT: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(300);
 
 type Durable<V> = Subscription<(LogId, Event<String, V>)>;
-
-async fn raw(server: &RedisServer) -> MultiplexedConnection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
 
 async fn next<T: std::fmt::Debug>(sub: &mut Subscription<T>) -> T {
     match tokio::time::timeout(WAIT, sub.next()).await {
@@ -446,7 +440,7 @@ async fn client_kill_of_the_pubsub_connection_yields_gap_then_delivery() {
     let mut sub = d.subscribe("*").await.unwrap();
     d.set("before", &"b".into()).await.unwrap();
     assert_eq!(next(&mut sub).await.key.as_deref(), Some("before"));
-    kill_clients(&mut raw(&server).await, &["TYPE", "pubsub"]).await;
+    kill_clients(&mut raw(&server.url()).await, &["TYPE", "pubsub"]).await;
     assert_eq!(next(&mut sub).await.change, Change::Gap);
     assert_recovers(&d, &mut sub).await;
 }
@@ -463,7 +457,7 @@ async fn client_kill_of_the_log_reader_loses_nothing() {
     expect_changes(&mut sub, 0..100).await;
     // Caught up: the reader now waits in XREAD BLOCK; kill it there.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut conn = raw(&server).await;
+    let mut conn = raw(&server.url()).await;
     let list: String = redis::cmd("CLIENT")
         .arg("LIST")
         .query_async(&mut conn)
@@ -524,7 +518,7 @@ async fn deleted_log_resumes_with_a_gap() {
     let saved = hundred_changes_and_the_50th_id(&d).await;
     let _: () = redis::cmd("DEL")
         .arg(d.namespace().log_key())
-        .query_async(&mut raw(&server).await)
+        .query_async(&mut raw(&server.url()).await)
         .await
         .unwrap();
     resume_sees_gap_then_new_log(&d, saved).await;
@@ -537,7 +531,7 @@ async fn flushall_resumes_with_a_gap() {
     let d = logged(&store, "flushed", 10_000);
     let saved = hundred_changes_and_the_50th_id(&d).await;
     let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut raw(&server).await)
+        .query_async(&mut raw(&server.url()).await)
         .await
         .unwrap();
     resume_sees_gap_then_new_log(&d, saved).await;
@@ -582,7 +576,7 @@ async fn live_durable_subscriber_sees_a_gap_when_its_log_is_lost() {
     // And once more with DEL of the log under it.
     let _: () = redis::cmd("DEL")
         .arg(d.namespace().log_key())
-        .query_async(&mut raw(&server).await)
+        .query_async(&mut raw(&server.url()).await)
         .await
         .unwrap();
     write(&d, 2000..2005).await;
@@ -599,7 +593,7 @@ async fn wrong_typed_log_is_an_error_item_naming_namespace_and_cause() {
     let _: () = redis::cmd("SET")
         .arg(d.namespace().log_key())
         .arg("not a stream")
-        .query_async(&mut raw(&server).await)
+        .query_async(&mut raw(&server.url()).await)
         .await
         .unwrap();
     for from in [
@@ -629,7 +623,7 @@ async fn foreign_log_entries_are_error_items_and_the_stream_goes_on() {
     let server = RedisServer::start();
     let store = Store::connect(&server.url()).await.unwrap();
     let d = logged(&store, "foreign", 100);
-    let mut conn = raw(&server).await;
+    let mut conn = raw(&server.url()).await;
     let log = d.namespace().log_key().to_owned();
     let id: String = redis::cmd("XADD")
         .arg(&log)
@@ -671,7 +665,7 @@ async fn log_written_by_another_v1_writer_is_read_and_resumed() {
     let server = RedisServer::start();
     let store = Store::connect(&server.url()).await.unwrap();
     let d = logged(&store, "other-writer", 100);
-    let mut conn = raw(&server).await;
+    let mut conn = raw(&server.url()).await;
     let mut ids = Vec::new();
     for i in 0..3u32 {
         // {"v": 1, "op": "set", "key": "k<i>", "origin": null, "value": i}

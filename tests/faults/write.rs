@@ -9,19 +9,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
+
+use crate::raw;
 use redis_pydict::{Dict, Error, RedisDict, Store};
 use redis_pydict_test::{RedisCluster, RedisServer};
 
 type D = Dict<String, u64>;
-
-/// A plain redis-rs connection, to look behind the library's back.
-async fn raw(url: &str) -> MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
 
 async fn cmd<T: redis::FromRedisValue>(conn: &mut MultiplexedConnection, args: &[&str]) -> T {
     let mut c = redis::cmd(args[0]);
