@@ -82,6 +82,25 @@ pub(crate) fn write_payload(
     }
 }
 
+/// The two constant parts of a `set` event payload from `origin`: the head
+/// (up to the key's CBOR text item) and the middle (between the key and the
+/// value). The PLAIN write script assembles each payload as head, the key's
+/// text item, middle, value: byte for byte what [`write_payload`] builds.
+pub(crate) fn set_payload_frame(origin: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+    let mut head = Vec::with_capacity(16);
+    write_head(&mut head, 5, 5);
+    write_text(&mut head, "v");
+    head.push(0x01);
+    write_text(&mut head, "op");
+    write_text(&mut head, Op::Set.as_str());
+    write_text(&mut head, "key");
+    let mut middle = Vec::with_capacity(16 + origin.map_or(0, str::len));
+    write_text(&mut middle, "origin");
+    write_opt_text(&mut middle, origin);
+    write_text(&mut middle, "value");
+    (head, middle)
+}
+
 const NULL: u8 = 0xf6;
 
 /// Writes a CBOR major type with its argument (RFC 8949 §3).

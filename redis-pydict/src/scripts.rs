@@ -100,25 +100,50 @@ local function write_entry(key, member, value, channel, payload, mode, ttl)
 end
 "#;
 
-/// KEYS: entry keys..., index. ARGV (after the common three): then three
-/// runs of n pairs each, laid out so that each is one `unpack` with no
-/// table built per entry: the MSET arguments (entry key, value), the ZADD
-/// arguments ('inf', member) and the events (channel, payload; '' =
-/// silent; this run is absent when the call emits nothing). The plain write
-/// (no TTL; any TTL the entry had is cleared), a thousand entries per MSET
-/// and ZADD. It does not prune the index: only TTL writes create members
-/// that expire, and the scripts that handle those prune. The path of `set`
-/// and of every `set_many` batch. Returns the number of entries written.
+/// KEYS: entry keys..., index. ARGV (after the common three): the length
+/// of the entry prefix (an entry key less its prefix is the member), the
+/// key channel prefix, the two constant parts of a `set` event payload (see
+/// `event::set_payload_frame`: the head before the key, the middle between
+/// the key and the value), then the n values, in the order of KEYS. Per
+/// entry only its key and value cross the wire: the member, the ZADD
+/// arguments, the channel and the payload (head, the key's CBOR text
+/// header, key, middle, value: byte for byte what `event::write_payload`
+/// builds) are assembled here. The plain write (no TTL; any TTL the entry
+/// had is cleared), a thousand entries per MSET and ZADD. It does not prune
+/// the index: only TTL writes create members that expire, and the scripts
+/// that handle those prune. The path of `set` and of every `set_many`
+/// batch. Returns the number of entries written.
 const PLAIN_BODY: &str = r#"
 local n = #KEYS - 1
-local sets, members, events = 4, 4 + 2 * n, 4 + 4 * n
-for first = 0, n - 1, 1000 do
-  local count = math.min(1000, n - first)
-  redis.call('MSET', unpack(ARGV, sets + 2 * first, sets + 2 * (first + count) - 1))
-  redis.call('ZADD', idx, unpack(ARGV, members + 2 * first, members + 2 * (first + count) - 1))
+local skip, channel, head, middle = tonumber(ARGV[4]) + 1, ARGV[5], ARGV[6], ARGV[7]
+local events = publish or log ~= ''
+local char, floor, sub = string.char, math.floor, string.sub
+local function text_head(len)
+  if len < 24 then return char(96 + len) end
+  if len < 256 then return char(120, len) end
+  if len < 65536 then return char(121, floor(len / 256), len % 256) end
+  return char(122, floor(len / 16777216) % 256, floor(len / 65536) % 256, floor(len / 256) % 256, len % 256)
 end
-for i = events, #ARGV, 2 do
-  emit(ARGV[i], ARGV[i + 1])
+for first = 1, n, 1000 do
+  local last = math.min(first + 999, n)
+  local sets, members = {}, {}
+  local j = 0
+  for i = first, last do
+    local key = KEYS[i]
+    sets[j + 1], sets[j + 2] = key, ARGV[7 + i]
+    members[j + 1], members[j + 2] = 'inf', sub(key, skip)
+    j = j + 2
+  end
+  redis.call('MSET', unpack(sets))
+  redis.call('ZADD', idx, unpack(members))
+  if events then
+    for k = 2, j, 2 do
+      local member = members[k]
+      local payload = head .. text_head(#member) .. member .. middle .. sets[k]
+      if publish then redis.call('PUBLISH', channel .. member, payload) end
+      if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
+    end
+  end
 end
 return n
 "#;

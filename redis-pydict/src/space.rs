@@ -628,24 +628,29 @@ impl Space {
     /// The EVALSHA command of the PLAIN script writing `entries` without TTL
     /// (MSET, ZADD with score `inf`, per entry its PUBLISH and log append;
     /// every key's type checked first). The path of `set` and of each batch
-    /// of `set_many`. Refuses values over the size limit. Built straight
-    /// into one command (redis-rs copies each argument into it), with one
-    /// scratch buffer for the texts.
+    /// of `set_many`. Refuses values over the size limit. Per entry only
+    /// its Redis key and its value are sent: the script derives the member,
+    /// channel and event payload (see `scripts::PLAIN_BODY`). Built straight
+    /// into one command (redis-rs copies each argument into it).
     fn plain_cmd<K: AsRef<str>, V: AsRef<[u8]>>(&self, entries: &[(K, V)]) -> Result<redis::Cmd> {
         let ns = &self.ns;
         let mut bytes = 0;
         for (key, value) in entries {
             let (key, value) = (key.as_ref(), value.as_ref());
             self.check_size(key, value)?;
-            bytes += 3 * key.len() + 2 * value.len();
+            bytes += key.len() + value.len();
         }
         let n = entries.len();
-        let publish = self.notifications;
-        let events = publish || self.log_maxlen.is_some();
         let prefix = ns.entry_prefix();
+        let channel = if self.notifications {
+            ns.key_channel_prefix()
+        } else {
+            ""
+        };
+        let (head, middle) = event::set_payload_frame(self.origin.as_deref());
         let mut cmd = redis::Cmd::with_capacity(
-            6 + 7 * n,
-            64 + bytes + n * (2 * prefix.len() + ns.key_channel_prefix().len() + 96),
+            10 + 2 * n,
+            256 + bytes + n * (prefix.len() + 32) + middle.len(),
         );
         cmd.arg("EVALSHA")
             .arg(scripts::PLAIN.script.get_hash())
@@ -658,33 +663,9 @@ impl Space {
         for arg in self.common_args() {
             cmd.arg(arg);
         }
-        for (key, value) in entries {
-            cmd.arg(joined(&mut scratch, prefix, key.as_ref()))
-                .arg(value.as_ref());
-        }
-        for (key, _) in entries {
-            cmd.arg("inf").arg(key.as_ref());
-        }
-        if events {
-            let mut payload = Vec::with_capacity(256);
-            for (key, value) in entries {
-                let (key, value) = (key.as_ref(), value.as_ref());
-                if publish {
-                    cmd.arg(joined(&mut scratch, ns.key_channel_prefix(), key));
-                } else {
-                    cmd.arg("");
-                }
-                payload.clear();
-                event::write_payload(
-                    &mut payload,
-                    Op::Set,
-                    Some(key),
-                    self.origin.as_deref(),
-                    Some(value),
-                    None,
-                );
-                cmd.arg(&payload[..]);
-            }
+        cmd.arg(prefix.len()).arg(channel).arg(head).arg(middle);
+        for (_, value) in entries {
+            cmd.arg(value.as_ref());
         }
         Ok(cmd)
     }
@@ -913,4 +894,124 @@ pub(crate) fn ttl_millis(key: &str, ttl: Duration) -> Result<u64> {
         ttl,
         reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis_pydict_test::RedisServer;
+
+    /// The payload the PLAIN script assembles (head, the key's CBOR text
+    /// header, key, middle, value) is byte for byte the one
+    /// `event::write_payload` builds, for every text header length form,
+    /// non-ASCII and empty keys, empty and long values, origin absent and
+    /// present, through `set` (one entry) and `set_many` (a batch); the
+    /// published payload, channel, entry and index member agree too.
+    #[tokio::test]
+    async fn plain_script_payload_is_write_payload() {
+        let server = RedisServer::start();
+        let store = Store::connect(&server.url()).await.unwrap();
+        let keys: Vec<String> = vec![
+            "k".into(),
+            String::new(),
+            "é✓🦀".into(),
+            "a".repeat(23),
+            "b".repeat(24),
+            "ü".repeat(127),
+            "c".repeat(255),
+            "d".repeat(256),
+            "e".repeat(65_535),
+            "f".repeat(65_536),
+        ];
+        let values: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            vec![0x60],
+            vec![0xf6],
+            b"\x00\xff binary".to_vec(),
+            vec![7; 300],
+            vec![8; 70_000],
+        ];
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        for origin in [None, Some("p1".to_owned()), Some("ørigin-".repeat(40))] {
+            let mut space = store.space("payloads").unwrap();
+            space.set_origin(origin.clone());
+            space.set_log_maxlen(Some(1_000_000));
+            pubsub
+                .psubscribe(format!("{}*", space.ns.key_channel_prefix()))
+                .await
+                .unwrap();
+            let mut messages = pubsub.on_message();
+            let entries: Vec<(&str, &[u8])> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), values[i % values.len()].as_slice()))
+                .collect();
+            // One entry per `set`, then all in one `set_many` batch.
+            for entry in &entries {
+                space.set(SetMode::Set, None, &[*entry]).await.unwrap();
+            }
+            let batch: Vec<(String, Vec<u8>)> = entries
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect();
+            space.set_many(std::iter::once(Ok(batch))).await.unwrap();
+            let log: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(space.ns.log_key())
+                .arg("-")
+                .arg("+")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            let logged: Vec<Vec<u8>> = log
+                .ids
+                .iter()
+                .map(|id| id.get::<Vec<u8>>("e").unwrap())
+                .collect();
+            let expected: Vec<Vec<u8>> = entries
+                .iter()
+                .chain(&entries)
+                .map(|(k, v)| event::payload(Op::Set, Some(k), origin.as_deref(), Some(v), None))
+                .collect();
+            assert_eq!(logged.len(), expected.len());
+            for (i, (got, want)) in logged.iter().zip(&expected).enumerate() {
+                assert!(got == want, "origin {origin:?}, event {i}: payloads differ");
+            }
+            for (i, ((k, _), want)) in entries.iter().chain(&entries).zip(&expected).enumerate() {
+                let msg = messages.next().await.unwrap();
+                assert_eq!(
+                    msg.get_channel_name(),
+                    space.ns.key_channel(k),
+                    "message {i}"
+                );
+                assert!(msg.get_payload_bytes() == want.as_slice(), "message {i}");
+            }
+            drop(messages);
+            pubsub
+                .punsubscribe(format!("{}*", space.ns.key_channel_prefix()))
+                .await
+                .unwrap();
+            for (k, v) in &entries {
+                let stored: Vec<u8> = redis::cmd("GET")
+                    .arg(space.ns.entry_key(k))
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                assert!(stored == *v);
+                let score: Option<f64> = redis::cmd("ZSCORE")
+                    .arg(space.ns.index_key())
+                    .arg(*k)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                assert_eq!(score, Some(f64::INFINITY));
+            }
+            let _: () = redis::cmd("DEL")
+                .arg(space.ns.log_key())
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+    }
 }
