@@ -726,7 +726,16 @@ impl Space {
                     .arg(a)
                     .ignore();
             }
-            let outcome: Option<()> = tx.query_async(&mut conn).await.map_err(&fail)?;
+            let outcome: Option<()> = match tx.query_async(&mut conn).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    if e.is_connection_dropped() {
+                        // The idle pooled connections most likely died with it.
+                        self.store.forget_idle();
+                    }
+                    return Err(fail(e));
+                }
+            };
             if outcome.is_some() {
                 self.store.give_back(conn);
                 return Ok(result);

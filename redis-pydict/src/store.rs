@@ -790,11 +790,24 @@ impl Store {
         match read.query_async::<(Vec<Option<Vec<u8>>>,)>(conn).await {
             Ok((values,)) => Ok(values),
             Err(e) if e.is_connection_dropped() => {
+                // What killed this connection (a restart, CLIENT KILL of every
+                // normal client) most likely killed the idle ones too, before
+                // redis-rs noticed: start afresh rather than try them in turn.
+                self.forget_idle();
                 *conn = self.new_dedicated().await?;
                 let (values,) = read.query_async(conn).await?;
                 Ok(values)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Drops every idle pooled connection (after one was found dead).
+    pub(crate) fn forget_idle(&self) {
+        if let Topology::Single { idle, .. } = &self.inner.topology {
+            if let Ok(mut idle) = idle.lock() {
+                idle.clear();
+            }
         }
     }
 
