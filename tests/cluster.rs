@@ -258,18 +258,42 @@ async fn failover_operations_resume_and_subscriptions_report_a_gap() {
 /// promoted replica).
 async fn fail_over(cluster: &mut RedisCluster, ns: &str) -> (u16, u16) {
     let master = cluster.master_for_key(&format!("{{{ns}}}"));
-    let mut raw = support::connect_raw(&node_url(master)).await;
-    let acked: u32 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert_eq!(acked, 1, "the replica has every write");
-    drop(raw);
+    let replicas = cluster.replicas_of(master);
     assert!(
-        !cluster.replicas_of(master).is_empty(),
+        !replicas.is_empty(),
         "master {master} has a replica to take over"
+    );
+    // Wait until a replica has applied the whole replication stream. (Not
+    // WAIT: it waits for the calling connection's own writes only, and a
+    // connection that wrote nothing gets its answer at once, whatever the
+    // replicas hold: that let this test kill a master before its replica had
+    // the store's writes, and then find them lost.)
+    let offset = |port: u16, field: &'static str| async move {
+        let mut raw = support::connect_raw(&node_url(port)).await;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let written = offset(master, "master_repl_offset:").await;
+    let mut caught_up = false;
+    for _ in 0..200 {
+        for &replica in &replicas {
+            caught_up |= offset(replica, "slave_repl_offset:").await >= written;
+        }
+        if caught_up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        caught_up,
+        "a replica of {master} ({replicas:?}) has every write"
     );
     cluster.kill_node(master);
     let promoted =
