@@ -8,20 +8,9 @@ mod connection;
 mod subscription;
 mod write;
 
-use std::time::Duration;
+#[path = "../support/mod.rs"]
+mod support;
 
-use redis::aio::MultiplexedConnection;
-
-/// A plain redis-rs connection to `url`, to look behind the library's back.
-/// Its response timeout is long, so that a busy machine cannot fail a test's
-/// own checks.
-pub(crate) async fn raw(url: &str) -> MultiplexedConnection {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(30)))
-        .set_connection_timeout(Some(Duration::from_secs(10)));
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .unwrap()
-}
+/// A plain redis-rs connection to `url`, to look behind the library's back
+/// (the suite's, with a long response timeout).
+pub(crate) use support::connect_raw as raw;
