@@ -199,6 +199,7 @@ where
                         key: None,
                         origin: None,
                         kind: RawKind::Gap,
+                        seq: None,
                     });
                     if let Some(item) = gap {
                         if !feed.push_wait(item.map(|t| (LogId::ZERO, t)), 0).await {

@@ -4,6 +4,9 @@
 //! `{"v": 1, "op": ..., "key": text|null, "origin": text|null, ...}` where a
 //! `set` carries `"value"` (the new value's CBOR item, byte for byte as stored)
 //! and an `expire` carries `"ttl_ms"` (the new time-to-live, `null` after persist).
+//! The write scripts append `"seq"` (the namespace's sequence number of the
+//! change, an unsigned integer: see `Namespace::seq_key`) to every payload
+//! they publish; events of older writers lack it.
 
 /// What a change event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,19 @@ pub(crate) fn set_payload_frame(origin: Option<&str>) -> (Vec<u8>, Vec<u8>) {
     (head, middle)
 }
 
+/// A payload built by [`write_payload`] with the `"seq"` field appended as
+/// the write scripts do it (map header one larger, then the text `"seq"` and
+/// the number): what subscribers receive from a library writer.
+#[cfg(test)]
+pub(crate) fn with_seq(mut payload: Vec<u8>, seq: u64) -> Vec<u8> {
+    if let Some(first) = payload.first_mut() {
+        *first += 1;
+    }
+    write_text(&mut payload, "seq");
+    write_head(&mut payload, 0, seq);
+    payload
+}
+
 const NULL: u8 = 0xf6;
 
 /// Writes a CBOR major type with its argument (RFC 8949 §3).
@@ -192,6 +208,9 @@ pub(crate) struct RawEvent {
     pub key: Option<String>,
     pub origin: Option<String>,
     pub kind: RawKind,
+    /// The namespace's sequence number of the change (`"seq"`); `None` from
+    /// writers that predate it, in keyspace notifications and in gaps.
+    pub seq: Option<u64>,
 }
 
 /// The change an event reports, value still untyped.
@@ -221,6 +240,7 @@ pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
     let len = types::Map::len(reader).map_err(bad)?;
     let (mut version, mut op) = (None, None);
     let (mut key, mut origin, mut value, mut ttl_ms) = (None, None, None, None);
+    let mut seq = None;
     let mut read = 0;
     while match len {
         Some(len) => read < len,
@@ -234,6 +254,7 @@ pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
             "origin" => origin = Option::<String>::decode(reader).map_err(bad)?,
             "value" => value = Some(RawValue::decode(reader).map_err(bad)?.as_bytes()),
             "ttl_ms" => ttl_ms = Option::<u64>::decode(reader).map_err(bad)?,
+            "seq" => seq = Some(u64::decode(reader).map_err(bad)?),
             _ => {
                 IgnoredAny::decode(reader).map_err(bad)?;
             }
@@ -252,7 +273,12 @@ pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
         Some(other) => return Err(format!("unknown event op {other:?}")),
         None => return Err("not an event payload: no \"op\" field".into()),
     };
-    Ok(RawEvent { key, origin, kind })
+    Ok(RawEvent {
+        key,
+        origin,
+        kind,
+        seq,
+    })
 }
 
 #[cfg(test)]
@@ -274,6 +300,26 @@ mod parse_tests {
         let persist = parse(&payload(Op::Expire, Some("k"), None, None, None)).unwrap();
         assert_eq!(persist.kind, RawKind::Expire(None));
         assert!(parse(b"\xff").is_err());
+    }
+
+    #[test]
+    fn parses_seq_and_payloads_without_it() {
+        let plain = payload(Op::Del, Some("k"), None, None, None);
+        assert_eq!(parse(&plain).unwrap().seq, None);
+        for seq in [
+            0,
+            1,
+            23,
+            24,
+            255,
+            256,
+            65_536,
+            u32::MAX as u64 + 1,
+            u64::MAX,
+        ] {
+            let raw = parse(&with_seq(plain.clone(), seq)).unwrap();
+            assert_eq!((raw.seq, raw.kind), (Some(seq), RawKind::Del));
+        }
     }
 
     #[test]

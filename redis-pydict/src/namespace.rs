@@ -27,6 +27,7 @@ pub struct Namespace {
     event_channel: String,
     key_channel_prefix: String,
     log_key: String,
+    seq_key: String,
 }
 
 impl Namespace {
@@ -54,6 +55,7 @@ impl Namespace {
             event_channel: format!("{{{name}}}#ev"),
             key_channel_prefix: format!("{{{name}}}#ev:"),
             log_key: format!("{{{name}}}#log"),
+            seq_key: format!("{{{name}}}#seq"),
         })
     }
 
@@ -88,6 +90,14 @@ impl Namespace {
     /// The durable change log (a Redis Stream): `{ns}#log`.
     pub fn log_key(&self) -> &str {
         &self.log_key
+    }
+
+    /// The namespace's sequence number: `{ns}#seq`, a string holding a
+    /// decimal counter that every write through the library advances by one
+    /// per change, in the same atomic unit, and that never goes down (not
+    /// even on `clear`). Each change event carries its number as `"seq"`.
+    pub fn seq_key(&self) -> &str {
+        &self.seq_key
     }
 
     /// The channel of events about entry `key`: `{ns}#ev:<key>`.

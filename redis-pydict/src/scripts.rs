@@ -24,6 +24,15 @@ use redis::Script;
 /// always the last declared key, and every other declared key is an entry;
 /// ARGV[1..3] are always: publish ('1'/'0'), log key ('' = no log), log
 /// MAXLEN (approximate). Script-specific arguments follow from ARGV[4].
+///
+/// The namespace's sequence number: `{ns}#seq` (named from the index key,
+/// same hash tag, so same slot), a string holding a decimal counter that
+/// never goes down. The prelude reads it (one GET: a non-string or
+/// non-integer value is refused as `PYDICTTYPE` before anything is
+/// written); every change the script makes takes the next number
+/// (`next_seq()`, called by `emit` even for a silent change), every event
+/// payload carries it as an extra field `"seq"` (`with_seq`), and the script
+/// ends with `finish(result)`, one INCRBY by the number of changes.
 const PRELUDE: &str = r#"
 local idx = KEYS[#KEYS]
 local publish, log, maxlen = ARGV[1] == '1', ARGV[2], ARGV[3]
@@ -61,7 +70,53 @@ end
 local bad = wrong_type(idx, 'zset')
 if not bad and log ~= '' then bad = wrong_type(log, 'stream') end
 if not bad then bad = non_string(KEYS, 1, #KEYS - 1) end
+local seqkey = string.sub(idx, 1, -5) .. 'seq'
+local seq_base, seq_count = 0, 0
+if not bad then
+  local current = redis.pcall('GET', seqkey)
+  if type(current) == 'table' then
+    bad = wrong_type(seqkey, 'string')
+  elseif current then
+    if not string.match(current, '^%d+$') then
+      bad = 'PYDICTTYPE string ' .. seqkey
+    else
+      seq_base = tonumber(current)
+    end
+  end
+end
 if bad then return redis.error_reply(bad) end
+local function next_seq()
+  seq_count = seq_count + 1
+  return seq_base + seq_count
+end
+local function finish(result)
+  if seq_count > 0 then redis.call('INCRBY', seqkey, seq_count) end
+  return result
+end
+local function cbor_uint(n)
+  local char, floor = string.char, math.floor
+  if n < 24 then return char(n) end
+  if n < 256 then return char(24, n) end
+  if n < 65536 then return char(25, floor(n / 256), n % 256) end
+  if n < 4294967296 then
+    return char(26, floor(n / 16777216) % 256, floor(n / 65536) % 256, floor(n / 256) % 256, n % 256)
+  end
+  local hi, lo = floor(n / 4294967296), n % 4294967296
+  return char(27, floor(hi / 16777216) % 256, floor(hi / 65536) % 256, floor(hi / 256) % 256, hi % 256,
+    floor(lo / 16777216) % 256, floor(lo / 65536) % 256, floor(lo / 256) % 256, lo % 256)
+end
+local function seq_head(payload)
+  local first = string.byte(payload, 1)
+  if first and first >= 160 and first < 183 then
+    return string.char(first + 1) .. string.sub(payload, 2), true
+  end
+  return payload, false
+end
+local function with_seq(payload, n)
+  local head, ok = seq_head(payload)
+  if not ok then return payload end
+  return head .. '\99seq' .. cbor_uint(n)
+end
 local clock
 local function now()
   if not clock then
@@ -74,7 +129,9 @@ local function prune()
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now())
 end
 local function emit(channel, payload)
+  local n = next_seq()
   if payload == '' then return end
+  payload = with_seq(payload, n)
   if publish then redis.call('PUBLISH', channel, payload) end
   if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
 end
@@ -118,6 +175,8 @@ local n = #KEYS - 1
 local skip, channel, head, middle = tonumber(ARGV[4]) + 1, ARGV[5], ARGV[6], ARGV[7]
 local events = publish or log ~= ''
 local char, floor, sub = string.char, math.floor, string.sub
+local tagged = false
+if events then head, tagged = seq_head(head) end
 local function text_head(len)
   if len < 24 then return char(96 + len) end
   if len < 256 then return char(120, len) end
@@ -140,12 +199,14 @@ for first = 1, n, 1000 do
     for k = 2, j, 2 do
       local member = members[k]
       local payload = head .. text_head(#member) .. member .. middle .. sets[k]
+      if tagged then payload = payload .. '\99seq' .. cbor_uint(seq_base + k / 2 + first - 1) end
       if publish then redis.call('PUBLISH', channel .. member, payload) end
       if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
     end
   end
 end
-return n
+seq_count = n
+return finish(n)
 "#;
 
 /// KEYS: entry keys..., index. ARGV (after the common three): mode ('set' |
@@ -160,7 +221,7 @@ for i = 1, #KEYS - 1 do
   local a = 4 + (i - 1) * 5
   written = written + write_entry(KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], mode, tonumber(ARGV[a + 5]))
 end
-return written
+return finish(written)
 "#;
 
 /// KEYS: entry keys..., index. ARGV (after the common three): mode ('del' | 'take'), then per entry:
@@ -184,7 +245,7 @@ for i = 1, #KEYS - 1 do
   redis.call('ZREM', idx, member)
   if existed then emit(channel, payload) end
 end
-return out
+return finish(out)
 "#;
 
 /// KEYS: entry key, index. ARGV (after the common three): member, ttl_ms
@@ -204,7 +265,7 @@ else
   redis.call('ZADD', idx, now() + ttl, member)
 end
 emit(channel, payload)
-return 1
+return finish(1)
 "#;
 
 /// KEYS: index. ARGV (after the common three): entry prefix, channel,
@@ -231,8 +292,12 @@ for i = 1, #members, 500 do
   redis.call('ZREM', idx, unpack(chunk))
 end
 local left = redis.call('ZCARD', idx)
-if left == 0 then emit(channel, payload) end
-return {removed, left}
+if left == 0 then
+  emit(channel, payload)
+elseif removed > 0 then
+  next_seq()
+end
+return finish({removed, left})
 "#;
 
 /// KEYS: watched entry keys..., index. ARGV (after the common three): the
@@ -263,7 +328,7 @@ prune()
 for j = a + 1, #ARGV, 4 do
   write_entry(prefix .. ARGV[j], ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], 'keepttl', 0)
 end
-return 1
+return finish(1)
 "#;
 
 /// KEYS: index. ARGV (after the common three): entry prefix, then members. For each member, makes the
@@ -287,6 +352,24 @@ for i = 5, #ARGV do
   end
 end
 return {added, removed}
+"#;
+
+/// KEYS: the sequence key `{ns}#seq`, then entry keys. Read-only: the
+/// namespace's sequence number (`'0'` when the key is absent) and the values
+/// of the entries (MGET: nil where absent), read in one atomic unit, so the
+/// values are exactly the state after the change numbered `seq`. A foreign
+/// `{ns}#seq` (not a string holding a decimal integer) is refused as
+/// `PYDICTTYPE`, like in the write prelude.
+const LOAD_BODY: &str = r#"
+local seq = redis.pcall('GET', KEYS[1])
+if type(seq) == 'table' then
+  return redis.error_reply('PYDICTTYPE ' .. redis.call('TYPE', KEYS[1]).ok .. ' ' .. KEYS[1])
+end
+if seq and not string.match(seq, '^%d+$') then
+  return redis.error_reply('PYDICTTYPE string ' .. KEYS[1])
+end
+if #KEYS == 1 then return {seq or '0', {}} end
+return {seq or '0', redis.call('MGET', unpack(KEYS, 2))}
 "#;
 
 /// KEYS: index. Returns the number of live entries. Read-only.
@@ -327,6 +410,8 @@ pub(crate) static CLEAR: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::n
 pub(crate) static CAS: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(CAS_BODY));
 /// One batch of `repair`.
 pub(crate) static REPAIR: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(REPAIR_BODY));
+/// The sequence number and entry values of a live view's load (read-only, no prelude).
+pub(crate) static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(LOAD_BODY));
 /// The live-entry count (read-only, no prelude).
 pub(crate) static LEN: LazyLock<Script> = LazyLock::new(|| Script::new(LEN_BODY));
 

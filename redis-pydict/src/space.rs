@@ -153,6 +153,8 @@ impl Space {
                 ("index", "zset")
             } else if key == self.ns.log_key() {
                 ("durable log", "stream")
+            } else if key == self.ns.seq_key() {
+                ("sequence number", "string holding a decimal integer")
             } else {
                 ("entry", "string")
             };
@@ -274,6 +276,33 @@ impl Space {
             .query_async(&mut self.conn())
             .await
             .map_err(self.fail("get_many"))
+    }
+
+    /// The namespace's sequence number and the values of several entries,
+    /// read in one atomic unit (`None` where absent): the values are the
+    /// state after exactly the changes numbered up to the returned one. A
+    /// foreign `{ns}#seq` is [`Error::WrongType`].
+    pub(crate) async fn get_many_with_seq(
+        &self,
+        keys: &[&str],
+    ) -> Result<(u64, Vec<Option<Vec<u8>>>)> {
+        let mut invocation = scripts::LOAD.key(self.ns.seq_key());
+        for key in keys {
+            invocation.key(self.ns.entry_key(key));
+        }
+        let (seq, values): (String, Vec<Option<Vec<u8>>>) = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(self.fail("load"))?;
+        let seq = seq.parse().map_err(|_| Error::WrongType {
+            operation: "load",
+            namespace: self.ns.name().to_owned(),
+            role: "sequence number",
+            key: self.ns.seq_key().to_owned(),
+            found: format!("string {seq:?}"),
+            expected: "string holding a decimal integer",
+        })?;
+        Ok((seq, values))
     }
 
     pub(crate) async fn contains(&self, key: &str) -> Result<bool> {
@@ -914,8 +943,10 @@ mod tests {
     /// header, key, middle, value) is byte for byte the one
     /// `event::write_payload` builds, for every text header length form,
     /// non-ASCII and empty keys, empty and long values, origin absent and
-    /// present, through `set` (one entry) and `set_many` (a batch); the
-    /// published payload, channel, entry and index member agree too.
+    /// present, through `set` (one entry) and `set_many` (a batch), with the
+    /// `"seq"` field the scripts append (consecutive numbers, a batch's
+    /// events numbered in order); the published payload, channel, entry and
+    /// index member agree too.
     #[tokio::test]
     async fn plain_script_payload_is_write_payload() {
         let server = RedisServer::start();
@@ -943,7 +974,8 @@ mod tests {
         let client = redis::Client::open(server.url()).unwrap();
         let mut raw = client.get_multiplexed_async_connection().await.unwrap();
         let mut pubsub = client.get_async_pubsub().await.unwrap();
-        for origin in [None, Some("p1".to_owned()), Some("ørigin-".repeat(40))] {
+        let origins = [None, Some("p1".to_owned()), Some("ørigin-".repeat(40))];
+        for (round, origin) in origins.into_iter().enumerate() {
             let mut space = store.space("payloads").unwrap();
             space.set_origin(origin.clone());
             space.set_log_maxlen(Some(1_000_000));
@@ -981,7 +1013,13 @@ mod tests {
             let expected: Vec<Vec<u8>> = entries
                 .iter()
                 .chain(&entries)
-                .map(|(k, v)| event::payload(Op::Set, Some(k), origin.as_deref(), Some(v), None))
+                .enumerate()
+                .map(|(i, (k, v))| {
+                    let payload =
+                        event::payload(Op::Set, Some(k), origin.as_deref(), Some(v), None);
+                    // Each change takes the namespace's next sequence number.
+                    event::with_seq(payload, (round * 2 * entries.len() + i + 1) as u64)
+                })
                 .collect();
             assert_eq!(logged.len(), expected.len());
             for (i, (got, want)) in logged.iter().zip(&expected).enumerate() {

@@ -53,6 +53,12 @@ pub struct Event<K, V> {
     pub origin: Option<String>,
     /// What changed.
     pub change: Change<V>,
+    /// The namespace's sequence number of this change (see
+    /// [`Namespace::seq_key`](crate::Namespace::seq_key)): it grows with every
+    /// change to the namespace, so of two events the one with the larger
+    /// number is the later change. `None` for events of writers older than
+    /// the field, for `Expired` (a keyspace notification) and for `Gap`.
+    pub seq: Option<u64>,
 }
 
 impl<K, V> Event<K, V> {
@@ -63,6 +69,7 @@ impl<K, V> Event<K, V> {
             key,
             origin,
             change,
+            seq: None,
         }
     }
 }
@@ -456,6 +463,7 @@ fn gap_event() -> RawEvent {
         key: None,
         origin: None,
         kind: RawKind::Gap,
+        seq: None,
     }
 }
 
@@ -627,6 +635,7 @@ fn to_raw(ns: &Namespace, msg: &redis::Msg) -> Option<Result<RawEvent>> {
                 key: Some(key.to_owned()),
                 origin: None,
                 kind: RawKind::Expired,
+                seq: None,
             })
         });
     }
@@ -668,6 +677,7 @@ where
         key,
         origin: raw.origin,
         change,
+        seq: raw.seq,
     })
 }
 

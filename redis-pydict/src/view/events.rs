@@ -24,13 +24,22 @@ pub struct ViewEvent<E> {
     /// What changed: a field's [`Change`] (`ConfigEvent::Threshold(Change::Set(0.5))`),
     /// or the namespace-wide `Cleared` and `Gap`.
     pub event: E,
+    /// The namespace's sequence number of this change (see
+    /// [`Namespace::seq_key`](crate::Namespace::seq_key)): larger is later.
+    /// `None` for events of writers older than the field, for `Expired` and
+    /// for `Gap`.
+    pub seq: Option<u64>,
 }
 
 impl<E> ViewEvent<E> {
     /// An event as a view subscription would yield it, for tests of code
     /// that consumes them (the struct is `#[non_exhaustive]`: it may gain fields).
     pub fn new(origin: Option<String>, event: E) -> Self {
-        ViewEvent { origin, event }
+        ViewEvent {
+            origin,
+            event,
+            seq: None,
+        }
     }
 }
 
@@ -116,6 +125,7 @@ pub(crate) fn view_event<T: RedisDict>(
     Some(T::__event(input).map(|event| ViewEvent {
         origin: raw.origin,
         event,
+        seq: raw.seq,
     }))
 }
 
@@ -178,6 +188,7 @@ mod tests {
             key: key.map(str::to_owned),
             origin: origin.map(str::to_owned),
             kind,
+            seq: None,
         }
     }
 
@@ -189,6 +200,7 @@ mod tests {
         ViewEvent {
             origin: origin.map(str::to_owned),
             event,
+            seq: None,
         }
     }
 
