@@ -16,6 +16,7 @@ mod support;
 mod cases {
     pub mod behaviour;
     pub mod derive;
+    pub mod live;
     pub mod python_readme;
     pub mod regressions;
     pub mod subscriptions;
@@ -37,6 +38,7 @@ cases::regressions::cases!(on_the_cluster);
 cases::behaviour::cases!(on_the_cluster);
 cases::subscriptions::cases!(on_the_cluster);
 cases::derive::cases!(on_the_cluster);
+cases::live::cases!(on_the_cluster);
 
 // ----- cluster-only tests ----------------------------------------------------
 

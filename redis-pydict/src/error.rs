@@ -109,7 +109,8 @@ pub enum Error {
         operation: &'static str,
         /// The namespace being worked on.
         namespace: String,
-        /// What the key is to the library: `entry`, `index` or `durable log`.
+        /// What the key is to the library: `entry`, `index`, `durable log` or
+        /// `sequence number`.
         role: &'static str,
         /// The Redis key.
         key: String,

@@ -196,17 +196,7 @@ pub async fn expirations_arrive_when_the_store_may_enable_them(ctx: &Ctx) {
 /// Kills the pub/sub client connections of every node, as a network fault or
 /// the output-buffer limit of a slow subscriber would.
 pub async fn kill_pubsub_clients(ctx: &Ctx) {
-    let mut killed = 0u64;
-    for mut raw in ctx.raw_all().await {
-        let n: u64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("pubsub")
-            .query_async(&mut raw)
-            .await
-            .unwrap();
-        killed += n;
-    }
+    let killed = support::kill_pubsub(ctx).await;
     assert!(killed >= 1, "a pub/sub client was connected");
 }
 

@@ -282,6 +282,23 @@ impl Ctx {
     }
 }
 
+/// Kills the pub/sub client connections of every node (as a network fault
+/// or the output-buffer limit of a slow subscriber would); returns how many.
+pub async fn kill_pubsub(ctx: &Ctx) -> u64 {
+    let mut killed = 0u64;
+    for mut raw in ctx.raw_all().await {
+        let n: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        killed += n;
+    }
+    killed
+}
+
 /// A plain connection to one node. Its response timeout is generous, not
 /// redis-rs's default 500 ms: on a busy test machine, set-up commands such as
 /// `DEBUG POPULATE` or `FLUSHDB` may take longer.

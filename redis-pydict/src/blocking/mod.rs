@@ -42,6 +42,7 @@
 
 mod dict;
 mod iter;
+mod live;
 mod runtime;
 mod store;
 mod subscription;
@@ -49,6 +50,7 @@ mod view;
 
 pub use dict::Dict;
 pub use iter::Iter;
+pub use live::Live;
 #[doc(hidden)]
 pub use runtime::Runtime;
 pub use store::Store;

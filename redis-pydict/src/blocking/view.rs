@@ -67,6 +67,10 @@ impl<T> fmt::Debug for View<T> {
 }
 
 impl<T> View<T> {
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// The async view underneath.
     pub fn as_async(&self) -> &crate::View<T> {
         &self.inner

@@ -9,6 +9,7 @@ use crate::dict::Dict;
 use crate::durable::{self, LogId, StartFrom};
 use crate::error::Result;
 use crate::event::RawEvent;
+use crate::live::Live;
 use crate::namespace::Namespace;
 use crate::space::{Space, TtlGroup, Write};
 use crate::subscription::{self, Subscription, Target};
@@ -59,6 +60,10 @@ impl<T> View<T> {
         let mut space = self.space.clone();
         change(&mut space);
         View::from_space(space)
+    }
+
+    pub(crate) fn space(&self) -> &Space {
+        &self.space
     }
 
     /// The namespace of this instance, with the Redis names derived from it.
@@ -322,6 +327,22 @@ impl<T: RedisDict> View<T> {
         let expiry = subscription::expiry_db(store).await;
         let target = Target::keys(self.namespace(), T::SCHEMA.keys(), expiry);
         subscription::start(store, self.namespace(), target, self.decoder()).await
+    }
+
+    /// A live view of this instance: loads the struct once, then keeps a
+    /// local snapshot current from the change events, so that reading it
+    /// does no I/O. It never goes backwards, reloads (and says so) after
+    /// any possible loss of events, and reflects writes made through it when
+    /// they return: see [`Live`].
+    ///
+    /// Fails as [`View::load`] does (a required field is missing, a value
+    /// does not decode), or with [`Error::WrongType`](crate::Error::WrongType)
+    /// when `{ns}#seq` holds something other than the library's counter.
+    pub async fn live(&self) -> Result<Live<T>>
+    where
+        T: Send + Sync + 'static,
+    {
+        Live::start(self.clone()).await
     }
 
     /// Replays the durable log of this instance (written by views made with
