@@ -22,6 +22,7 @@ macro_rules! cases {
             #[tokio::test] shared read_your_writes_through_the_handle;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             shared counter_is_never_seen_decreasing;
+            #[tokio::test] shared late_event_older_than_the_snapshot_is_ignored;
             #[tokio::test] exclusive gap_reload_is_reported_and_the_snapshot_is_right_after_it;
             #[tokio::test] shared foreign_seq_key_is_refused_and_changes_nothing;
             #[tokio::test] shared events_without_seq_make_the_handle_reload;
@@ -375,6 +376,42 @@ fn cbor<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
     ciborium::into_writer(value, &mut out).unwrap();
     out
+}
+
+/// The classic race, made deterministic: an event published before the
+/// snapshot's state but delivered after it (here: published again, late,
+/// with its old number) is ignored; the snapshot does not go back.
+pub async fn late_event_older_than_the_snapshot_is_ignored(ctx: &Ctx) {
+    let cfg = Settings::view(&ctx.store, &ctx.ns("late")).unwrap();
+    cfg.save(&start_settings()).await.unwrap();
+    let mut early = cfg.subscribe().await.unwrap();
+    cfg.hits.set(&1).await.unwrap();
+    let first = tokio::time::timeout(WAIT, early.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let old_seq = first.seq.expect("library events carry seq");
+    cfg.hits.set(&2).await.unwrap();
+    let mut live = cfg.live().await.unwrap();
+    assert_eq!((live.get().hits, live.seq()), (2, old_seq + 1));
+    // The event of `hits = 1`, delivered now.
+    let mut late = old_set_payload("hits", &cbor(&1u64));
+    late[0] += 1;
+    text(&mut late, "seq");
+    late.extend_from_slice(&cbor(&old_seq));
+    let mut raw = ctx.raw(cfg.namespace().name()).await;
+    let _: () = redis::cmd("PUBLISH")
+        .arg(cfg.namespace().key_channel("hits"))
+        .arg(late)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // A later change on another field, to know the late one was handled.
+    cfg.name.set(&"after".into()).await.unwrap();
+    until(&mut live, "name after", |s| s.name == "after").await;
+    assert_eq!(live.get().hits, 2, "the late, older event was ignored");
+    assert_eq!(live.seq(), old_seq + 2);
 }
 
 /// An event without `"seq"` (a writer older than the field) cannot be
