@@ -11,7 +11,9 @@
 //! What cannot be ordered that way makes the handle reload: a `Gap`
 //! (reconnect, buffer overflow, failover), an event without a `"seq"`
 //! (a writer older than the field), an expired-key notification, a payload
-//! that is not an event.
+//! that is not an event; and so does a jump in the numbers (a change that
+//! published nothing the handle received: a write with events off, or to a
+//! key of the namespace that is not a field).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -260,11 +262,15 @@ impl<T: RedisDict> Shared<T> {
     }
 
     /// Applies one event numbered `seq` if it is newer than the snapshot.
-    fn event(&self, seq: u64, key: Option<&str>, kind: RawKind) {
+    /// Returns true when numbers were skipped: a change the handle did not
+    /// receive (written with events off, or to a key of the namespace that is
+    /// not a field), which only a reload can show.
+    fn event(&self, seq: u64, key: Option<&str>, kind: RawKind) -> bool {
         let mut applied = self.lock();
         if seq <= applied.seq && !applied.after_gap {
-            return;
+            return false;
         }
+        let skipped = !applied.after_gap && seq > applied.seq + 1;
         let field = |key: Option<&str>| {
             key.and_then(|key| T::SCHEMA.fields.iter().position(|f| f.key == key))
         };
@@ -275,6 +281,7 @@ impl<T: RedisDict> Shared<T> {
             RawKind::Expire(_) | RawKind::Expired | RawKind::Gap => None,
         };
         self.apply(&mut applied, seq, updates.unwrap_or_default());
+        skipped
     }
 
     /// Marks the snapshot as possibly stale; with `gap`, starts a new epoch.
@@ -367,6 +374,7 @@ async fn follow<T: RedisDict>(shared: Arc<Shared<T>>, mut events: Events) {
             shared.reload().await;
             batch.drain(..=last);
         }
+        let mut skipped = false;
         for item in batch.drain(..) {
             if let Ok(RawEvent {
                 key,
@@ -375,8 +383,12 @@ async fn follow<T: RedisDict>(shared: Arc<Shared<T>>, mut events: Events) {
                 ..
             }) = item
             {
-                shared.event(seq, key.as_deref(), kind);
+                skipped |= shared.event(seq, key.as_deref(), kind);
             }
+        }
+        if skipped {
+            shared.suspect(false);
+            shared.reload().await;
         }
     }
 }
@@ -398,7 +410,10 @@ async fn follow<T: RedisDict>(shared: Arc<Shared<T>>, mut events: Events) {
 ///   [`Live::fresh`] waits for it, [`LiveStatus::synced_at`] dates the last
 ///   confirmed sync. An event without a `"seq"` (a writer older than wire
 ///   field `seq`) or an expired-key notification cannot be ordered: it
-///   makes the handle reload too (one reload for all that are waiting).
+///   makes the handle reload too (one reload for all that are waiting), and
+///   so does an event whose number skips some: a change the handle did not
+///   receive (written with events off, or to a key of the namespace that is
+///   not a field of the struct) happened in between.
 /// * **Read-your-writes**: [`Live::save`], [`Live::update`] and
 ///   [`Live::set`] write as the view does, then reload (one more round
 ///   trip), so when they return the snapshot shows the write or a later state.

@@ -26,6 +26,7 @@ macro_rules! cases {
             #[tokio::test] exclusive gap_reload_is_reported_and_the_snapshot_is_right_after_it;
             #[tokio::test] shared foreign_seq_key_is_refused_and_changes_nothing;
             #[tokio::test] shared events_without_seq_make_the_handle_reload;
+            #[tokio::test] shared a_change_not_received_is_noticed_by_the_next_number;
             #[tokio::test] shared previous_format_namespace_and_payloads_still_work;
             #[tokio::test] shared undecodable_field_is_reported_and_the_last_good_value_stays;
             #[tokio::test] shared expired_field_leaves_the_snapshot_with_expiry_events;
@@ -451,6 +452,34 @@ pub async fn events_without_seq_make_the_handle_reload(ctx: &Ctx) {
     cfg.hits.set(&4).await.unwrap();
     until(&mut live, "hits 4", |s| s.hits == 4).await;
     assert_eq!(live.get().threshold, 3.5);
+}
+
+/// A write with events off publishes nothing, but takes a number: the next
+/// event's number skips it, and the handle reloads, so the silent change
+/// shows up too (and the status says `Reloading` until it has).
+pub async fn a_change_not_received_is_noticed_by_the_next_number(ctx: &Ctx) {
+    let cfg = Settings::view(&ctx.store, &ctx.ns("skipped")).unwrap();
+    cfg.save(&start_settings()).await.unwrap();
+    let mut live = cfg.live().await.unwrap();
+    let synced = live.status().synced_at();
+    cfg.with_notifications(false)
+        .name
+        .set(&"silent".into())
+        .await
+        .unwrap();
+    // Not a field of the struct: its event is not even received.
+    cfg.dict::<u64>().set("not-a-field", &1).await.unwrap();
+    cfg.hits.set(&8).await.unwrap();
+    until(&mut live, "the silent write", |s| {
+        s.name == "silent" && s.hits == 8
+    })
+    .await;
+    tokio::time::timeout(WAIT, live.fresh())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(live.status().synced_at() > synced, "it reloaded");
+    assert_eq!(*live.get(), cfg.load().await.unwrap());
 }
 
 /// A namespace written in the previous form (entries and index, no
