@@ -70,6 +70,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     fresh = true;
                 }
                 LiveStatus::Fresh { .. } => {}
+                LiveStatus::Reloading { synced_at, .. } if fresh => {
+                    let ago = synced_at.elapsed().unwrap_or_default();
+                    println!("service: reloading: changes may have been missed (last sync {ago:.0?} ago)");
+                    fresh = false;
+                }
                 other if fresh => {
                     println!("service: {other:?}");
                     fresh = false;

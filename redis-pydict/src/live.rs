@@ -262,15 +262,18 @@ impl<T: RedisDict> Shared<T> {
     }
 
     /// Applies one event numbered `seq` if it is newer than the snapshot.
-    /// Returns true when numbers were skipped: a change the handle did not
-    /// receive (written with events off, or to a key of the namespace that is
-    /// not a field), which only a reload can show.
+    /// Returns false, applying nothing, when numbers were skipped: a change
+    /// the handle did not receive (written with events off, or to a key of
+    /// the namespace that is not a field) came first, and only a reload can
+    /// show it (applying this event alone would show a state Redis never had).
     fn event(&self, seq: u64, key: Option<&str>, kind: RawKind) -> bool {
         let mut applied = self.lock();
         if seq <= applied.seq && !applied.after_gap {
+            return true;
+        }
+        if !applied.after_gap && seq > applied.seq + 1 {
             return false;
         }
-        let skipped = !applied.after_gap && seq > applied.seq + 1;
         let field = |key: Option<&str>| {
             key.and_then(|key| T::SCHEMA.fields.iter().position(|f| f.key == key))
         };
@@ -281,7 +284,7 @@ impl<T: RedisDict> Shared<T> {
             RawKind::Expire(_) | RawKind::Expired | RawKind::Gap => None,
         };
         self.apply(&mut applied, seq, updates.unwrap_or_default());
-        skipped
+        true
     }
 
     /// Marks the snapshot as possibly stale; with `gap`, starts a new epoch.
@@ -374,7 +377,6 @@ async fn follow<T: RedisDict>(shared: Arc<Shared<T>>, mut events: Events) {
             shared.reload().await;
             batch.drain(..=last);
         }
-        let mut skipped = false;
         for item in batch.drain(..) {
             if let Ok(RawEvent {
                 key,
@@ -383,12 +385,13 @@ async fn follow<T: RedisDict>(shared: Arc<Shared<T>>, mut events: Events) {
                 ..
             }) = item
             {
-                skipped |= shared.event(seq, key.as_deref(), kind);
+                if !shared.event(seq, key.as_deref(), kind) {
+                    // Numbers skipped: the reload shows this change and the
+                    // missed ones; the events after it are filtered against it.
+                    shared.suspect(false);
+                    shared.reload().await;
+                }
             }
-        }
-        if skipped {
-            shared.suspect(false);
-            shared.reload().await;
         }
     }
 }
