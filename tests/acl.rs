@@ -36,6 +36,7 @@ const APP_RULES: &[&str] = &[
     "+del",
     "+unlink",
     "+getdel",
+    "+incrby",
     "+pexpire",
     "+persist",
     "+zadd",
@@ -246,6 +247,21 @@ async fn everything_works_under_exactly_the_documented_rules() {
         next(&mut state_events).await.change,
         Change::Set("queued".to_owned())
     );
+
+    // A live view: load with its sequence number, events, read-your-writes.
+    job.state.set(&"live".into()).await.unwrap();
+    let mut live = job.live().await.unwrap();
+    assert_eq!(live.get().state, "live");
+    live.set(&job.tries, &5).await.unwrap();
+    assert_eq!(live.get().tries, 5);
+    job.state.set(&"seen".into()).await.unwrap();
+    while live.get().state != "seen" {
+        tokio::time::timeout(WAIT, live.changed())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert!(live.status().is_fresh());
 
     let denied = acl_log(&mut admin).await;
     assert!(

@@ -20,6 +20,7 @@ mod among_others;
 mod bulk;
 mod events;
 mod items;
+mod live;
 mod scale;
 mod single;
 
@@ -29,6 +30,7 @@ use among_others::{among_others, growth_note};
 use bulk::bulk_update;
 use events::{durable_events, events};
 use items::items;
+use live::live_views;
 use scale::scale;
 use single::single_ops;
 
@@ -179,6 +181,9 @@ pub async fn run(plan: Plan, deployment: Deployment, setup: &str) -> BoxResult<(
     if plan.runs("durable") {
         durable_events(&plan, &mut ctx, &mut table).await?;
     }
+    if plan.runs("live") {
+        live_views(&plan, &mut ctx, &mut table).await?;
+    }
     cleanup(&mut ctx, false).await?;
     if !plan.runs("scale") {
         // --only without the scale group: no filler keys, no scale rows.
@@ -242,6 +247,10 @@ pub async fn cleanup(ctx: &mut Ctx, filler: bool) -> BoxResult<()> {
         d.clear().await?;
         redis::cmd("DEL")
             .arg(d.namespace().log_key())
+            .query_async::<()>(&mut ctx.raw)
+            .await?;
+        redis::cmd("DEL")
+            .arg(d.namespace().seq_key())
             .query_async::<()>(&mut ctx.raw)
             .await?;
         // Keys written by raw SCAN/SET under the namespace prefix, if any.
