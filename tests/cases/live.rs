@@ -87,6 +87,20 @@ async fn until<T: RedisDict>(live: &mut Live<T>, what: &str, check: impl Fn(&T) 
     }
 }
 
+/// Waits (up to [`WAIT`]) for the status to say `Invalid`; its error.
+async fn reported_invalid<T: RedisDict>(live: &mut Live<T>) -> Arc<Error> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let LiveStatus::Invalid { error, .. } = live.status() {
+            return error;
+        }
+        match tokio::time::timeout_at(deadline, live.changed()).await {
+            Ok(changed) => changed.unwrap(),
+            Err(_) => panic!("not reported within {WAIT:?}; status {:?}", live.status()),
+        }
+    }
+}
+
 fn start_settings() -> Settings {
     Settings {
         threshold: 0.5,
@@ -584,16 +598,7 @@ pub async fn undecodable_field_is_reported_and_the_last_good_value_stays(ctx: &C
         .set("threshold", &"not a float".into())
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let error = loop {
-        if let LiveStatus::Invalid { error, .. } = live.status() {
-            break error;
-        }
-        tokio::time::timeout_at(deadline, live.changed())
-            .await
-            .unwrap()
-            .unwrap();
-    };
+    let error = reported_invalid(&mut live).await;
     assert!(
         matches!(&*error, Error::Decode { key, .. } if key == "threshold"),
         "{error}"
@@ -611,16 +616,7 @@ pub async fn undecodable_field_is_reported_and_the_last_good_value_stays(ctx: &C
         .unwrap();
     assert_eq!(live.get().threshold, 0.25);
     cfg.threshold.delete().await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let error = loop {
-        if let LiveStatus::Invalid { error, .. } = live.status() {
-            break error;
-        }
-        tokio::time::timeout_at(deadline, live.changed())
-            .await
-            .unwrap()
-            .unwrap();
-    };
+    let error = reported_invalid(&mut live).await;
     assert!(matches!(&*error, Error::MissingField { .. }), "{error}");
     assert_eq!(live.get().threshold, 0.25);
 }
