@@ -22,6 +22,7 @@ macro_rules! cases {
             #[tokio::test] shared read_your_writes_through_the_handle;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             shared counter_is_never_seen_decreasing;
+            #[tokio::test] shared every_write_takes_the_next_number;
             #[tokio::test] shared late_event_older_than_the_snapshot_is_ignored;
             #[tokio::test] exclusive gap_reload_is_reported_and_the_snapshot_is_right_after_it;
             #[tokio::test] shared foreign_seq_key_is_refused_and_changes_nothing;
@@ -391,6 +392,46 @@ fn cbor<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
     ciborium::into_writer(value, &mut out).unwrap();
     out
+}
+
+/// Every kind of write numbers its events with the namespace's next
+/// sequence numbers, a batch's events consecutively, in its atomic unit;
+/// a write that changes nothing takes none; `{ns}#seq` holds the last one.
+pub async fn every_write_takes_the_next_number(ctx: &Ctx) {
+    let store = ctx.connect().await;
+    let d = store.dict::<String, u32>(&ctx.ns("numbers")).unwrap();
+    let mut sub = d.subscribe("*").await.unwrap();
+    d.set("a", &1).await.unwrap();
+    d.set_many([("b", 2), ("c", 3), ("d", 4)]).await.unwrap();
+    d.set_with_ttl("e", &5, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(d.set_if_absent("f", &6).await.unwrap());
+    assert!(!d.set_if_absent("f", &7).await.unwrap()); // no change, no number
+    d.update_with("a", |v| v.unwrap_or(0) + 10).await.unwrap();
+    assert!(d.expire("b", Duration::from_secs(60)).await.unwrap());
+    assert!(d.persist("b").await.unwrap());
+    assert!(d.delete("c").await.unwrap());
+    assert!(!d.delete("c").await.unwrap()); // no change, no number
+    assert_eq!(d.remove("d").await.unwrap(), Some(4));
+    d.clear().await.unwrap();
+    let mut numbers = Vec::new();
+    while numbers.len() < 12 {
+        let event = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        numbers.push(event.seq.expect("every library event carries seq"));
+    }
+    assert_eq!(numbers, (1..=12).collect::<Vec<u64>>());
+    let mut raw = ctx.raw(d.namespace().name()).await;
+    let last: u64 = redis::cmd("GET")
+        .arg(d.namespace().seq_key())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(last, 12, "clear keeps the counter");
 }
 
 /// The classic race, made deterministic: an event published before the
