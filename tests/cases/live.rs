@@ -23,6 +23,7 @@ macro_rules! cases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             shared counter_is_never_seen_decreasing;
             #[tokio::test] shared every_write_takes_the_next_number;
+            #[tokio::test] shared dropping_every_handle_unsubscribes;
             #[tokio::test] shared late_event_older_than_the_snapshot_is_ignored;
             #[tokio::test] exclusive gap_reload_is_reported_and_the_snapshot_is_right_after_it;
             #[tokio::test] shared foreign_seq_key_is_refused_and_changes_nothing;
@@ -432,6 +433,46 @@ pub async fn every_write_takes_the_next_number(ctx: &Ctx) {
         .await
         .unwrap();
     assert_eq!(last, 12, "clear keeps the counter");
+}
+
+/// The handle's task and subscription live as long as a clone of the
+/// handle: dropping the last one unsubscribes.
+pub async fn dropping_every_handle_unsubscribes(ctx: &Ctx) {
+    let cfg = Settings::view(&ctx.store, &ctx.ns("drop")).unwrap();
+    cfg.save(&start_settings()).await.unwrap();
+    let channel = cfg.namespace().key_channel("hits");
+    let mut raw = ctx.raw(cfg.namespace().name()).await;
+    let subscribers = |raw: &mut redis::aio::MultiplexedConnection| {
+        let (mut raw, channel) = (raw.clone(), channel.clone());
+        async move {
+            let (_, n): (String, u64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channel)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    let live = cfg.live().await.unwrap();
+    let clone = live.clone();
+    assert_eq!(subscribers(&mut raw).await, 1);
+    drop(live);
+    cfg.hits.set(&1).await.unwrap();
+    let mut clone = clone;
+    until(&mut clone, "hits 1 through the clone", |s| s.hits == 1).await;
+    assert_eq!(subscribers(&mut raw).await, 1, "a clone still follows");
+    drop(clone);
+    support::eventually(WAIT, || {
+        let count = subscribers(&mut raw);
+        async move {
+            match count.await {
+                0 => Ok(()),
+                n => Err(format!("{n} subscribers left")),
+            }
+        }
+    })
+    .await;
 }
 
 /// The classic race, made deterministic: an event published before the
