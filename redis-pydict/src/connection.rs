@@ -62,6 +62,51 @@ impl StoreConnection {
         }
     }
 
+    /// The address (host, port) of every master: the server itself on one
+    /// server (`None`), each cluster master's otherwise.
+    pub(crate) async fn masters(&mut self) -> RedisResult<Option<Vec<(String, u16)>>> {
+        if let Inner::Single(_) = self.0 {
+            return Ok(None);
+        }
+        let ranges: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query_async(self).await?;
+        let mut masters = Vec::new();
+        for range in ranges {
+            // [start, end, [host, port, id, ...] (master), replicas...]
+            let Value::Array(parts) = range else { continue };
+            let Some(master) = parts.get(2) else { continue };
+            let master: Vec<Value> = redis::from_redis_value_ref(master)?;
+            if let (Some(host), Some(port)) = (master.first(), master.get(1)) {
+                let address: (String, u16) = (
+                    redis::from_redis_value_ref(host)?,
+                    redis::from_redis_value_ref(port)?,
+                );
+                if !masters.contains(&address) {
+                    masters.push(address);
+                }
+            }
+        }
+        Ok(Some(masters))
+    }
+
+    /// Runs `cmd` on the cluster node at `address` (on one server: the server).
+    pub(crate) async fn query_on_address<T: FromRedisValue>(
+        &mut self,
+        cmd: &Cmd,
+        address: &(String, u16),
+    ) -> RedisResult<T> {
+        match &mut self.0 {
+            Inner::Single(conn) => cmd.query_async(conn).await,
+            Inner::Cluster(conn) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: address.0.clone(),
+                    port: address.1,
+                });
+                let reply = conn.route_command(cmd.clone(), routing).await?;
+                Ok(redis::from_redis_value(reply)?)
+            }
+        }
+    }
+
     /// The address (host, port) of the cluster master serving `key`'s slot.
     pub(crate) async fn master_of(&mut self, key: &str) -> RedisResult<(String, u16)> {
         let slot: i64 = redis::cmd("CLUSTER")

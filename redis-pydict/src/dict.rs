@@ -73,6 +73,11 @@ impl<K, V> Dict<K, V> {
         }
     }
 
+    /// The untyped core (for the raw forms in `raw.rs`).
+    pub(crate) fn space(&self) -> &Space {
+        &self.space
+    }
+
     /// The namespace, with the Redis names derived from it.
     pub fn namespace(&self) -> &Namespace {
         self.space.namespace()

@@ -45,6 +45,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// Bytes given as a raw value ([`crate::RawCbor`]) are not exactly one
+    /// well-formed CBOR item.
+    #[error("not one well-formed CBOR item: {reason}")]
+    InvalidCbor {
+        /// What the CBOR decoder reported.
+        reason: String,
+    },
+
     /// A field of a derived struct has no stored value, is not an `Option` and
     /// has no `#[redis_dict(default)]`, so the struct cannot be loaded.
     #[error("field `{field}` of {type_name} (key {key:?}) is missing in namespace {namespace:?} and has no default; make it an Option or mark it #[redis_dict(default)]")]

@@ -243,6 +243,7 @@
 
 pub mod blocking;
 mod canonical;
+mod catalog;
 mod codec;
 mod connection;
 mod dict;
@@ -253,6 +254,7 @@ mod key;
 mod live;
 mod namespace;
 mod pages;
+mod raw;
 mod scripts;
 mod space;
 mod status;
@@ -266,6 +268,7 @@ pub use error::{Error, Result};
 pub use key::{DictKey, KeyText};
 pub use live::{Live, LiveStatus};
 pub use namespace::{escape_glob, Namespace, MAX_NAMESPACE_LEN};
+pub use raw::RawCbor;
 pub use redis_pydict_derive::RedisDict;
 pub use status::{RepairReport, Ttl};
 pub use store::{
