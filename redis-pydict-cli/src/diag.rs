@@ -75,7 +75,12 @@ impl Reader<'_> {
                     .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
             }
             31 => 0,
-            _ => return Err(format!("reserved additional information {info} at byte {}", self.at - 1)),
+            _ => {
+                return Err(format!(
+                    "reserved additional information {info} at byte {}",
+                    self.at - 1
+                ))
+            }
         };
         Ok(Head { major, info, arg })
     }
@@ -121,7 +126,11 @@ impl Reader<'_> {
                 out.push_str(head.indicator());
             }
             4 | 5 => {
-                let (open, close) = if head.major == 4 { ('[', ']') } else { ('{', '}') };
+                let (open, close) = if head.major == 4 {
+                    ('[', ']')
+                } else {
+                    ('{', '}')
+                };
                 out.push(open);
                 if indefinite {
                     out.push_str("_ ");
@@ -213,7 +222,11 @@ fn float(f: f64, show_width: bool, indicator: &str) -> String {
         if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned()
     } else {
         let t = format!("{f:?}");
-        if t.contains('.') || t.contains('e') { t } else { format!("{t}.0") }
+        if t.contains('.') || t.contains('e') {
+            t
+        } else {
+            format!("{t}.0")
+        }
     };
     if show_width {
         text.push_str(indicator);
@@ -268,7 +281,10 @@ mod tests {
         assert_eq!(d(&[0xc1, 0x01]), "1(1)");
         assert_eq!(d(&[0xf9, 0x3e, 0x00]), "1.5");
         assert_eq!(d(&[0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]), "1.5_3");
-        assert_eq!(d(&[0xfb, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a]), "0.1");
+        assert_eq!(
+            d(&[0xfb, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a]),
+            "0.1"
+        );
         assert_eq!(d(&[0xf9, 0x7e, 0x00]), "NaN");
         assert_eq!(d(&[0xf9, 0x7c, 0x00]), "Infinity");
         assert_eq!(d(&[0xf7]), "undefined");

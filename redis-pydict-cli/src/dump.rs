@@ -107,10 +107,12 @@ pub async fn dump(
         for (key, _) in &entries {
             pipe.cmd("PTTL").arg(dict.namespace().entry_key(key));
         }
-        let ttls: Vec<i64> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| Failure::Server(format!("reading TTLs of namespace {:?}: {e}", dict.namespace().name())))?;
+        let ttls: Vec<i64> = pipe.query_async(&mut conn).await.map_err(|e| {
+            Failure::Server(format!(
+                "reading TTLs of namespace {:?}: {e}",
+                dict.namespace().name()
+            ))
+        })?;
         for ((key, value), ttl) in entries.into_iter().zip(ttls) {
             let ttl_ms = match ttl {
                 -2 => continue, // expired or deleted since it was read
@@ -127,7 +129,14 @@ pub async fn dump(
         }
         progress.set(written + skipped);
     }
-    writeln!(out, "{}", serde_json::to_string(&Trailer { end: true, entries: written })?)?;
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string(&Trailer {
+            end: true,
+            entries: written
+        })?
+    )?;
     out.flush()?;
     progress.finish();
     Ok((written, skipped))
@@ -158,7 +167,10 @@ pub async fn restore(
     let header: Header = serde_json::from_str(&first)
         .map_err(|e| Failure::Data(format!("line 1 is not a dump header: {e}")))?;
     if header.format != FORMAT {
-        return Err(Failure::Data(format!("line 1: format {:?} is not {FORMAT:?}", header.format)));
+        return Err(Failure::Data(format!(
+            "line 1: format {:?} is not {FORMAT:?}",
+            header.format
+        )));
     }
     if header.version != VERSION {
         return Err(Failure::Data(format!(
@@ -166,9 +178,16 @@ pub async fn restore(
             header.version
         )));
     }
-    let elapsed = if keep_ttl { 0 } else { now_ms().saturating_sub(header.time_ms) };
+    let elapsed = if keep_ttl {
+        0
+    } else {
+        now_ms().saturating_sub(header.time_ms)
+    };
     let progress = Progress::new(0, "restoring");
-    let mut done = Restored { restored: 0, expired: 0 };
+    let mut done = Restored {
+        restored: 0,
+        expired: 0,
+    };
     let mut pending: Vec<(String, RawCbor, Option<Duration>)> = Vec::with_capacity(batch);
     let mut entries_seen = 0u64;
     let mut trailer: Option<Trailer> = None;
@@ -176,7 +195,9 @@ pub async fn restore(
         let number = index + 2;
         let line = line?;
         if trailer.is_some() {
-            return Err(Failure::Data(format!("line {number}: data after the end line")));
+            return Err(Failure::Data(format!(
+                "line {number}: data after the end line"
+            )));
         }
         if line.starts_with("{\"end\"") {
             let end: Trailer = serde_json::from_str(&line)
@@ -187,9 +208,12 @@ pub async fn restore(
         let entry: Entry = serde_json::from_str(&line)
             .map_err(|e| Failure::Data(format!("line {number}: not a dump entry: {e}")))?;
         entries_seen += 1;
-        let bytes = URL_SAFE_NO_PAD
-            .decode(&entry.cbor)
-            .map_err(|e| Failure::Data(format!("line {number} (key {:?}): cbor is not base64url: {e}", entry.key)))?;
+        let bytes = URL_SAFE_NO_PAD.decode(&entry.cbor).map_err(|e| {
+            Failure::Data(format!(
+                "line {number} (key {:?}): cbor is not base64url: {e}",
+                entry.key
+            ))
+        })?;
         let value = RawCbor::new(bytes)
             .map_err(|e| Failure::Data(format!("line {number} (key {:?}): {e}", entry.key)))?;
         let ttl = match entry.ttl_ms {
@@ -202,13 +226,17 @@ pub async fn restore(
         };
         pending.push((entry.key, value, ttl));
         if pending.len() >= batch {
-            dict.set_many_with_ttl(pending.drain(..)).await.map_err(|e| applied(e, &done))?;
+            dict.set_many_with_ttl(pending.drain(..))
+                .await
+                .map_err(|e| applied(e, &done))?;
             done.restored += batch as u64;
             progress.set(done.restored);
         }
     }
     let count = pending.len() as u64;
-    dict.set_many_with_ttl(pending.drain(..)).await.map_err(|e| applied(e, &done))?;
+    dict.set_many_with_ttl(pending.drain(..))
+        .await
+        .map_err(|e| applied(e, &done))?;
     done.restored += count;
     progress.finish();
     match trailer {

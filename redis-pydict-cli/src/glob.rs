@@ -38,12 +38,14 @@ fn match_from(p: &[char], t: &[char]) -> bool {
                 }
             }
             // An unclosed class runs to the end of the pattern, as in Redis.
-            let after = if i < rest.len() { &rest[i + 1..] } else { &rest[i..] };
+            let after = if i < rest.len() {
+                &rest[i + 1..]
+            } else {
+                &rest[i..]
+            };
             hit != negate && match_from(after, t_rest)
         }
-        '\\' if !rest.is_empty() => {
-            t.first() == rest.first() && match_from(&rest[1..], &t[1..])
-        }
+        '\\' if !rest.is_empty() => t.first() == rest.first() && match_from(&rest[1..], &t[1..]),
         c => t.first() == Some(&c) && match_from(rest, &t[1..]),
     }
 }

@@ -125,12 +125,21 @@ mod tests {
     #[test]
     fn mapping() {
         assert_eq!(cbor(&[0x01]), Json::from(1));
-        assert_eq!(cbor(&[0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Json::String("-18446744073709551616".into()));
-        assert_eq!(cbor(&[0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Json::from(u64::MAX));
+        assert_eq!(
+            cbor(&[0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Json::String("-18446744073709551616".into())
+        );
+        assert_eq!(
+            cbor(&[0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Json::from(u64::MAX)
+        );
         assert_eq!(cbor(&[0xf9, 0x7e, 0x00]), Json::Null); // NaN
         assert_eq!(cbor(&[0xf9, 0x3e, 0x00]), Json::from(1.5));
         assert_eq!(cbor(&[0x42, 0xfb, 0xff]), Json::String("-_8".into()));
-        assert_eq!(cbor(&[0xa1, 0x01, 0x61, b'a']), serde_json::json!({"1": "a"}));
+        assert_eq!(
+            cbor(&[0xa1, 0x01, 0x61, b'a']),
+            serde_json::json!({"1": "a"})
+        );
         assert_eq!(cbor(&[0xc1, 0x01]), Json::from(1));
         // 2^64 as a bignum, and -1 - 2^64.
         let big = [0xc2, 0x49, 1, 0, 0, 0, 0, 0, 0, 0, 0];

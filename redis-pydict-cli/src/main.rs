@@ -37,7 +37,12 @@ struct Cli {
 #[derive(Args, Debug)]
 struct Global {
     /// Server URL (`redis://`, `rediss://` for TLS, `redis+unix://`).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", global = true)]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        global = true
+    )]
     url: String,
     /// Cluster node URLs (repeat, or separate with commas); overrides --url.
     #[arg(long, env = "REDIS_CLUSTER", value_delimiter = ',', global = true)]
@@ -93,7 +98,8 @@ enum Command {
         namespace: String,
         key: String,
         /// The value, as JSON (`42`, `1.5`, `"text"`, `[1,2]`, `{"a":1}`).
-        json: String,
+        #[arg(value_name = "JSON")]
+        value: String,
         /// Time to live (`30s`, `5m`, `1h 30m`, `250ms`).
         #[arg(long, value_parser = humantime::parse_duration)]
         ttl: Option<Duration>,
@@ -210,6 +216,11 @@ impl From<Error> for Failure {
             | Error::InvalidCbor { .. }
             | Error::InvalidLogId(_)
             | Error::Config(_) => Failure::Usage(message),
+            Error::Connect { source, .. }
+                if source.kind() == redis::ErrorKind::InvalidClientConfig =>
+            {
+                Failure::Usage(message)
+            }
             Error::Connect { .. } | Error::Redis { .. } => Failure::Server(message),
             _ => Failure::Data(message),
         }
@@ -375,8 +386,10 @@ fn main() -> ExitCode {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
         Err(failure) => {
             let code = failure.code();
-            if let Failure::Data(m) | Failure::Usage(m) | Failure::NotFound(m) | Failure::Server(m) =
-                &failure
+            if let Failure::Data(m)
+            | Failure::Usage(m)
+            | Failure::NotFound(m)
+            | Failure::Server(m) = &failure
             {
                 // One line, whatever the message holds.
                 eprintln!("redis-pydict: {}", m.replace('\n', " "));
@@ -394,7 +407,11 @@ fn read_pem(path: &PathBuf) -> Result<Vec<u8>, Failure> {
 async fn connect(global: &Global, max_batch: usize) -> Result<Store, Failure> {
     let builder = if global.cluster.is_empty() {
         // Fail fast when the server is down: a tool, not a service.
-        Store::builder(&global.url).reconnect(2, Duration::from_millis(50), Duration::from_millis(200))
+        Store::builder(&global.url).reconnect(
+            2,
+            Duration::from_millis(50),
+            Duration::from_millis(200),
+        )
     } else {
         Store::cluster_builder(&global.cluster)
     };
@@ -415,7 +432,11 @@ async fn connect(global: &Global, max_batch: usize) -> Result<Store, Failure> {
 
 /// A dict of `namespace` for writing: with the durable log when asked, or
 /// when the namespace has one.
-async fn writable<V>(store: &Store, global: &Global, namespace: &str) -> Result<Dict<String, V>, Failure> {
+async fn writable<V>(
+    store: &Store,
+    global: &Global,
+    namespace: &str,
+) -> Result<Dict<String, V>, Failure> {
     let dict = store.dict::<String, V>(namespace)?;
     let max_len = match global.log_max_len {
         Some(n) => Some(n),
@@ -473,23 +494,36 @@ async fn run(cli: Cli, out: &mut Out) -> Result<(), Failure> {
             }
             out.table(&["namespace", "entries"], &rows)
         }
-        Command::Get { namespace, key, diag } => {
+        Command::Get {
+            namespace,
+            key,
+            diag,
+        } => {
             let dict = store.dict::<String, RawCbor>(&namespace)?;
             let Some(value) = dict.get(&key).await? else {
                 require_namespace(&store, &dict).await?;
-                return Err(Failure::NotFound(format!("key {key:?} not found in namespace {namespace:?}")));
+                return Err(Failure::NotFound(format!(
+                    "key {key:?} not found in namespace {namespace:?}"
+                )));
             };
             if diag {
                 let text = diag::diag(value.as_bytes()).map_err(|e| {
-                    Failure::Data(format!("value of key {key:?} in namespace {namespace:?}: {e}"))
+                    Failure::Data(format!(
+                        "value of key {key:?} in namespace {namespace:?}: {e}"
+                    ))
                 })?;
                 out.line(&text)
             } else {
                 out.value(&json::to_json(&value.to_value()?))
             }
         }
-        Command::Set { namespace, key, json, ttl } => {
-            let value: Json = serde_json::from_str(&json).map_err(|e| {
+        Command::Set {
+            namespace,
+            key,
+            value,
+            ttl,
+        } => {
+            let value: Json = serde_json::from_str(&value).map_err(|e| {
                 Failure::Usage(format!("the value for key {key:?} is not valid JSON: {e}"))
             })?;
             let dict = writable::<Json>(&store, global, &namespace).await?;
@@ -504,7 +538,9 @@ async fn run(cli: Cli, out: &mut Out) -> Result<(), Failure> {
             if dict.delete(&key).await? {
                 Ok(())
             } else {
-                Err(Failure::NotFound(format!("key {key:?} not found in namespace {namespace:?}")))
+                Err(Failure::NotFound(format!(
+                    "key {key:?} not found in namespace {namespace:?}"
+                )))
             }
         }
         Command::Keys { namespace, glob } => {
@@ -551,24 +587,47 @@ async fn run(cli: Cli, out: &mut Out) -> Result<(), Failure> {
         Command::Dump { namespace, pattern } => {
             let dict = store.dict::<String, RawCbor>(&namespace)?;
             require_namespace(&store, &dict).await?;
-            let (written, skipped) = dump::dump(&store, &dict, pattern.as_deref(), &mut out.stdout).await?;
+            let (written, skipped) =
+                dump::dump(&store, &dict, pattern.as_deref(), &mut out.stdout).await?;
             if io::stderr().is_terminal() {
                 eprintln!("redis-pydict: dumped {written} entries of namespace {namespace:?}");
             }
             skipped_entries(skipped, &namespace)
         }
-        Command::Restore { namespace, batch, keep_ttl } => {
+        Command::Restore {
+            namespace,
+            batch,
+            keep_ttl,
+        } => {
             let dict = writable::<RawCbor>(&store, global, &namespace).await?;
             let stdin = io::stdin().lock();
             let done = dump::restore(&dict, stdin, batch as usize, keep_ttl).await?;
             out.value(&serde_json::to_value(&done)?)
         }
-        Command::Watch { namespace, glob, durable, from, count } => {
-            watch(&store, out, &namespace, &glob, durable.then_some(from.as_str()), count).await
+        Command::Watch {
+            namespace,
+            glob,
+            durable,
+            from,
+            count,
+        } => {
+            watch(
+                &store,
+                out,
+                &namespace,
+                &glob,
+                durable.then_some(from.as_str()),
+                count,
+            )
+            .await
         }
         Command::Repair { namespace } => {
             let report = store.dict::<String, RawCbor>(&namespace)?.repair().await?;
-            let rows = vec![vec![json!(report.added), json!(report.removed), json!(report.live)]];
+            let rows = vec![vec![
+                json!(report.added),
+                json!(report.removed),
+                json!(report.live),
+            ]];
             out.table(&["added", "removed", "live"], &rows)
         }
         Command::Stats { namespace, samples } => stats(&store, out, &namespace, samples).await,
@@ -695,10 +754,16 @@ async fn stats(store: &Store, out: &mut Out, namespace: &str, samples: u64) -> R
     ];
     let mut pipe = redis::pipe();
     pipe.cmd("ZCARD").arg(index);
-    pipe.cmd("ZCOUNT").arg(index).arg(format!("({now}")).arg("+inf");
+    pipe.cmd("ZCOUNT")
+        .arg(index)
+        .arg(format!("({now}"))
+        .arg("+inf");
     pipe.cmd("ZCOUNT").arg(index).arg("+inf").arg("+inf");
     for (_, ms) in bounds {
-        pipe.cmd("ZCOUNT").arg(index).arg(format!("({now}")).arg(now + ms);
+        pipe.cmd("ZCOUNT")
+            .arg(index)
+            .arg(format!("({now}"))
+            .arg(now + ms);
     }
     pipe.cmd("EXISTS").arg(ns.log_key());
     pipe.cmd("ZRANDMEMBER").arg(index).arg(samples.max(1));
@@ -712,7 +777,10 @@ async fn stats(store: &Store, out: &mut Out, namespace: &str, samples: u64) -> R
         u64,
         bool,
         Vec<String>,
-    ) = pipe.query_async(&mut conn).await.map_err(|e| server(namespace, e))?;
+    ) = pipe
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| server(namespace, e))?;
     let log_len: Option<u64> = if has_log {
         let n: u64 = redis::cmd("XLEN")
             .arg(ns.log_key())
@@ -725,12 +793,20 @@ async fn stats(store: &Store, out: &mut Out, namespace: &str, samples: u64) -> R
     };
     let mut memory = redis::pipe();
     for key in &sample {
-        memory.cmd("MEMORY").arg("USAGE").arg(ns.entry_key(key)).arg("SAMPLES").arg(0);
+        memory
+            .cmd("MEMORY")
+            .arg("USAGE")
+            .arg(ns.entry_key(key))
+            .arg("SAMPLES")
+            .arg(0);
     }
     let usages: Vec<Option<u64>> = if sample.is_empty() {
         Vec::new()
     } else {
-        memory.query_async(&mut conn).await.map_err(|e| server(namespace, e))?
+        memory
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| server(namespace, e))?
     };
     let measured: Vec<u64> = usages.into_iter().flatten().collect();
     let average = if measured.is_empty() {

@@ -221,7 +221,7 @@ impl<K: DictKey> Dict<K, RawCbor> {
     ///     ("b", one.clone(), Some(Duration::from_secs(60))),
     /// ]).await?;
     /// assert_eq!(raw.ttl("a").await?, Ttl::Persistent);
-    /// assert!(matches!(raw.ttl("b").await?, Ttl::ExpiresIn(_)));
+    /// assert!(matches!(raw.ttl("b").await?, Ttl::Expires(_)));
     /// # Ok(()) }
     /// ```
     pub async fn set_many_with_ttl<I, Q, B>(&self, entries: I) -> Result<()>
