@@ -178,17 +178,12 @@ pub async fn restore(
             header.version
         )));
     }
-    let elapsed = if keep_ttl {
-        0
-    } else {
-        now_ms().saturating_sub(header.time_ms)
-    };
     let progress = Progress::new(0, "restoring");
     let mut done = Restored {
         restored: 0,
         expired: 0,
     };
-    let mut pending: Vec<(String, RawCbor, Option<Duration>)> = Vec::with_capacity(batch);
+    let mut pending: Vec<(String, RawCbor, Option<u64>)> = Vec::with_capacity(batch);
     let mut entries_seen = 0u64;
     let mut trailer: Option<Trailer> = None;
     for (index, line) in lines.enumerate() {
@@ -216,28 +211,13 @@ pub async fn restore(
         })?;
         let value = RawCbor::new(bytes)
             .map_err(|e| Failure::Data(format!("line {number} (key {:?}): {e}", entry.key)))?;
-        let ttl = match entry.ttl_ms {
-            None => None,
-            Some(ms) if ms > elapsed => Some(Duration::from_millis(ms - elapsed)),
-            Some(_) => {
-                done.expired += 1;
-                continue;
-            }
-        };
-        pending.push((entry.key, value, ttl));
+        pending.push((entry.key, value, entry.ttl_ms));
         if pending.len() >= batch {
-            dict.set_many_with_ttl(pending.drain(..))
-                .await
-                .map_err(|e| applied(e, &done))?;
-            done.restored += batch as u64;
+            write(dict, &mut pending, &header, keep_ttl, &mut done).await?;
             progress.set(done.restored);
         }
     }
-    let count = pending.len() as u64;
-    dict.set_many_with_ttl(pending.drain(..))
-        .await
-        .map_err(|e| applied(e, &done))?;
-    done.restored += count;
+    write(dict, &mut pending, &header, keep_ttl, &mut done).await?;
     progress.finish();
     match trailer {
         None => Err(Failure::Data(format!(
@@ -250,6 +230,41 @@ pub async fn restore(
         ))),
         Some(_) => Ok(done),
     }
+}
+
+/// Writes the `pending` entries as one atomic batch, their TTLs shortened
+/// by the time since the dump started (measured now, as the batch goes out)
+/// unless `keep_ttl`; entries whose TTL has run out are skipped and counted.
+async fn write(
+    dict: &Dict<String, RawCbor>,
+    pending: &mut Vec<(String, RawCbor, Option<u64>)>,
+    header: &Header,
+    keep_ttl: bool,
+    done: &mut Restored,
+) -> Result<(), Failure> {
+    let elapsed = if keep_ttl {
+        0
+    } else {
+        now_ms().saturating_sub(header.time_ms)
+    };
+    let mut entries = Vec::with_capacity(pending.len());
+    for (key, value, ttl_ms) in pending.drain(..) {
+        let ttl = match ttl_ms {
+            None => None,
+            Some(ms) if ms > elapsed => Some(Duration::from_millis(ms - elapsed)),
+            Some(_) => {
+                done.expired += 1;
+                continue;
+            }
+        };
+        entries.push((key, value, ttl));
+    }
+    let count = entries.len() as u64;
+    dict.set_many_with_ttl(entries)
+        .await
+        .map_err(|e| applied(e, done))?;
+    done.restored += count;
+    Ok(())
 }
 
 /// A restore error, with how far the restore got.
