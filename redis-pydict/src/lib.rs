@@ -250,6 +250,7 @@ mod dict;
 mod durable;
 mod error;
 mod event;
+mod glob;
 mod key;
 mod live;
 mod namespace;

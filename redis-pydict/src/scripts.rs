@@ -22,7 +22,7 @@ use redis::Script;
 /// the durable log, and `write_entry(...)`, the one way an entry is written
 /// with a TTL mode (value, index score from its TTL, event). The index is
 /// always the last declared key, and every other declared key is an entry;
-/// ARGV[1..3] are always: publish ('1'/'0'), log key ('' = no log), log
+/// ARGV[1..3] are always: publish mode, log key ('' = no log), log
 /// MAXLEN (approximate). Script-specific arguments follow from ARGV[4].
 ///
 /// The namespace's sequence number: `{ns}#seq` (named from the index key,
@@ -33,9 +33,25 @@ use redis::Script;
 /// (`next_seq()`, called by `emit` even for a silent change), every event
 /// payload carries it as an extra field `"seq"` (`with_seq`), and the script
 /// ends with `finish(result)`, one INCRBY by the number of changes.
+///
+/// The publish mode is '0' (no events), '1' (PUBLISH each event to its
+/// channel: `{ns}#ev:<key>`, or `{ns}#ev` for `clear`) or 's' (a cluster
+/// store: SPUBLISH every event to the namespace channel `{ns}#ev`, derived
+/// from the index key `{ns}#keys`, when the server executing the script
+/// has sharded pub/sub, i.e. `redis.REDIS_VERSION_NUM` >= 7.0.0; otherwise
+/// as '1'). `publish_event(channel, payload)` applies it.
 const PRELUDE: &str = r#"
 local idx = KEYS[#KEYS]
-local publish, log, maxlen = ARGV[1] == '1', ARGV[2], ARGV[3]
+local publish, log, maxlen = ARGV[1] ~= '0', ARGV[2], ARGV[3]
+local sharded = ARGV[1] == 's' and (redis.REDIS_VERSION_NUM or 0) >= 458752
+local shard_channel = string.sub(idx, 1, -5) .. 'ev'
+local function publish_event(channel, payload)
+  if sharded then
+    redis.call('SPUBLISH', shard_channel, payload)
+  else
+    redis.call('PUBLISH', channel, payload)
+  end
+end
 local function wrong_type(key, want)
   local t = redis.call('TYPE', key).ok
   if t ~= 'none' and t ~= want then return 'PYDICTTYPE ' .. t .. ' ' .. key end
@@ -132,7 +148,7 @@ local function emit(channel, payload)
   local n = next_seq()
   if payload == '' then return end
   payload = with_seq(payload, n)
-  if publish then redis.call('PUBLISH', channel, payload) end
+  if publish then publish_event(channel, payload) end
   if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
 end
 local function write_entry(key, member, value, channel, payload, mode, ttl)
@@ -200,7 +216,7 @@ for first = 1, n, 1000 do
       local member = members[k]
       local payload = head .. text_head(#member) .. member .. middle .. sets[k]
       if tagged then payload = payload .. '\99seq' .. cbor_uint(seq_base + k / 2 + first - 1) end
-      if publish then redis.call('PUBLISH', channel .. member, payload) end
+      if publish then publish_event(channel .. member, payload) end
       if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
     end
   end

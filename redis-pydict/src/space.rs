@@ -336,13 +336,17 @@ impl Space {
 
     // ----- the write path ----------------------------------------------------
 
-    /// The three arguments every write script starts with: publish flag, log
-    /// key ('' when the durable log is off) and log cap.
+    /// The three arguments every write script starts with: publish mode
+    /// (see `scripts::PRELUDE`: '0' none, '1' PUBLISH, 's' sharded where the
+    /// server has it), log key ('' when the durable log is off) and log cap.
     fn common_args(&self) -> [Vec<u8>; 3] {
-        let publish = if self.notifications {
-            b"1".to_vec()
-        } else {
+        let settings = self.store.settings();
+        let publish = if !self.notifications {
             b"0".to_vec()
+        } else if self.store.is_cluster() && settings.sharded_events {
+            b"s".to_vec()
+        } else {
+            b"1".to_vec()
         };
         match self.log_maxlen {
             Some(maxlen) => [

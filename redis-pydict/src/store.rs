@@ -144,6 +144,7 @@ pub(crate) struct Settings {
     pub max_retry_delay: Duration,
     pub subscription_buffer_events: usize,
     pub subscription_buffer_bytes: usize,
+    pub sharded_events: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -248,6 +249,7 @@ impl StoreBuilder {
                 max_retry_delay: Duration::from_secs(2),
                 subscription_buffer_events: DEFAULT_SUBSCRIPTION_BUFFER_EVENTS,
                 subscription_buffer_bytes: DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
+                sharded_events: true,
             },
         }
     }
@@ -370,6 +372,23 @@ impl StoreBuilder {
     pub fn subscription_buffer(mut self, events: usize, bytes: usize) -> Self {
         self.settings.subscription_buffer_events = events.max(1);
         self.settings.subscription_buffer_bytes = bytes.max(1);
+        self
+    }
+
+    /// On a cluster, whether writes publish their events with sharded
+    /// pub/sub (default on): `SPUBLISH` to the namespace channel `{ns}#ev`,
+    /// which reaches only the nodes of the namespace's shard, instead of
+    /// `PUBLISH` to per-key channels, which Redis Cluster broadcasts to every
+    /// node. It applies where the master executing a write runs Redis 7.0 or
+    /// later; older masters get `PUBLISH` whatever this says. No effect on a
+    /// single server, which always uses `PUBLISH`.
+    ///
+    /// Subscriptions of this crate on a cluster listen both ways, so they
+    /// meet every writer whatever its setting. Turn it off only while
+    /// subscribers built with an older version of this crate (which listen to
+    /// `PUBLISH` only) still run against the cluster.
+    pub fn sharded_events(mut self, on: bool) -> Self {
+        self.settings.sharded_events = on;
         self
     }
 

@@ -315,11 +315,35 @@ impl<T> Subscription<T> {
     }
 }
 
-/// What to listen to: exact channels and channel patterns.
-#[derive(Debug, Clone, Default)]
+/// What to listen to: exact channels and channel patterns (classic pub/sub),
+/// and on a cluster the namespace's sharded channel, whose events `keys`
+/// selects on the client (sharded pub/sub has no patterns).
+#[derive(Debug, Clone)]
 pub(crate) struct Target {
     pub channels: Vec<String>,
     pub patterns: Vec<String>,
+    /// Which events of the sharded channel to keep.
+    pub keys: KeyFilter,
+}
+
+/// The keys whose events a subscription keeps from the sharded channel,
+/// which carries every event of the namespace. Events without a key
+/// (`clear`) are always kept.
+#[derive(Debug, Clone)]
+pub(crate) enum KeyFilter {
+    /// Keys matching a Redis glob.
+    Glob(String),
+    /// These keys.
+    Keys(std::collections::HashSet<String>),
+}
+
+impl KeyFilter {
+    fn keeps(&self, key: &str) -> bool {
+        match self {
+            KeyFilter::Glob(pattern) => crate::glob::matches(pattern, key),
+            KeyFilter::Keys(keys) => keys.contains(key),
+        }
+    }
 }
 
 impl Target {
@@ -332,6 +356,7 @@ impl Target {
                 "{}:{pattern}",
                 crate::escape_glob(ns.event_channel())
             )],
+            keys: KeyFilter::Glob(pattern.to_owned()),
         };
         if let Some(db) = expiry_db {
             target.patterns.push(format!(
@@ -351,6 +376,7 @@ impl Target {
         let mut target = Target {
             channels: vec![ns.event_channel().to_owned()],
             patterns: Vec::new(),
+            keys: KeyFilter::Keys(std::collections::HashSet::new()),
         };
         for key in keys {
             target.channels.push(ns.key_channel(key));
@@ -359,22 +385,16 @@ impl Target {
                     .channels
                     .push(format!("__keyspace@{db}__:{}", ns.entry_key(key)));
             }
+            if let KeyFilter::Keys(set) = &mut target.keys {
+                set.insert(key.to_owned());
+            }
         }
         target
     }
 
     /// Events of one key, and namespace-wide ones.
     pub(crate) fn key(ns: &Namespace, key: &str, expiry_db: Option<i64>) -> Target {
-        let mut target = Target {
-            channels: vec![ns.event_channel().to_owned(), ns.key_channel(key)],
-            patterns: Vec::new(),
-        };
-        if let Some(db) = expiry_db {
-            target
-                .channels
-                .push(format!("__keyspace@{db}__:{}", ns.entry_key(key)));
-        }
-        target
+        Target::keys(ns, [key], expiry_db)
     }
 }
 
@@ -486,6 +506,7 @@ where
         store: store.clone(),
         target,
         node_key: ns.index_key().to_owned(),
+        sharded_channel: ns.event_channel().to_owned(),
     };
     let task = tokio::spawn(run(connection, ns.clone(), decode, feed, ready_tx));
     let fail = |source| Error::Redis {
@@ -509,6 +530,8 @@ struct Connection {
     /// A key of the namespace: on a cluster, the subscription connects to the
     /// master of its slot (where keyspace notifications of the namespace arise).
     node_key: String,
+    /// The namespace's sharded channel (on a cluster).
+    sharded_channel: String,
 }
 
 /// The reading task of a subscription. It takes every message as soon as
@@ -533,11 +556,14 @@ async fn run<T, F>(
             return;
         }
     };
+    let keys = connection.target.keys.clone();
     loop {
         match messages.next().await {
-            Some(msg) => {
+            Some((msg, sharded)) => {
                 let weight = msg.get_channel_name().len() + msg.get_payload_bytes().len();
                 let item = to_raw(&ns, &msg).and_then(|raw| match raw {
+                    // The sharded channel carries the whole namespace.
+                    Ok(RawEvent { key: Some(key), .. }) if sharded && !keys.keeps(&key) => None,
                     Ok(raw) => decode(raw),
                     Err(e) => Some(Err(e)),
                 });
@@ -574,29 +600,76 @@ async fn run<T, F>(
 }
 
 impl Connection {
-    async fn connect(&self) -> redis::RedisResult<PubSubStream> {
+    async fn connect(&self) -> redis::RedisResult<Messages> {
         let timeout = self
             .store
             .settings()
             .connection_timeout
             .unwrap_or(Duration::from_secs(3600));
+        let timed_out = |_| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connecting for pub/sub timed out",
+            ))
+        };
         let client = self.store.node_client(&self.node_key).await?;
+        if self.store.is_cluster() {
+            return self.connect_cluster(client, timeout).await;
+        }
         let connecting = client.get_async_pubsub();
         let mut pubsub = tokio::time::timeout(timeout, connecting)
             .await
-            .map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "connecting for pub/sub timed out",
-                )
-            })??;
+            .map_err(timed_out)??;
         if !self.target.channels.is_empty() {
             pubsub.subscribe(&self.target.channels).await?;
         }
         if !self.target.patterns.is_empty() {
             pubsub.psubscribe(&self.target.patterns).await?;
         }
-        Ok(pubsub.into_on_message())
+        Ok(Messages::Classic(pubsub.into_on_message()))
+    }
+
+    /// On a cluster: a RESP3 connection to the master of the namespace's
+    /// slot that listens both ways, so that no writer's events are missed
+    /// whichever way it publishes (see `scripts::PRELUDE`): SSUBSCRIBE to the
+    /// namespace channel (where Redis >= 7.0 writers SPUBLISH every event;
+    /// skipped on an older server, which has no sharded pub/sub), and the
+    /// classic channels and patterns (where older servers, and writers built
+    /// with `sharded_events(false)`, PUBLISH). Messages arrive as pushes; the
+    /// connection's loss, or the server unsubscribing the sharded channel
+    /// (its slot moved to another master), ends the stream, and the
+    /// subscription reconnects to the slot's current master and reports a gap.
+    async fn connect_cluster(
+        &self,
+        client: redis::Client,
+        timeout: Duration,
+    ) -> redis::RedisResult<Messages> {
+        let (pushes, received) = tokio::sync::mpsc::unbounded_channel();
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_push_sender(pushes);
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        match redis::cmd("SSUBSCRIBE")
+            .arg(&self.sharded_channel)
+            .query_async::<()>(&mut conn)
+            .await
+        {
+            Err(e) if e.code() == Some("ERR") && e.to_string().contains("unknown command") => {}
+            done => done?,
+        }
+        if !self.target.channels.is_empty() {
+            conn.subscribe(&self.target.channels).await?;
+        }
+        if !self.target.patterns.is_empty() {
+            conn.psubscribe(&self.target.patterns).await?;
+        }
+        Ok(Messages::Pushed {
+            received,
+            _conn: conn,
+        })
     }
 
     /// Retries with backoff until connected again. `Err(None)` if the
@@ -605,7 +678,7 @@ impl Connection {
     async fn reconnect<T>(
         &self,
         feed: &Feed<T>,
-    ) -> std::result::Result<PubSubStream, Option<redis::RedisError>> {
+    ) -> std::result::Result<Messages, Option<redis::RedisError>> {
         let settings = self.store.settings();
         let mut delay = settings.min_retry_delay;
         loop {
@@ -619,6 +692,43 @@ impl Connection {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(settings.max_retry_delay);
+        }
+    }
+}
+
+/// The messages of a subscription's connection.
+enum Messages {
+    /// A classic pub/sub connection (one server).
+    Classic(PubSubStream),
+    /// A RESP3 connection's pushes (cluster), and the connection itself,
+    /// which lives as long as the subscription reads.
+    Pushed {
+        received: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+        _conn: redis::aio::MultiplexedConnection,
+    },
+}
+
+impl Messages {
+    /// The next message, and whether it came from the sharded channel;
+    /// `None` when the connection is gone (or, on a cluster, the server
+    /// unsubscribed the sharded channel because its slot moved).
+    async fn next(&mut self) -> Option<(redis::Msg, bool)> {
+        use redis::PushKind;
+        match self {
+            Messages::Classic(stream) => stream.next().await.map(|msg| (msg, false)),
+            Messages::Pushed { received, .. } => loop {
+                let push = received.recv().await?;
+                match push.kind {
+                    PushKind::Disconnection | PushKind::SUnsubscribe => return None,
+                    PushKind::Message | PushKind::PMessage | PushKind::SMessage => {
+                        let sharded = push.kind == PushKind::SMessage;
+                        if let Some(msg) = redis::Msg::from_push_info(push) {
+                            return Some((msg, sharded));
+                        }
+                    }
+                    _ => {}
+                }
+            },
         }
     }
 }
