@@ -17,8 +17,12 @@ use crate::scripts::{self, WriteScript};
 pub(crate) use crate::status::{RepairReport, Ttl};
 use crate::store::Store;
 
-/// `set_many` batches sent before waiting for the first one's reply (on one
-/// server; a cluster gets one at a time, so a failover cannot reorder them).
+/// `set_many` batches sent before waiting for the first one's reply. On a
+/// cluster they share the namespace's slot, so they go down one connection
+/// in order too; but redis-rs retries a request that met a redirection or a
+/// `TRYAGAIN` (a failover, a slot migration) on its own, so a later batch
+/// may be applied before an earlier one there: a batch that shares a key
+/// with a batch still in flight waits until none is (see [`InFlightKeys`]).
 const BATCHES_IN_FLIGHT: usize = 4;
 
 /// How a write treats an existing entry's time-to-live.
@@ -583,8 +587,9 @@ impl Space {
 
     /// Writes many entries, batch by batch as `batches` yields them (each
     /// batch one atomic PLAIN script call, so no call holds the server for
-    /// long), without TTL (existing TTLs are cleared). On one server a few
-    /// batches are in flight at once; the next batch is only taken from
+    /// long), without TTL (existing TTLs are cleared). A few batches are in
+    /// flight at once (on a cluster, only batches without a key in common:
+    /// see [`BATCHES_IN_FLIGHT`]); the next batch is only taken from
     /// `batches` (and so encoded) when there is room, so memory stays bounded
     /// by a few batches whatever the input size. Batches are applied in
     /// order. When one fails (or the input yields an error), no further batch
@@ -595,11 +600,8 @@ impl Space {
     where
         I: Iterator<Item = Result<Vec<(String, Vec<u8>)>>>,
     {
-        let limit = if self.store.is_cluster() {
-            1
-        } else {
-            BATCHES_IN_FLIGHT
-        };
+        // On a cluster, the keys of the batches in flight (see BATCHES_IN_FLIGHT).
+        let mut keys_in_flight = self.store.is_cluster().then(InFlightKeys::default);
         let mut in_flight = futures::stream::FuturesOrdered::new();
         let mut sent: u64 = 0;
         let (mut applied_batches, mut applied_entries) = (0u64, 0u64);
@@ -618,7 +620,11 @@ impl Space {
         };
         for batch in batches {
             let number = sent + 1;
+            let mut batch_keys = Vec::new();
             let cmd = batch.and_then(|entries| {
+                if keys_in_flight.is_some() {
+                    batch_keys = entries.iter().map(|(key, _)| key_hash(key)).collect();
+                }
                 self.plain_cmd(&entries)
                     .map(|cmd| (cmd, entries.len() as u64))
             });
@@ -632,13 +638,30 @@ impl Space {
             if entries == 0 {
                 continue;
             }
+            if let Some(keys) = keys_in_flight.as_mut() {
+                if !keys.add(number, &batch_keys) {
+                    // Drain the window: no key may be in two batches in flight.
+                    while let Some(done) = in_flight.next().await {
+                        let (finished, _, _): &(u64, u64, Result<u64>) = &done;
+                        keys.remove(*finished);
+                        settle(done, &mut failure);
+                    }
+                    if failure.is_some() {
+                        break;
+                    }
+                    keys.add(number, &batch_keys);
+                }
+            }
             sent = number;
             in_flight.push_back(async move {
                 let done = self.eval_plain(&cmd, "set_many").await;
                 (number, entries, done)
             });
-            if in_flight.len() >= limit {
+            if in_flight.len() >= BATCHES_IN_FLIGHT {
                 if let Some(done) = in_flight.next().await {
+                    if let Some(keys) = keys_in_flight.as_mut() {
+                        keys.remove(done.0);
+                    }
                     settle(done, &mut failure);
                 }
                 if failure.is_some() {
@@ -910,6 +933,53 @@ impl Space {
 }
 
 /// `a` followed by `b`, in `buf` (reused from call to call).
+/// The keys of the `set_many` batches in flight on a cluster, as hashes
+/// (a collision only makes a batch wait when it need not).
+#[derive(Default)]
+struct InFlightKeys {
+    /// Per key hash, how many batches in flight hold it.
+    held: std::collections::HashMap<u64, u32>,
+    /// Per batch in flight, its number and key hashes.
+    batches: Vec<(u64, Vec<u64>)>,
+}
+
+impl InFlightKeys {
+    /// Records batch `number` unless one of its keys is in a batch in
+    /// flight (then false, and nothing recorded).
+    fn add(&mut self, number: u64, keys: &[u64]) -> bool {
+        if keys.iter().any(|k| self.held.contains_key(k)) {
+            return false;
+        }
+        for &k in keys {
+            *self.held.entry(k).or_default() += 1;
+        }
+        self.batches.push((number, keys.to_vec()));
+        true
+    }
+
+    /// Forgets batch `number` (its reply came).
+    fn remove(&mut self, number: u64) {
+        let Some(at) = self.batches.iter().position(|(n, _)| *n == number) else {
+            return;
+        };
+        let (_, keys) = self.batches.swap_remove(at);
+        for k in keys {
+            if let std::collections::hash_map::Entry::Occupied(mut held) = self.held.entry(k) {
+                *held.get_mut() -= 1;
+                if *held.get() == 0 {
+                    held.remove();
+                }
+            }
+        }
+    }
+}
+
+/// A key's hash for [`InFlightKeys`].
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key)
+}
+
 pub(crate) fn joined<'b>(buf: &'b mut Vec<u8>, a: &str, b: &str) -> &'b [u8] {
     buf.clear();
     buf.extend_from_slice(a.as_bytes());

@@ -301,7 +301,15 @@ fn decode_event(
 }
 
 pub async fn every_write_publishes_its_event_atomically(ctx: &Ctx) {
-    let store = ctx.builder().origin("proc-1").connect().await.unwrap();
+    // Classic PUBLISH to per-key channels (on a cluster the default is
+    // sharded: `cluster::sharded_events_carry_the_same_payloads_on_the_namespace_channel`).
+    let store = ctx
+        .builder()
+        .origin("proc-1")
+        .sharded_events(false)
+        .connect()
+        .await
+        .unwrap();
     let ns = ctx.ns("ev");
     let mut pubsub = ctx.pubsub().await;
     pubsub

@@ -675,7 +675,9 @@ pub async fn fields_are_entries_of_a_generic_dict(ctx: &Ctx) {
 }
 
 pub async fn writes_publish_the_same_events_as_a_dict(ctx: &Ctx) {
-    let store = &ctx.store;
+    // Classic PUBLISH to per-key channels, which a plain PSUBSCRIBE sees.
+    let classic = ctx.builder().sharded_events(false).connect().await.unwrap();
+    let store = &classic;
     let view = Config::view(store, &ctx.ns("events")).unwrap();
     let events = format!("config:{}", ctx.ns("events"));
     let mut pubsub = ctx.pubsub().await;
