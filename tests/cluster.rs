@@ -108,8 +108,11 @@ async fn namespaces_spread_over_all_three_masters() {
 }
 
 /// A store seeded with one node only subscribes to namespaces served by
-/// other masters and sees writes made through yet another node; a plain
-/// subscriber on that one node sees them too (PUBLISH reaches every node).
+/// other masters and sees writes made through yet another node. A plain
+/// PSUBSCRIBE on that one node sees nothing of the default (sharded) writes,
+/// which reach only each namespace's shard, and sees the writes of a store
+/// built with `sharded_events(false)` (PUBLISH reaches every node), which
+/// the library's subscriptions receive too.
 #[tokio::test]
 async fn subscriber_through_one_node_sees_writes_routed_to_another() {
     let ctx = shared("cross_node").await;
@@ -161,6 +164,24 @@ async fn subscriber_through_one_node_sees_writes_routed_to_another() {
     }
     for (i, sub) in subs.iter_mut().enumerate() {
         assert_eq!(next(sub).await, set("k", None, i as u32));
+        nothing_more(sub).await;
+    }
+    let broadcast = tokio::time::timeout(Duration::from_millis(300), plain.next()).await;
+    assert!(
+        broadcast.is_err(),
+        "sharded events are not broadcast: {broadcast:?}"
+    );
+    let classic = Store::cluster_builder(&[&node_url(writer_node)])
+        .sharded_events(false)
+        .connect()
+        .await
+        .unwrap();
+    for (i, ns) in namespaces.values().enumerate() {
+        let d = classic.dict::<String, u32>(ns).unwrap();
+        d.set("k", &(i as u32 + 10)).await.unwrap();
+    }
+    for (i, sub) in subs.iter_mut().enumerate() {
+        assert_eq!(next(sub).await, set("k", None, i as u32 + 10));
         nothing_more(sub).await;
     }
     let mut channels = Vec::new();
@@ -473,4 +494,296 @@ async fn slot_migration_during_writes_loses_nothing() {
         support::keyspace_members(&mut new_owner, ns).await,
         "the index is in step with the entries"
     );
+}
+
+// ----- sharded pub/sub -------------------------------------------------------
+
+/// The hash slot of a Redis key (CRC16/XMODEM of its hash tag, mod 16384),
+/// computed here to find namespaces that share a slot without asking the
+/// cluster thousands of times.
+fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = bytes.iter().position(|&b| b == b'{').and_then(|open| {
+        let close = bytes[open + 1..].iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &bytes[open + 1..open + 1 + close])
+    });
+    let mut crc: u16 = 0;
+    for &b in tagged.unwrap_or(bytes) {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+/// A plain RESP3 connection to `port` subscribed (SSUBSCRIBE) to the sharded
+/// `channel`, and the pushes it receives.
+async fn shard_listener(
+    port: u16,
+    channel: &str,
+) -> (
+    redis::aio::MultiplexedConnection,
+    tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
+    let mut conn = redis::Client::open(format!("{}?protocol=resp3", node_url(port)))
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    redis::cmd("SSUBSCRIBE")
+        .arg(channel)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    (conn, rx)
+}
+
+/// The next sharded message's (channel, op, key), skipping confirmations.
+async fn next_smessage(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) -> (String, String, Option<String>) {
+    loop {
+        let push = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("a sharded message")
+            .expect("connection open");
+        if push.kind != redis::PushKind::SMessage {
+            continue;
+        }
+        let msg = redis::Msg::from_push_info(push).unwrap();
+        let event: ciborium::Value = ciborium::from_reader(msg.get_payload_bytes()).unwrap();
+        let field = |name: &str| {
+            event
+                .as_map()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k.as_text() == Some(name))
+                .and_then(|(_, v)| v.as_text().map(str::to_owned))
+        };
+        return (
+            msg.get_channel_name().to_owned(),
+            field("op").unwrap(),
+            field("key"),
+        );
+    }
+}
+
+/// On Redis >= 7.0 every event of a namespace goes out by SPUBLISH on
+/// `{ns}#ev` from the master of its slot, the same payloads as PUBLISH
+/// carries, and a library subscription listens there (PUBSUB SHARDNUMSUB).
+#[tokio::test]
+async fn sharded_events_carry_the_same_payloads_on_the_namespace_channel() {
+    let ctx = shared("sharded_wire").await;
+    let ns = ctx.ns("wire");
+    let channel = format!("{{{ns}}}#ev");
+    let master = cluster().master_for_key(&channel);
+    let (_conn, mut rx) = shard_listener(master, &channel).await;
+    let d = ctx.store.dict::<String, u32>(&ns).unwrap();
+    let sub = d.subscribe("*").await.unwrap();
+    let mut raw = support::connect_raw(&node_url(master)).await;
+    let (_, listeners): (String, u64) = redis::cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .arg(&channel)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(listeners, 2, "this test's listener and the subscription");
+
+    d.set("a", &1).await.unwrap();
+    d.set_many([("b", 2), ("c", 3)]).await.unwrap();
+    d.expire("a", Duration::from_secs(30)).await.unwrap();
+    d.delete("b").await.unwrap();
+    d.clear().await.unwrap();
+    let some = |k: &str| Some(k.to_owned());
+    for (op, key) in [
+        ("set", some("a")),
+        ("set", some("b")),
+        ("set", some("c")),
+        ("expire", some("a")),
+        ("del", some("b")),
+        ("clear", None),
+    ] {
+        assert_eq!(
+            next_smessage(&mut rx).await,
+            (channel.clone(), op.to_owned(), key)
+        );
+    }
+    drop(sub);
+}
+
+/// Sharded pub/sub has no patterns: a glob subscription on a cluster gets
+/// every event of its namespace's channel and keeps exactly the keys its
+/// glob matches, like PSUBSCRIBE on one server; key subscriptions keep their
+/// keys. Nothing of another namespace arrives, neither of one in the same
+/// slot (its channel is another) nor of one elsewhere.
+#[tokio::test]
+async fn glob_subscription_on_a_cluster_receives_exactly_its_keys() {
+    let ctx = shared("sharded_glob").await;
+    let ns = ctx.ns("jobs");
+    let twin = (0..)
+        .map(|i| ctx.ns(&format!("twin{i}")))
+        .find(|t| slot(&format!("{{{t}}}")) == slot(&format!("{{{ns}}}")))
+        .unwrap();
+    assert_eq!(
+        cluster().slot_of(&format!("{{{twin}}}")),
+        cluster().slot_of(&format!("{{{ns}}}")),
+        "the local slot computation agrees with the cluster"
+    );
+    let elsewhere = (0..)
+        .map(|i| ctx.ns(&format!("far{i}")))
+        .find(|t| {
+            cluster().master_for_slot(slot(&format!("{{{t}}}")))
+                != cluster().master_for_slot(slot(&format!("{{{ns}}}")))
+        })
+        .unwrap();
+    let d = ctx.store.dict::<String, u32>(&ns).unwrap();
+    let mut glob = d.subscribe("job:[0-9]*").await.unwrap();
+    let mut escaped = d.subscribe(r"lit\*").await.unwrap();
+    let mut one = d.subscribe_key("other").await.unwrap();
+    for other in [&twin, &elsewhere] {
+        let o = ctx.store.dict::<String, u32>(other).unwrap();
+        o.set("job:1", &100).await.unwrap();
+        o.set("other", &100).await.unwrap();
+        o.set(r"lit*", &100).await.unwrap();
+    }
+    for (i, key) in ["job:1", "jobs:2", "job:x", "other", "job:22x", "lit*", "litX", "other2"]
+        .into_iter()
+        .enumerate()
+    {
+        d.set(key, &(i as u32)).await.unwrap();
+    }
+    assert_eq!(next(&mut glob).await, set("job:1", None, 0));
+    assert_eq!(next(&mut glob).await, set("job:22x", None, 4));
+    assert_eq!(next(&mut escaped).await, set("lit*", None, 5));
+    assert_eq!(next(&mut one).await, set("other", None, 3));
+    d.delete("job:1").await.unwrap();
+    assert_eq!(
+        next(&mut glob).await,
+        cases::subscriptions::change(Some("job:1"), None, Change::Deleted)
+    );
+    // Namespace-wide events reach every subscription.
+    d.clear().await.unwrap();
+    for sub in [&mut glob, &mut escaped, &mut one] {
+        assert_eq!(next(sub).await.change, Change::Cleared);
+        nothing_more(sub).await;
+    }
+}
+
+/// Writers built in different ways meet one subscriber: a store over the
+/// caller's `ClusterClient`, one from `cluster_builder` with sharded events
+/// (SPUBLISH) and one with `sharded_events(false)` (PUBLISH, as older
+/// versions of this crate): the subscriber listens both ways and gets every
+/// event once, in each writer's order.
+#[tokio::test]
+async fn writers_built_differently_meet_one_subscriber() {
+    let ctx = shared("mixed_writers").await;
+    let ns = ctx.ns("mixed");
+    let d = ctx.store.dict::<String, u32>(&ns).unwrap();
+    let mut sub = d.subscribe("*").await.unwrap();
+    let client = redis::cluster::ClusterClient::new(ctx.node_urls()).unwrap();
+    let from_client = Store::from_cluster_client(client).await.unwrap();
+    let sharded = ctx.connect().await;
+    let classic = ctx.builder().sharded_events(false).connect().await.unwrap();
+    for (round, store) in [&from_client, &sharded, &classic, &sharded, &from_client]
+        .into_iter()
+        .enumerate()
+    {
+        let w = store.dict::<String, u32>(&ns).unwrap();
+        w.set(&format!("k{round}"), &(round as u32)).await.unwrap();
+        w.set_many([(format!("m{round}"), round as u32)]).await.unwrap();
+        assert_eq!(next(&mut sub).await, set(&format!("k{round}"), None, round as u32));
+        assert_eq!(next(&mut sub).await, set(&format!("m{round}"), None, round as u32));
+    }
+    nothing_more(&mut sub).await;
+}
+
+/// A slot migration moves the namespace to another master: the server
+/// unsubscribes the sharded channel there (SUNSUBSCRIBE), the subscription
+/// reports a gap, follows the slot to its new master and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_migration_yields_a_gap_and_the_subscription_follows_the_slot() {
+    let cluster = Arc::new(RedisCluster::start_with(Duration::from_secs(10), &[]));
+    let urls = cluster.urls();
+    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let store = Store::connect_cluster(&seeds).await.unwrap();
+    let ns = "wandering";
+    let d = store.dict::<String, u32>(ns).unwrap();
+    let mut sub = d.subscribe("*").await.unwrap();
+    d.set("before", &1).await.unwrap();
+    assert_eq!(next(&mut sub).await, set("before", None, 1));
+    let slot = cluster.slot_of(&format!("{{{ns}}}"));
+    let from = cluster.master_for_slot(slot);
+    let to = *cluster.masters().iter().find(|&&p| p != from).unwrap();
+    tokio::task::spawn_blocking({
+        let cluster = cluster.clone();
+        move || cluster.migrate_slot(slot, to, 20, Duration::from_millis(5))
+    })
+    .await
+    .unwrap();
+    assert_eq!(cluster.master_for_slot(slot), to, "the slot moved");
+    let gap = next(&mut sub).await;
+    assert_eq!(gap.change, Change::Gap, "{gap:?}");
+    support::eventually(WAIT, || d.set("after", &2)).await;
+    assert_eq!(next(&mut sub).await, set("after", None, 2));
+    nothing_more(&mut sub).await;
+}
+
+/// On a cluster several `set_many` batches are in flight at once; a batch
+/// that fails (a key of it holds foreign data of another type) is not
+/// applied, the ones before it are, and the error counts exactly what the
+/// server holds. A key repeated in a later batch ends with the later value.
+#[tokio::test]
+async fn pipelined_cluster_batches_keep_partly_applied_semantics() {
+    let ctx = shared("pipelined").await;
+    let store = ctx.builder().max_batch(10).connect().await.unwrap();
+    let ns = ctx.ns("batches");
+    let d = store.dict::<String, u32>(&ns).unwrap();
+    // Later values win across batches, even with batches in flight.
+    d.set_many((0..100u32).map(|i| (format!("k{}", i % 15), i)))
+        .await
+        .unwrap();
+    let got = d.to_btree_map().await.unwrap();
+    let want: BTreeMap<String, u32> = (85..100u32).map(|i| (format!("k{}", i % 15), i)).collect();
+    assert_eq!(got, want);
+    d.clear().await.unwrap();
+
+    // Entry 55 (batch 6 of 10) holds a list.
+    let mut raw = ctx.raw(&ns).await;
+    redis::cmd("RPUSH")
+        .arg(format!("{{{ns}}}:e55"))
+        .arg("foreign")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    let err = d
+        .set_many((0..100u32).map(|i| (format!("e{i}"), i)))
+        .await
+        .unwrap_err();
+    let redis_pydict::Error::PartlyApplied {
+        failed_batch,
+        applied_batches,
+        applied_entries,
+        ..
+    } = &err
+    else {
+        panic!("expected PartlyApplied, got {err}");
+    };
+    assert_eq!(*failed_batch, 6, "{err}");
+    assert!(*applied_batches >= 5, "{err}");
+    assert_eq!(*applied_entries, applied_batches * 10, "{err}");
+    let held = d.len().await.unwrap();
+    assert_eq!(held, *applied_entries, "the error counts what the server holds");
+    for i in (50..60).filter(|&i| i != 55) {
+        assert!(!d.contains(&format!("e{i}")).await.unwrap(), "batch 6 is atomic");
+    }
+    for i in 0..50 {
+        assert_eq!(d.get(&format!("e{i}")).await.unwrap(), Some(i));
+    }
 }
