@@ -87,6 +87,9 @@ pub struct Args {
     /// Server and client on separate CPUs (the default; `--one-cpu` clears it).
     pub split: bool,
     pub cluster: bool,
+    /// With `--cluster`: the client on the first CPU, the nodes spread over
+    /// the others (`--spread`), instead of all on one CPU.
+    pub spread: bool,
     /// Internal: run as the memory probe child (`--rss-probe ours|raw`).
     pub rss_probe: Option<String>,
     pub entries: usize,
@@ -101,7 +104,7 @@ pub const GROUPS: [&str; 7] = [
 
 /// The usage line, printed for `--help` and bad arguments.
 pub const USAGE: &str =
-    "usage: cargo run --release -p redis-pydict-bench -- [--quick] [--split | --one-cpu | --no-pin] [--only single,items,bulk,events,durable,live,scale] [--url redis://host:port/db] [--cluster [--url redis://seed1,redis://seed2,...]]";
+    "usage: cargo run --release -p redis-pydict-bench -- [--quick] [--split | --one-cpu | --no-pin] [--only single,items,bulk,events,durable,live,scale] [--url redis://host:port/db] [--cluster [--spread] [--url redis://seed1,redis://seed2,...]]";
 
 /// Parses the command line; the error is the message to print.
 pub fn parse_args() -> Result<Args, String> {
@@ -111,6 +114,7 @@ pub fn parse_args() -> Result<Args, String> {
         pin: true,
         split: true,
         cluster: false,
+        spread: false,
         rss_probe: None,
         entries: 0,
         only: Vec::new(),
@@ -123,6 +127,7 @@ pub fn parse_args() -> Result<Args, String> {
             "--split" => args.split = true,
             "--one-cpu" => args.split = false,
             "--cluster" => args.cluster = true,
+            "--spread" => args.spread = true,
             "--url" => args.url = Some(it.next().ok_or("--url needs a value")?),
             s if s.starts_with("--url=") => args.url = Some(s["--url=".len()..].to_owned()),
             "--rss-probe" => args.rss_probe = Some(it.next().ok_or("--rss-probe needs a value")?),
@@ -143,6 +148,9 @@ pub fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+    if args.spread && !args.cluster {
+        return Err(format!("--spread goes with --cluster\n{USAGE}"));
     }
     Ok(args)
 }

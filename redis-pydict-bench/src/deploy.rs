@@ -79,6 +79,47 @@ pub fn pin_server(server: &RedisServer, cpu: &str) -> bool {
     pinned
 }
 
+/// Deals the nodes of a private cluster out over CPUs `1..=last` (`--cluster
+/// --spread`; the client runs on CPU 0), masters first so that they get CPUs
+/// of their own before the replicas. Each node's `redis-server` process is
+/// found by the `process_id` its `INFO server` reports (the nodes run under
+/// a wrapper shell). Returns the CPUs used, e.g. "1-3", or `None` when a
+/// node could not be pinned (it is then said why).
+pub fn spread_cluster(cluster: &RedisCluster, last: usize) -> Option<String> {
+    let masters = cluster.masters();
+    let mut ports = masters.clone();
+    ports.extend(cluster.ports().into_iter().filter(|p| !masters.contains(p)));
+    let first = 1.min(last);
+    for (i, port) in ports.iter().enumerate() {
+        let cpu = (first + i % (last - first + 1)).to_string();
+        let pid = redis::Client::open(redis_pydict_test::node_url(*port))
+            .and_then(|client| client.get_connection())
+            .and_then(|mut conn| redis::cmd("INFO").arg("server").query::<String>(&mut conn))
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find_map(|line| line.strip_prefix("process_id:"))
+                    .and_then(|pid| pid.trim().parse::<u32>().ok())
+            });
+        let pinned = pid.is_some_and(|pid| {
+            std::process::Command::new("taskset")
+                .args(["-a", "-p", "-c", &cpu, &pid.to_string()])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        if !pinned {
+            eprintln!("note: could not pin the cluster node on port {port} to CPU {cpu}");
+            return None;
+        }
+    }
+    Some(if first == last {
+        first.to_string()
+    } else {
+        format!("{first}-{last}")
+    })
+}
+
 /// Says why the benchmark cannot start `what` and how to get on.
 pub fn cannot_start(what: &str, msg: &str) -> ExitCode {
     eprintln!("error: cannot start {what}: {msg}");
@@ -164,7 +205,15 @@ pub fn deploy(
         (Some(server), Some(cpu)) if !cpu.is_empty() => pin_server(server, cpu).then_some(cpu),
         _ => None,
     };
+    let spread_cpus = match (&cluster, server_cpu.as_deref().map(str::parse::<usize>)) {
+        (Some(cluster), Some(Ok(last))) if args.spread => spread_cluster(cluster, last),
+        _ => None,
+    };
     let place = match (pinned_cpu, args.cluster) {
+        (Some(cpu), true) if spread_cpus.is_some() => format!(
+            "its 6 nodes spread over CPUs {} (masters first) and the client on CPU {cpu}",
+            spread_cpus.as_deref().unwrap_or_default()
+        ),
         (Some(cpu), false) if split_cpu.is_some() => format!(
             "it pinned to CPU {} and the client to CPU {cpu}",
             split_cpu.unwrap_or_default()

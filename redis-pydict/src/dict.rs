@@ -525,6 +525,14 @@ where
     /// only where the server reports expired keys (see
     /// [`crate::StoreBuilder::enable_expiry_events`]).
     ///
+    /// On one server this is a PSUBSCRIBE. On a cluster of Redis 7.0 or
+    /// later, writers publish every event of the namespace on its one
+    /// sharded channel (see [`crate::StoreBuilder::sharded_events`]), which
+    /// has no patterns: the subscription receives them all from the master of
+    /// the namespace's slot and keeps the keys that `pattern` matches, by the
+    /// server's own glob rules. A slot migration or failover yields
+    /// `Change::Gap`, and the subscription follows the slot to its new master.
+    ///
     /// ```no_run
     /// # async fn demo(d: redis_pydict::Dict<String, u32>) -> redis_pydict::Result<()> {
     /// use futures::StreamExt;

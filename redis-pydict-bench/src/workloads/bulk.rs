@@ -43,11 +43,21 @@ pub async fn bulk_update(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRe
     // The floor of the design: the same atomic units hand-built with raw
     // redis-rs, pre-encoded: per 10,000 entries one MULTI/EXEC of MSET, ZADD
     // and a PUBLISH of each entry's event, a few batches in flight.
+    let cluster = ctx.deployment.cluster;
     let raw_units: Vec<(String, Vec<u8>)> = entries
         .iter()
         .zip(&raw_entries)
-        .map(|((k, _), (_, v))| (format!("{RAW_CHANNEL}:{k}"), event_payload(k, v)))
+        .map(|((k, _), (_, v))| {
+            // On a cluster, sharded pub/sub, as the library publishes there.
+            let channel = if cluster {
+                RAW_CHANNEL.to_owned()
+            } else {
+                format!("{RAW_CHANNEL}:{k}")
+            };
+            (channel, event_payload(k, v))
+        })
         .collect();
+    let publish = if cluster { "SPUBLISH" } else { "PUBLISH" };
     let raw_atomic = async |conn: &mut RawConn| -> BoxResult<()> {
         let mut in_flight = FuturesOrdered::new();
         for (i, batch) in raw_entries
@@ -68,7 +78,7 @@ pub async fn bulk_update(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRe
             }
             zadd.ignore();
             for (channel, payload) in &raw_units[first..first + batch.len()] {
-                pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+                pipe.cmd(publish).arg(channel).arg(payload).ignore();
             }
             let mut conn = conn.clone();
             in_flight.push_back(async move { pipe.query_async::<()>(&mut conn).await });

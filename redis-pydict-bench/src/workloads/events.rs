@@ -23,10 +23,12 @@ pub async fn check_payload(
     key: &str,
     value: &Session,
 ) -> BoxResult<Option<String>> {
-    let client = ctx.node_client(dict.namespace().index_key()).await?;
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(dict.namespace().key_channel(key)).await?;
-    let mut messages = pubsub.into_on_message();
+    let ns = dict.namespace();
+    let mut messages = if ctx.deployment.cluster {
+        RawListener::sharded(ctx, ns.event_channel()).await?
+    } else {
+        RawListener::classic(ctx, ns.index_key(), &ns.key_channel(key), false).await?
+    };
     let (set, msg) = futures::join!(
         dict.set(key, value),
         tokio::time::timeout(Duration::from_secs(5), messages.next())
@@ -67,11 +69,67 @@ pub async fn receive_events(
     Ok(Instant::now())
 }
 
+/// The raw side's subscriber: on one server a classic pub/sub connection,
+/// on a cluster a RESP3 connection to the channel's master with SSUBSCRIBE,
+/// where the library publishes with SPUBLISH (sharded pub/sub).
+pub enum RawListener {
+    Classic(redis::aio::PubSubStream),
+    Sharded {
+        pushes: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+        /// Kept open while the listener lives.
+        _conn: redis::aio::MultiplexedConnection,
+    },
+}
+
+impl RawListener {
+    /// SUBSCRIBE (PSUBSCRIBE with `pattern`) to `channel` on the node of `key`.
+    async fn classic(ctx: &Ctx, key: &str, channel: &str, pattern: bool) -> BoxResult<Self> {
+        let mut pubsub = ctx.node_client(key).await?.get_async_pubsub().await?;
+        if pattern {
+            pubsub.psubscribe(channel).await?;
+        } else {
+            pubsub.subscribe(channel).await?;
+        }
+        Ok(RawListener::Classic(pubsub.into_on_message()))
+    }
+
+    /// SSUBSCRIBE to `channel` on its master.
+    async fn sharded(ctx: &Ctx, channel: &str) -> BoxResult<Self> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let config = AsyncConnectionConfig::new().set_push_sender(tx);
+        let mut conn = ctx
+            .node_client(channel)
+            .await?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        redis::cmd("SSUBSCRIBE")
+            .arg(channel)
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(RawListener::Sharded {
+            pushes: rx,
+            _conn: conn,
+        })
+    }
+
+    /// The next message; `None` once the connection closed.
+    pub async fn next(&mut self) -> Option<redis::Msg> {
+        match self {
+            RawListener::Classic(stream) => stream.next().await,
+            RawListener::Sharded { pushes, .. } => loop {
+                let push = pushes.recv().await?;
+                match push.kind {
+                    redis::PushKind::SMessage => return redis::Msg::from_push_info(push),
+                    redis::PushKind::Disconnection => return None,
+                    _ => {}
+                }
+            },
+        }
+    }
+}
+
 /// Waits for `n` messages; the instant the last arrived.
-pub async fn receive_messages(
-    messages: &mut redis::aio::PubSubStream,
-    n: usize,
-) -> BoxResult<Instant> {
+pub async fn receive_messages(messages: &mut RawListener, n: usize) -> BoxResult<Instant> {
     for _ in 0..n {
         let msg = messages
             .next()
@@ -96,7 +154,18 @@ pub async fn events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
     let dict: Dict<String, Session> = ctx.store.dict("bench-events")?;
     let keys: Vec<String> = (0..KEYS).map(key).collect();
     let values: Vec<Session> = (0..KEYS).map(session).collect();
-    let channels: Vec<String> = keys.iter().map(|k| format!("{RAW_CHANNEL}:{k}")).collect();
+    // On a cluster the raw side uses sharded pub/sub, as the library does
+    // there: SPUBLISH to one channel, SSUBSCRIBE.
+    let cluster = ctx.deployment.cluster;
+    let publish = if cluster { "SPUBLISH" } else { "PUBLISH" };
+    let raw_channel = |k: &str| {
+        if cluster {
+            RAW_CHANNEL.to_owned()
+        } else {
+            format!("{RAW_CHANNEL}:{k}")
+        }
+    };
+    let channels: Vec<String> = keys.iter().map(|k| raw_channel(k)).collect();
     let payloads: Vec<Vec<u8>> = keys
         .iter()
         .zip(&values)
@@ -106,16 +175,15 @@ pub async fn events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
         table.notes.push(note);
     }
 
-    // Both subscribers listen to a pattern on the node where the writes
-    // happen: `subscribe("*")` and a raw PSUBSCRIBE `{bench-raw}#ev:*`.
+    // Both subscribers listen on the node where the writes happen:
+    // `subscribe("*")` and a raw PSUBSCRIBE `{bench-raw}#ev:*` (on a
+    // cluster, a raw SSUBSCRIBE `{bench-raw}#ev`).
     let mut sub = dict.subscribe("*").await?;
-    let mut raw_pubsub = ctx
-        .node_client(RAW_CHANNEL)
-        .await?
-        .get_async_pubsub()
-        .await?;
-    raw_pubsub.psubscribe(format!("{RAW_CHANNEL}:*")).await?;
-    let mut messages = raw_pubsub.into_on_message();
+    let mut messages = if cluster {
+        RawListener::sharded(ctx, RAW_CHANNEL).await?
+    } else {
+        RawListener::classic(ctx, RAW_CHANNEL, &format!("{RAW_CHANNEL}:*"), true).await?
+    };
 
     let (ours, theirs) = {
         let mut r = ctx.raw.clone();
@@ -137,7 +205,7 @@ pub async fn events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
                 Ok(at - t)
             },
             async |i| {
-                let mut publish = redis::cmd("PUBLISH");
+                let mut publish = redis::cmd(publish);
                 publish.arg(&channels[i % KEYS]).arg(&payloads[i % KEYS]);
                 let t = Instant::now();
                 let (published, arrived) =
@@ -145,7 +213,7 @@ pub async fn events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
                         (messages.next().await, Instant::now())
                     });
                 if published? == 0 {
-                    return Err("raw PUBLISH reached no subscriber".into());
+                    return Err("raw (S)PUBLISH reached no subscriber".into());
                 }
                 let (msg, at) = arrived;
                 let msg = msg.ok_or("the raw pub/sub connection closed")?;
@@ -159,7 +227,11 @@ pub async fn events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
         .await?
     };
     table.latency(
-        "set → event on `subscribe(\"*\")` (vs PUBLISH → PubSub message)",
+        if cluster {
+            "set → event on `subscribe(\"*\")` (vs SPUBLISH → sharded message)"
+        } else {
+            "set → event on `subscribe(\"*\")` (vs PUBLISH → PubSub message)"
+        },
         &ours,
         &theirs,
         2.0,
@@ -173,7 +245,7 @@ pub async fn events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
     let entries: Vec<(String, Session)> = (0..n).map(|i| (key(i), session(i))).collect();
     let raw_events: Vec<(String, Vec<u8>)> = entries
         .iter()
-        .map(|(k, v)| (format!("{RAW_CHANNEL}:{k}"), event_payload(k, &cbor(v))))
+        .map(|(k, v)| (raw_channel(k), event_payload(k, &cbor(v))))
         .collect();
     let (mut t_ours, mut t_raw) = (vec![], vec![]);
     for run in 0..plan.event_runs + 1 {
@@ -195,7 +267,7 @@ pub async fn events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
             } else {
                 let mut pipe = redis::pipe();
                 for (channel, payload) in &raw_events {
-                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+                    pipe.cmd(publish).arg(channel).arg(payload).ignore();
                 }
                 let mut r = ctx.raw.clone();
                 let (published, received) = tokio::time::timeout(RUN_LIMIT, async {
