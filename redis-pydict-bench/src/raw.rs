@@ -23,6 +23,17 @@ pub const RAW: &str = "{bench-raw}:";
 /// Channel prefix of the raw side's events (`{bench-raw}#ev:<key>`), shaped
 /// like a namespace's (`{ns}#ev:<key>`).
 pub const RAW_CHANNEL: &str = "{bench-raw}#ev";
+
+/// The raw side's event channel of `key` and the command publishing to it:
+/// on one server PUBLISH to `{bench-raw}#ev:<key>`; on a cluster, sharded
+/// pub/sub as the library uses there, SPUBLISH to `{bench-raw}#ev`.
+pub fn raw_event_channel(cluster: bool, key: &str) -> (&'static str, String) {
+    if cluster {
+        ("SPUBLISH", RAW_CHANNEL.to_owned())
+    } else {
+        ("PUBLISH", format!("{RAW_CHANNEL}:{key}"))
+    }
+}
 /// The raw side's index, shaped like a namespace's (`{ns}#keys`).
 pub const RAW_INDEX: &str = "{bench-raw}#keys";
 /// Prefix of the filler keys of the big-database workload.

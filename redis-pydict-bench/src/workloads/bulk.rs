@@ -8,7 +8,7 @@ use redis_pydict::Dict;
 
 use crate::args::Plan;
 use crate::measure::{check_count, group, median_of};
-use crate::raw::{event_payload, RawConn, RAW, RAW_CHANNEL, RAW_INDEX};
+use crate::raw::{event_payload, raw_event_channel, RawConn, RAW, RAW_INDEX};
 use crate::table::Table;
 use crate::workloads::{cbor, key, progress, session, Ctx, Session};
 use crate::BoxResult;
@@ -47,17 +47,9 @@ pub async fn bulk_update(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRe
     let raw_units: Vec<(String, Vec<u8>)> = entries
         .iter()
         .zip(&raw_entries)
-        .map(|((k, _), (_, v))| {
-            // On a cluster, sharded pub/sub, as the library publishes there.
-            let channel = if cluster {
-                RAW_CHANNEL.to_owned()
-            } else {
-                format!("{RAW_CHANNEL}:{k}")
-            };
-            (channel, event_payload(k, v))
-        })
+        .map(|((k, _), (_, v))| (raw_event_channel(cluster, k).1, event_payload(k, v)))
         .collect();
-    let publish = if cluster { "SPUBLISH" } else { "PUBLISH" };
+    let publish = raw_event_channel(cluster, "").0;
     let raw_atomic = async |conn: &mut RawConn| -> BoxResult<()> {
         let mut in_flight = FuturesOrdered::new();
         for (i, batch) in raw_entries

@@ -10,7 +10,9 @@ use redis_pydict::{Change, Dict, Event, LogId, StartFrom, Subscription};
 
 use crate::args::Plan;
 use crate::measure::{group, interleaved_timed, median_of};
-use crate::raw::{event_payload, raw_log_reader, raw_log_until, RAW, RAW_CHANNEL};
+use crate::raw::{
+    event_payload, raw_event_channel, raw_log_reader, raw_log_until, RAW, RAW_CHANNEL,
+};
 use crate::table::Table;
 use crate::workloads::{cbor, key, progress, session, Ctx, Session, LOG_CAP};
 use crate::BoxResult;
@@ -157,14 +159,8 @@ pub async fn events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<
     // On a cluster the raw side uses sharded pub/sub, as the library does
     // there: SPUBLISH to one channel, SSUBSCRIBE.
     let cluster = ctx.deployment.cluster;
-    let publish = if cluster { "SPUBLISH" } else { "PUBLISH" };
-    let raw_channel = |k: &str| {
-        if cluster {
-            RAW_CHANNEL.to_owned()
-        } else {
-            format!("{RAW_CHANNEL}:{k}")
-        }
-    };
+    let publish = raw_event_channel(cluster, "").0;
+    let raw_channel = |k: &str| raw_event_channel(cluster, k).1;
     let channels: Vec<String> = keys.iter().map(|k| raw_channel(k)).collect();
     let payloads: Vec<Vec<u8>> = keys
         .iter()

@@ -6,7 +6,7 @@ use redis_pydict::Dict;
 
 use crate::args::Plan;
 use crate::measure::interleaved;
-use crate::raw::{event_payload, RawConn, RAW, RAW_CHANNEL, RAW_INDEX};
+use crate::raw::{event_payload, raw_event_channel, RawConn, RAW, RAW_INDEX};
 use crate::table::Table;
 use crate::workloads::{cbor, key, progress, session, Ctx, Session};
 use crate::BoxResult;
@@ -76,11 +76,13 @@ pub async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
     // hand-built with raw redis-rs, one MULTI/EXEC of SET, ZADD and PUBLISH
     // with pre-encoded bytes. Beside raw SET it shows what the atomic unit
     // itself costs at this round trip; beside `set`, what the library adds.
+    let cluster = ctx.deployment.cluster;
     let raw_events: Vec<(String, Vec<u8>)> = keys
         .iter()
         .zip(&bytes)
-        .map(|(k, b)| (format!("{RAW_CHANNEL}:{k}"), event_payload(k, b)))
+        .map(|(k, b)| (raw_event_channel(cluster, k).1, event_payload(k, b)))
         .collect();
+    let publish = raw_event_channel(cluster, "").0;
     let raw_atomic_set = async |r: &mut RawConn, i: usize| -> BoxResult<()> {
         let (channel, payload) = &raw_events[i % KEYS];
         let mut pipe = redis::pipe();
@@ -94,7 +96,7 @@ pub async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
             .arg("inf")
             .arg(&keys[i % KEYS])
             .ignore()
-            .cmd("PUBLISH")
+            .cmd(publish)
             .arg(channel)
             .arg(payload)
             .ignore();
