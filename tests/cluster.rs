@@ -803,3 +803,115 @@ async fn pipelined_cluster_batches_keep_partly_applied_semantics() {
         assert_eq!(d.get(&format!("e{i}")).await.unwrap(), Some(i));
     }
 }
+
+/// Sharded pub/sub under least privilege: a user with the README's rules for
+/// namespace `shardapp` (on every node) plus what a cluster needs (`+cluster|slots`
+/// for redis-rs's slot map, `+cluster|keyslot` to find a namespace's master)
+/// and what sharded events need (`+spublish` for writers, `+ssubscribe` for
+/// subscribers: the channel rule `&{shardapp}#ev` already covers the sharded
+/// channel) writes, subscribes and receives its events, and no node logs a
+/// denial for it.
+#[tokio::test]
+async fn sharded_events_work_under_the_documented_acl_rules() {
+    let ctx = shared("sharded_acl").await;
+    let rules = [
+        "resetkeys",
+        "~{shardapp}*",
+        "resetchannels",
+        "&{shardapp}#ev",
+        "&{shardapp}#ev:*",
+        "-@all",
+        "+ping",
+        "+client|setname",
+        "+time",
+        "+get",
+        "+mget",
+        "+exists",
+        "+pttl",
+        "+type",
+        "+set",
+        "+mset",
+        "+del",
+        "+unlink",
+        "+getdel",
+        "+pexpire",
+        "+persist",
+        "+zadd",
+        "+zrem",
+        "+zrange",
+        "+zscan",
+        "+zcard",
+        "+zcount",
+        "+zremrangebyscore",
+        "+scan",
+        "+eval",
+        "+evalsha",
+        "+script|load",
+        "+multi",
+        "+exec",
+        "+watch",
+        "+unwatch",
+        "+xadd",
+        "+xrange",
+        "+xrevrange",
+        "+xread",
+        "+publish",
+        "+subscribe",
+        "+psubscribe",
+        // The cluster's and sharded pub/sub's own.
+        "+cluster|slots",
+        "+cluster|keyslot",
+        "+spublish",
+        "+ssubscribe",
+    ];
+    for mut admin in ctx.raw_all().await {
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("shardapp")
+            .arg("reset")
+            .arg("on")
+            .arg(">shardapp-pass")
+            .arg(&rules[..])
+            .query_async::<()>(&mut admin)
+            .await
+            .unwrap();
+    }
+    let seeds: Vec<String> = cluster()
+        .ports()
+        .iter()
+        .map(|p| format!("redis://shardapp:shardapp-pass@127.0.0.1:{p}/"))
+        .collect();
+    let store = Store::connect_cluster(&seeds).await.unwrap();
+    let d = store.dict::<String, u32>("shardapp").unwrap();
+    let mut all = d.subscribe("*").await.unwrap();
+    let mut one = d.subscribe_key("k").await.unwrap();
+    d.set("k", &1).await.unwrap();
+    d.set_many([("a", 2), ("b", 3)]).await.unwrap();
+    d.update_with("k", |n| n.unwrap_or(0) + 1).await.unwrap();
+    d.delete("a").await.unwrap();
+    assert_eq!(next(&mut all).await, set("k", None, 1));
+    assert_eq!(next(&mut all).await, set("a", None, 2));
+    assert_eq!(next(&mut all).await, set("b", None, 3));
+    assert_eq!(next(&mut all).await, set("k", None, 2));
+    assert_eq!(next(&mut one).await, set("k", None, 1));
+    assert_eq!(next(&mut one).await, set("k", None, 2));
+    assert_eq!(
+        next(&mut all).await,
+        cases::subscriptions::change(Some("a"), None, Change::Deleted)
+    );
+    d.clear().await.unwrap();
+    assert_eq!(next(&mut all).await.change, Change::Cleared);
+    for mut admin in ctx.raw_all().await {
+        let log: Vec<redis::Value> = redis::cmd("ACL")
+            .arg("LOG")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let denied: Vec<String> = log
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .filter(|e| e.contains("shardapp"))
+            .collect();
+        assert!(denied.is_empty(), "denials: {denied:?}");
+    }
+}
