@@ -858,6 +858,8 @@ async fn sharded_events_work_under_the_documented_acl_rules() {
         "+publish",
         "+subscribe",
         "+psubscribe",
+        // The sequence number's ({ns}#seq), new on main with the `seq` field.
+        "+incrby",
         // The cluster's and sharded pub/sub's own.
         "+cluster|slots",
         "+cluster|keyslot",
