@@ -44,7 +44,12 @@ pub enum Change<V> {
 
 /// One change to a namespace: which key (none for `Cleared` and `Gap`), who
 /// made it (the writer's origin id, if it set one) and what changed.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Equality compares `key`, `origin` and `change`, not `seq`: the sequence
+/// number is the change's place in the namespace's history, not part of the
+/// change, so an event built with [`Event::new`] in a test equals the one a
+/// subscription yields. Compare `seq` yourself where order matters.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Event<K, V> {
     /// The entry concerned; `None` for `Cleared` and `Gap`.
@@ -59,6 +64,12 @@ pub struct Event<K, V> {
     /// number is the later change. `None` for events of writers older than
     /// the field, for `Expired` (a keyspace notification) and for `Gap`.
     pub seq: Option<u64>,
+}
+
+impl<K: PartialEq, V: PartialEq> PartialEq for Event<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.origin == other.origin && self.change == other.change
+    }
 }
 
 impl<K, V> Event<K, V> {
@@ -955,5 +966,23 @@ mod retry_tests {
         ] {
             assert!(!is_transient(&e), "reported: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equality_ignores_the_sequence_number_but_not_the_change() {
+        let built = Event::new(Some("k".to_string()), None, Change::Set(1u8));
+        let mut received = built.clone();
+        received.seq = Some(42);
+        assert_eq!(built, received);
+        let other = Event::new(Some("k".to_string()), None, Change::Set(2u8));
+        assert_ne!(built, other);
+        let mut elsewhere = received.clone();
+        elsewhere.origin = Some("w".into());
+        assert_ne!(received, elsewhere);
     }
 }

@@ -15,7 +15,10 @@ use super::RedisDict;
 ///
 /// Generic over the enum so that one runtime type serves every derived
 /// struct; it is `Debug`, `Clone` and `PartialEq` when the enum is.
-#[derive(Debug, Clone, PartialEq)]
+/// Equality compares `origin` and `event`, not `seq` (as for
+/// [`Event`](crate::Event)), so an event built with [`ViewEvent::new`] in a
+/// test equals the one a subscription yields.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ViewEvent<E> {
     /// The writer's origin id, if it set one (the store's
@@ -29,6 +32,12 @@ pub struct ViewEvent<E> {
     /// `None` for events of writers older than the field, for `Expired` and
     /// for `Gap`.
     pub seq: Option<u64>,
+}
+
+impl<E: PartialEq> PartialEq for ViewEvent<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.origin == other.origin && self.event == other.event
+    }
 }
 
 impl<E> ViewEvent<E> {
