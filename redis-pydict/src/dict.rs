@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::stream::{Stream, StreamExt, TryStreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::cache::CachedDict;
 use crate::canonical;
 use crate::codec;
 use crate::durable::{self, LogId, StartFrom};
@@ -427,6 +428,26 @@ where
                 Ok((changes, result))
             })
             .await
+    }
+
+    /// A near-cached handle on this dict keeping up to `capacity` entries in
+    /// this process (least recently used dropped first): hits do no I/O, and
+    /// the server invalidates entries whoever changes them (see
+    /// [`CachedDict`]). Opens a connection of its own with `CLIENT TRACKING`
+    /// on (RESP3; on a cluster, to the master of the namespace's slot).
+    /// Fails if `capacity` is 0 or tracking cannot be enabled.
+    ///
+    /// ```no_run
+    /// # async fn demo(flags: redis_pydict::Dict<String, bool>) -> redis_pydict::Result<()> {
+    /// let cached = flags.cached(10_000).await?;
+    /// if cached.get("dark-mode").await? == Some(true) { /* ... */ }
+    /// # Ok(()) }
+    /// ```
+    pub async fn cached(&self, capacity: usize) -> Result<CachedDict<K, V>>
+    where
+        V: Clone + Send + 'static,
+    {
+        CachedDict::start(self.clone(), self.space.store().clone(), capacity).await
     }
 
     /// All keys, as a stream that pages through the index.

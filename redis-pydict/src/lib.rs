@@ -242,6 +242,7 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+mod cache;
 mod canonical;
 mod catalog;
 mod codec;
@@ -263,6 +264,7 @@ mod store;
 mod subscription;
 mod view;
 
+pub use cache::{CacheStatus, CachedDict, FlushCause};
 pub use dict::Dict;
 pub use durable::{LogId, ParseLogIdError, StartFrom, LOG_READER_NAME};
 pub use error::{Error, Result};

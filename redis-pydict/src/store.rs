@@ -140,6 +140,7 @@ pub(crate) struct Settings {
     pub max_update_attempts: u32,
     pub enable_expiry_events: bool,
     pub connection_timeout: Option<Duration>,
+    pub response_timeout: Option<Duration>,
     pub min_retry_delay: Duration,
     pub max_retry_delay: Duration,
     pub subscription_buffer_events: usize,
@@ -245,6 +246,7 @@ impl StoreBuilder {
                 max_update_attempts: DEFAULT_MAX_UPDATE_ATTEMPTS,
                 enable_expiry_events: false,
                 connection_timeout: Some(DEFAULT_CONNECTION_TIMEOUT),
+                response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
                 min_retry_delay: Duration::from_millis(100),
                 max_retry_delay: Duration::from_secs(2),
                 subscription_buffer_events: DEFAULT_SUBSCRIPTION_BUFFER_EVENTS,
@@ -396,6 +398,7 @@ impl StoreBuilder {
     /// retries; the error names the URL without its password.
     pub async fn connect(mut self) -> Result<Store> {
         self.settings.connection_timeout = self.connection_timeout;
+        self.settings.response_timeout = self.response_timeout;
         self.settings.min_retry_delay = self.min_retry_delay;
         self.settings.max_retry_delay = self.max_retry_delay;
         #[cfg(feature = "tls")]
@@ -725,6 +728,52 @@ impl Store {
                 Client::open(info)
             }
         }
+    }
+
+    /// A connection of the near cache's own to the server holding namespace
+    /// `ns` (on a cluster, the master of its slot), with server-assisted
+    /// invalidation on: `CLIENT TRACKING ON BCAST PREFIX {ns}:`. Every
+    /// push it receives (invalidations, and the `Disconnection` redis-rs
+    /// reports when it is lost) goes to `on_push`, called in order with the
+    /// replies, before any reply that follows it on the wire is handed out.
+    /// Needs RESP3 (pushes and replies on one connection).
+    pub(crate) async fn tracking_connection(
+        &self,
+        ns: &Namespace,
+        on_push: impl Fn(PushInfo) + Send + Sync + 'static,
+    ) -> redis::RedisResult<MultiplexedConnection> {
+        let client = self.node_client(ns.entry_prefix()).await?;
+        if !client
+            .get_connection_info()
+            .redis_settings()
+            .protocol()
+            .supports_resp3()
+        {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a near cache needs RESP3 (server-assisted invalidation arrives as pushes); \
+                 remove `protocol=resp2` from the URL",
+            )));
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(self.inner.settings.connection_timeout)
+            .set_response_timeout(self.inner.settings.response_timeout)
+            .set_push_sender(move |info: PushInfo| {
+                on_push(info);
+                Ok::<(), std::convert::Infallible>(())
+            });
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("BCAST")
+            .arg("PREFIX")
+            .arg(ns.entry_prefix())
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(conn)
     }
 
     /// The store's settings.

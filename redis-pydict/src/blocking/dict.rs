@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::stream::StreamExt;
 use serde::{de::DeserializeOwned, Serialize};
 
+use super::cache::CachedDict;
 use super::iter::Iter;
 use super::runtime::Runtime;
 use super::subscription::Subscription;
@@ -188,6 +189,17 @@ where
         Q: KeyText + ?Sized,
     {
         self.runtime.run("Dict::get", self.inner.get(key))
+    }
+
+    /// See [`crate::Dict::cached`]: a blocking near-cached handle.
+    pub fn cached(&self, capacity: usize) -> Result<CachedDict<K, V>>
+    where
+        V: Clone + Send + 'static,
+    {
+        let inner = self
+            .runtime
+            .run("Dict::cached", self.inner.cached(capacity))?;
+        Ok(CachedDict::new(inner, self.runtime.clone()))
     }
 
     /// See [`crate::Dict::get_many`].

@@ -40,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod dict;
 mod iter;
 mod live;
@@ -48,6 +49,7 @@ mod store;
 mod subscription;
 mod view;
 
+pub use cache::CachedDict;
 pub use dict::Dict;
 pub use iter::Iter;
 pub use live::Live;
