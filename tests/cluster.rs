@@ -15,6 +15,7 @@
 mod support;
 mod cases {
     pub mod behaviour;
+    pub mod cache;
     pub mod derive;
     pub mod live;
     pub mod python_readme;
@@ -36,6 +37,7 @@ use support::{on_the_cluster, shared_cluster as cluster, Access, Ctx};
 cases::python_readme::cases!(on_the_cluster);
 cases::regressions::cases!(on_the_cluster);
 cases::behaviour::cases!(on_the_cluster);
+cases::cache::cases!(on_the_cluster);
 cases::subscriptions::cases!(on_the_cluster);
 cases::derive::cases!(on_the_cluster);
 cases::live::cases!(on_the_cluster);

@@ -48,6 +48,9 @@ use crate::key::{DictKey, KeyText};
 use crate::namespace::Namespace;
 use crate::store::Store;
 
+/// The client name of near-cache tracking connections (`CLIENT LIST`).
+pub const CACHE_CLIENT_NAME: &str = "redis-pydict:near-cache";
+
 /// Why the cache dropped every entry (see [`CacheStatus::last_flush`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

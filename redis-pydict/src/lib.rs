@@ -264,7 +264,7 @@ mod store;
 mod subscription;
 mod view;
 
-pub use cache::{CacheStatus, CachedDict, FlushCause};
+pub use cache::{CacheStatus, CachedDict, FlushCause, CACHE_CLIENT_NAME};
 pub use dict::Dict;
 pub use durable::{LogId, ParseLogIdError, StartFrom, LOG_READER_NAME};
 pub use error::{Error, Result};

@@ -765,6 +765,12 @@ impl Store {
         let mut conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        // Named, so that operators (and tests) can tell it apart.
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(crate::cache::CACHE_CLIENT_NAME)
+            .query_async::<()>(&mut conn)
+            .await?;
         redis::cmd("CLIENT")
             .arg("TRACKING")
             .arg("ON")
