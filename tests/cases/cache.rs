@@ -384,6 +384,7 @@ pub async fn concurrent_writers_and_cached_readers_converge(ctx: &Ctx) {
     let mut tasks = Vec::new();
     for writer in 0..3u32 {
         let (d, quiet, stop) = (d.clone(), quiet.clone(), stop.clone());
+        let writer_cache = cached.clone();
         let mut raw = ctx.raw(&ns).await;
         let ns = ns.clone();
         tasks.push(tokio::spawn(async move {
@@ -392,7 +393,8 @@ pub async fn concurrent_writers_and_cached_readers_converge(ctx: &Ctx) {
                 let key = format!("k{}", i % KEYS);
                 let value = i * 3 + writer;
                 match writer {
-                    0 => d.set(&key, &value).await.unwrap(),
+                    0 if i % 2 == 0 => d.set(&key, &value).await.unwrap(),
+                    0 => writer_cache.set(&key, &value).await.unwrap(),
                     1 => quiet.set(&key, &value).await.unwrap(),
                     _ if i % 5 == 0 => {
                         let _: () = redis::cmd("DEL")
