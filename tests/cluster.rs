@@ -278,6 +278,58 @@ async fn failover_operations_resume_and_subscriptions_report_a_gap() {
     );
 }
 
+/// A near cache whose namespace's master fails over: the lost tracking
+/// connection flushes the cache (reported), reads stay correct meanwhile,
+/// and tracking is re-enabled on the promoted master, whose writes then
+/// invalidate the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_cache_follows_a_failover() {
+    let mut cluster = RedisCluster::start_with(RedisCluster::DEFAULT_NODE_TIMEOUT, &[]);
+    let urls = cluster.urls();
+    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let store = Store::connect_cluster(&seeds).await.unwrap();
+    let ns = "failover-cache";
+    let d = store.dict::<String, u32>(ns).unwrap();
+    d.set("a", &1).await.unwrap();
+    let cached = d.cached(100).await.unwrap();
+    assert_eq!(cached.get("a").await.unwrap(), Some(1));
+    let seen = cached.status().flushes;
+
+    let (_master, promoted) = fail_over(&mut cluster, ns).await;
+
+    tokio::time::timeout(WAIT, cached.wait_for_flush(seen))
+        .await
+        .expect("the failover flushed the cache");
+    let read = support::eventually(WAIT, || cached.get("a")).await;
+    assert_eq!(read, Some(1));
+    tokio::time::timeout(Duration::from_secs(30), cached.wait_trusted())
+        .await
+        .unwrap_or_else(|_| panic!("tracking re-enabled: {:?}", cached.status()));
+    // Cached again, and invalidated by a write on the promoted master.
+    assert_eq!(cached.get("a").await.unwrap(), Some(1));
+    let hits = cached.status().hits;
+    assert_eq!(cached.get("a").await.unwrap(), Some(1));
+    assert_eq!(cached.status().hits, hits + 1);
+    let mut raw = support::connect_raw(&node_url(promoted)).await;
+    let mut value = Vec::new();
+    ciborium::into_writer(&2u32, &mut value).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{{{ns}}}:a"))
+        .arg(value)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while cached.get("a").await.unwrap() != Some(2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not invalidated: {:?}",
+            cached.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until the replica of the master serving `ns` has every write, kills
 /// that master and waits for the replica to take over. Returns (old master,
 /// promoted replica).
