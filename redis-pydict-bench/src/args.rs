@@ -93,18 +93,18 @@ pub struct Args {
     /// Internal: run as the memory probe child (`--rss-probe ours|raw`).
     pub rss_probe: Option<String>,
     pub entries: usize,
-    /// Workload groups to run (all when empty): single, items, bulk, events, durable, live, scale.
+    /// Workload groups to run (all when empty): single, items, bulk, cache, events, durable, live, scale.
     pub only: Vec<String>,
 }
 
 /// The workload groups `--only` can name.
-pub const GROUPS: [&str; 7] = [
-    "single", "items", "bulk", "events", "durable", "live", "scale",
+pub const GROUPS: [&str; 8] = [
+    "single", "items", "bulk", "cache", "events", "durable", "live", "scale",
 ];
 
 /// The usage line, printed for `--help` and bad arguments.
 pub const USAGE: &str =
-    "usage: cargo run --release -p redis-pydict-bench -- [--quick] [--split | --one-cpu | --no-pin] [--only single,items,bulk,events,durable,live,scale] [--url redis://host:port/db] [--cluster [--spread] [--url redis://seed1,redis://seed2,...]]";
+    "usage: cargo run --release -p redis-pydict-bench -- [--quick] [--split | --one-cpu | --no-pin] [--only single,items,bulk,cache,events,durable,live,scale] [--url redis://host:port/db] [--cluster [--spread] [--url redis://seed1,redis://seed2,...]]";
 
 /// Parses the command line; the error is the message to print.
 pub fn parse_args() -> Result<Args, String> {

@@ -15,8 +15,9 @@
 //! ```
 //!
 //! `--only` takes workload groups: `single` (get/set), `items`, `bulk`
-//! (`set_many`), `events`, `durable`, `live` (live views), `scale` (the rows
-//! among other keys and the 1,000,000-entry rows).
+//! (`set_many`), `cache` (near-cache hits and memory), `events`, `durable`,
+//! `live` (live views), `scale` (the rows among other keys and the
+//! 1,000,000-entry rows).
 //!
 //! Without `--url` it starts a private `redis-server` (with `--cluster`, a
 //! private cluster of 3 masters with one replica each) on free ports (no

@@ -384,15 +384,27 @@ impl<V> Shared<V> {
     }
 }
 
-/// Re-enables tracking after every loss, with backoff while it fails.
+/// How often the background task checks the tracking connection.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long a heartbeat may take before the connection counts as lost.
+pub(crate) const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Re-enables tracking after every loss, with backoff while it fails, and
+/// checks the tracking connection every [`HEARTBEAT`] while it is trusted.
 async fn keep<V: Send + 'static>(shared: Arc<Shared<V>>, store: Store) {
     let (min, max) = {
         let settings = store.settings();
         (settings.min_retry_delay, settings.max_retry_delay)
     };
     loop {
-        // Woken by every loss; a stale wake-up finds nothing lost.
-        shared.wake.notified().await;
+        // Woken by every loss (a stale wake-up finds nothing lost), or at
+        // the next heartbeat.
+        if tokio::time::timeout(HEARTBEAT, shared.wake.notified())
+            .await
+            .is_err()
+        {
+            shared.heartbeat().await;
+        }
         let mut delay = min;
         while shared.untrusted() {
             if shared.connect(&store).await.is_ok() {
@@ -400,6 +412,31 @@ async fn keep<V: Send + 'static>(shared: Arc<Shared<V>>, store: Store) {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(max);
+        }
+    }
+}
+
+impl<V> Shared<V> {
+    /// Reads a key of the namespace's slot on the tracking connection: a
+    /// connection dead without a word (no reset: a network partition, a
+    /// paused server) fails within [`HEARTBEAT_TIMEOUT`], and on a cluster a
+    /// slot that moved away (resharding, a failover that left the old
+    /// master up as a replica) answers with a redirection. Either is a loss.
+    async fn heartbeat(&self) {
+        let (conn, generation) = {
+            let state = self.state();
+            (state.conn.clone(), state.generation)
+        };
+        let Some(mut conn) = conn else { return };
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(self.ns.entry_prefix());
+        let probe = exists.query_async::<i64>(&mut conn);
+        match tokio::time::timeout(HEARTBEAT_TIMEOUT, probe).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.redirect_node().is_some() => {
+                self.lose(generation, FlushCause::Redirected)
+            }
+            Ok(Err(_)) | Err(_) => self.lose(generation, FlushCause::ConnectionLost),
         }
     }
 }

@@ -32,6 +32,7 @@ macro_rules! cases {
             shared concurrent_writers_and_cached_readers_converge;
             #[tokio::test] server_only hits_are_served_while_the_server_is_stopped;
             #[tokio::test] server_only server_restart_flushes_and_the_cache_recovers;
+            #[tokio::test] server_only a_silent_tracking_connection_is_caught_by_the_heartbeat;
             #[test] blocking blocking_cached_get_invalidation_and_waits;
         }
     };
@@ -460,6 +461,35 @@ pub async fn hits_are_served_while_the_server_is_stopped() {
         hit.expect("a hit waits for nothing").unwrap(),
         Some("alpha".into())
     );
+}
+
+/// A tracking connection that stops answering without being closed (here:
+/// the server paused with SIGSTOP, as a network partition would look) is
+/// declared lost by the heartbeat: the cache flushes and stops serving hits,
+/// then recovers once the server answers again.
+pub async fn a_silent_tracking_connection_is_caught_by_the_heartbeat() {
+    let server = RedisServer::start();
+    let ctx = Ctx::on_server(&server).await;
+    let d = ctx.store.dict::<String, u32>("silent").unwrap();
+    d.set("a", &1).await.unwrap();
+    let cached = d.cached(10).await.unwrap();
+    assert_eq!(cached.get("a").await.unwrap(), Some(1));
+    let seen = cached.status().flushes;
+    let pid = server.pid().expect("the server runs").to_string();
+    signal("-STOP", &pid);
+    let paused = Instant::now();
+    let flushed = tokio::time::timeout(WAIT, cached.wait_for_flush(seen)).await;
+    let detected = paused.elapsed();
+    signal("-CONT", &pid);
+    flushed.expect("the heartbeat noticed the silent connection");
+    assert!(detected < Duration::from_secs(6), "took {detected:?}");
+    let status = cached.status();
+    assert_eq!(status.last_flush, Some(FlushCause::ConnectionLost));
+    tokio::time::timeout(WAIT, cached.wait_trusted())
+        .await
+        .expect("tracking re-enabled once the server answers");
+    d.set("a", &2).await.unwrap();
+    until_cached_is(&cached, "a", Some(2)).await;
 }
 
 fn signal(which: &str, pid: &str) {

@@ -18,6 +18,7 @@ use crate::BoxResult;
 
 mod among_others;
 mod bulk;
+mod cache;
 mod events;
 mod items;
 mod live;
@@ -28,6 +29,7 @@ pub use scale::rss_probe;
 
 use among_others::{among_others, growth_note};
 use bulk::bulk_update;
+use cache::near_cache;
 use events::{durable_events, events};
 use items::items;
 use live::live_views;
@@ -73,8 +75,9 @@ pub fn cbor(value: &Session) -> Vec<u8> {
 }
 
 /// Every namespace the benchmark writes.
-pub const NAMESPACES: [&str; 7] = [
+pub const NAMESPACES: [&str; 8] = [
     "bench-single",
+    "bench-cache",
     "bench-items",
     "bench-bulk",
     "bench-len",
@@ -173,6 +176,10 @@ pub async fn run(plan: Plan, deployment: Deployment, setup: &str) -> BoxResult<(
     }
     if plan.runs("bulk") {
         bulk_update(&plan, &mut ctx, &mut table).await?;
+        cleanup(&mut ctx, false).await?;
+    }
+    if plan.runs("cache") {
+        near_cache(&plan, &mut ctx, &mut table).await?;
         cleanup(&mut ctx, false).await?;
     }
     if plan.runs("events") {
