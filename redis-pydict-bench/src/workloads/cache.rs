@@ -77,7 +77,7 @@ pub async fn near_cache(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
     });
     drop(cached);
 
-    let n = if plan.quick { 20_000 } else { 100_000 };
+    let n = 100_000;
     progress(&format!(
         "near cache of {n} entries: client memory (RSS growth)"
     ));
