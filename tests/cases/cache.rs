@@ -394,10 +394,10 @@ pub async fn concurrent_writers_and_cached_readers_converge(ctx: &Ctx) {
                 let key = format!("k{}", i % KEYS);
                 let value = i * 3 + writer;
                 match writer {
-                    0 if i % 2 == 0 => d.set(&key, &value).await.unwrap(),
+                    0 if i.is_multiple_of(2) => d.set(&key, &value).await.unwrap(),
                     0 => writer_cache.set(&key, &value).await.unwrap(),
                     1 => quiet.set(&key, &value).await.unwrap(),
-                    _ if i % 5 == 0 => {
+                    _ if i.is_multiple_of(5) => {
                         let _: () = redis::cmd("DEL")
                             .arg(format!("{{{ns}}}:{key}"))
                             .query_async(&mut raw)
@@ -417,7 +417,7 @@ pub async fn concurrent_writers_and_cached_readers_converge(ctx: &Ctx) {
             while !stop.load(Ordering::Relaxed) {
                 cached.get(&format!("k{}", i % KEYS)).await.unwrap();
                 i += 1;
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }
