@@ -57,6 +57,10 @@ pub const CACHE_CLIENT_NAME: &str = "redis-pydict:near-cache";
 pub enum FlushCause {
     /// The tracking connection was lost: invalidations may have been missed.
     ConnectionLost,
+    /// The tracking connection stopped answering (a heartbeat took longer
+    /// than 3 s: a network partition, a paused or overloaded server), so
+    /// invalidations may be held up: it is dropped and opened anew.
+    Unresponsive,
     /// A read on a cluster was redirected (failover, resharding): the
     /// tracking connection is on a node that no longer serves the namespace.
     Redirected,
@@ -436,7 +440,8 @@ impl<V> Shared<V> {
             Ok(Err(e)) if e.redirect_node().is_some() => {
                 self.lose(generation, FlushCause::Redirected)
             }
-            Ok(Err(_)) | Err(_) => self.lose(generation, FlushCause::ConnectionLost),
+            Ok(Err(_)) => self.lose(generation, FlushCause::ConnectionLost),
+            Err(_) => self.lose(generation, FlushCause::Unresponsive),
         }
     }
 }

@@ -283,9 +283,13 @@ pub async fn bad_capacity_foreign_type_and_undecodable_values_are_errors(ctx: &C
     }
     let status = cached.status();
     assert_eq!(status.entries, 0, "nothing bad was cached: {status:?}");
+    // (A busy machine may hold up a heartbeat, which flushes as `Unresponsive`.)
     assert!(
-        status.trusted,
-        "a wrong type is no connection loss: {status:?}"
+        !matches!(
+            status.last_flush,
+            Some(FlushCause::ConnectionLost | FlushCause::Redirected)
+        ),
+        "a wrong type or an undecodable value is no connection loss: {status:?}"
     );
     raw_set(&mut raw, &ns, "text", &5u32).await;
     until_cached_is(&cached, "text", Some(5)).await;
@@ -484,7 +488,7 @@ pub async fn a_silent_tracking_connection_is_caught_by_the_heartbeat() {
     flushed.expect("the heartbeat noticed the silent connection");
     assert!(detected < Duration::from_secs(6), "took {detected:?}");
     let status = cached.status();
-    assert_eq!(status.last_flush, Some(FlushCause::ConnectionLost));
+    assert_eq!(status.last_flush, Some(FlushCause::Unresponsive));
     tokio::time::timeout(WAIT, cached.wait_trusted())
         .await
         .expect("tracking re-enabled once the server answers");
