@@ -437,10 +437,37 @@ where
     /// on (RESP3; on a cluster, to the master of the namespace's slot).
     /// Fails if `capacity` is 0 or tracking cannot be enabled.
     ///
-    /// ```no_run
-    /// # async fn demo(flags: redis_pydict::Dict<String, bool>) -> redis_pydict::Result<()> {
+    /// ```
+    /// use redis_pydict::Store;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_pydict_test::RedisServer::start();
+    /// # let url = server.url();
+    /// let store = Store::connect(&url).await?;
+    /// let flags = store.dict::<String, bool>("flags")?;
+    /// flags.set("dark-mode", &false).await?;
+    ///
+    /// // Up to 10,000 entries kept in this process.
     /// let cached = flags.cached(10_000).await?;
-    /// if cached.get("dark-mode").await? == Some(true) { /* ... */ }
+    /// assert_eq!(cached.get("dark-mode").await?, Some(false)); // miss: one round trip
+    /// assert_eq!(cached.get("dark-mode").await?, Some(false)); // hit: no I/O
+    ///
+    /// // Anyone changes it: here a raw SET, no index, no event, as redis-cli would.
+    /// let mut raw = redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?;
+    /// let mut cbor = Vec::new();
+    /// ciborium::into_writer(&true, &mut cbor)?;
+    /// redis::cmd("SET").arg("{flags}:dark-mode").arg(cbor).query_async::<()>(&mut raw).await?;
+    ///
+    /// // The server's invalidation drops the local copy; the next read refills it.
+    /// let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    /// while cached.get("dark-mode").await? != Some(true) {
+    ///     assert!(std::time::Instant::now() < deadline);
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// }
+    /// let status = cached.status();
+    /// assert!(status.trusted && status.invalidations >= 1);
     /// # Ok(()) }
     /// ```
     pub async fn cached(&self, capacity: usize) -> Result<CachedDict<K, V>>
