@@ -437,12 +437,33 @@ impl<V> Shared<V> {
         let probe = exists.query_async::<i64>(&mut conn);
         match tokio::time::timeout(HEARTBEAT_TIMEOUT, probe).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) if e.redirect_node().is_some() => {
-                self.lose(generation, FlushCause::Redirected)
+            Ok(Err(e)) => {
+                if let Some(cause) = loss_of(&e) {
+                    self.lose(generation, cause);
+                }
             }
-            Ok(Err(_)) => self.lose(generation, FlushCause::ConnectionLost),
             Err(_) => self.lose(generation, FlushCause::Unresponsive),
         }
+    }
+}
+
+/// Whether a failed command on the tracking connection means the cache can
+/// no longer trust it, and why. A server's answer is no loss (WRONGTYPE,
+/// NOPERM, OOM: the connection works) unless it says this node does not serve
+/// the namespace's slot (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, READONLY); any
+/// other failure (I/O, timeout, an unreadable reply) is a lost connection.
+fn loss_of(e: &RedisError) -> Option<FlushCause> {
+    match e.clone().into_server_errors() {
+        Some(failures) => failures
+            .iter()
+            .any(|(_, f)| {
+                matches!(
+                    f.code(),
+                    "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY"
+                )
+            })
+            .then_some(FlushCause::Redirected),
+        None => Some(FlushCause::ConnectionLost),
     }
 }
 
@@ -536,11 +557,7 @@ where
             Ok(reply) => reply,
             Err(e) => {
                 self.shared.state().forget_ticket(&text, ticket.number);
-                if e.code() != Some("WRONGTYPE") {
-                    let cause = match e.redirect_node() {
-                        Some(_) => FlushCause::Redirected,
-                        None => FlushCause::ConnectionLost,
-                    };
+                if let Some(cause) = loss_of(&e) {
                     self.shared.lose(ticket.generation, cause);
                 }
                 // The dict's own path: its reconnection, its error messages.
