@@ -16,8 +16,10 @@ use redis::AsyncConnectionConfig;
 /// The client name of durable-log reader connections (`CLIENT LIST`).
 pub const LOG_READER_NAME: &str = "redis-pydict:log-reader";
 
-/// Entries read per round trip (fewer when the subscription buffer holds fewer).
-const BATCH: usize = 500;
+/// Entries read per round trip at first, and again after catching up.
+const BATCH_MIN: usize = 500;
+/// Most entries read per round trip (fewer when the subscription buffer holds fewer).
+const BATCH_MAX: usize = 8_000;
 /// How long one blocking wait for new entries lasts before it is renewed.
 const BLOCK: Duration = Duration::from_secs(2);
 
@@ -95,9 +97,9 @@ pub enum StartFrom {
     After(LogId),
 }
 
-/// `XRANGE` reply: entries as (id, [(field, value)...]), fields kept as bytes
-/// so that a foreign entry cannot fail the whole read.
-type LogEntries = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
+/// One log entry as read: its id and its `e` field (the event payload),
+/// `None` when a foreign entry has none.
+type LogEntry = (LogId, Option<Vec<u8>>);
 
 /// Starts a durable subscription of `ns`'s log. Items carry the log id of
 /// each change. `decode` types raw events (`None` filters one out).
@@ -117,7 +119,8 @@ where
         last: LogId::ZERO,
         decode,
         conn: None,
-        batch: BATCH.min(subscription::limit(store).events),
+        limit: subscription::limit(store),
+        batch: BATCH_MIN.min(subscription::limit(store).events),
     };
     reader.last = match from {
         StartFrom::Beginning => LogId::ZERO,
@@ -136,8 +139,13 @@ struct LogReader<F> {
     last: LogId,
     decode: F,
     conn: Option<MultiplexedConnection>,
-    /// Entries read per round trip: at most what the buffer holds, so that
-    /// a consumer that keeps up never holds more than about two buffers.
+    /// The subscription buffer's bound, which also bounds a batch.
+    limit: subscription::BufferLimit,
+    /// Entries read per round trip: doubled after each full batch (the
+    /// reader is behind), back to `BATCH_MIN` once caught up; never more
+    /// than the buffer holds in events, nor (by the last batch's mean entry
+    /// size) in bytes, so that the client never holds more than about two
+    /// buffers (one queued, one being read).
     batch: usize,
 }
 
@@ -148,7 +156,7 @@ enum Read {
     /// trimmed past it.
     Lost,
     /// The entries after the last one handed on (at most `batch`).
-    Entries(LogEntries),
+    Entries(Vec<LogEntry>),
 }
 
 impl<F, T> LogReader<F>
@@ -210,24 +218,18 @@ where
                 }
             };
             caught_up = entries.len() < self.batch;
-            for (id, fields) in entries {
-                let Ok(log_id) = id.parse::<LogId>() else {
-                    // Redis makes every stream id "<ms>-<seq>".
-                    continue;
-                };
+            self.batch = self.next_batch(&entries, caught_up);
+            let mut items = Vec::with_capacity(entries.len());
+            for (log_id, payload) in entries {
                 self.last = log_id;
-                let payload = fields
-                    .into_iter()
-                    .find(|(name, _)| name == b"e")
-                    .map(|(_, v)| v);
                 let weight = payload.as_ref().map_or(0, Vec::len);
                 let decode_error = |reason: String| Error::Decode {
                     namespace: self.ns.name().to_owned(),
-                    key: format!("log entry {id}"),
+                    key: format!("log entry {log_id}"),
                     expected: "a change event (wire format v1)",
                     reason,
                 };
-                let item = match payload.map(|p| event::parse(&p)) {
+                let item = match payload.map(event::parse_owned) {
                     Some(Ok(raw)) => (self.decode)(raw),
                     Some(Err(reason)) => Some(Err(decode_error(reason))),
                     None => Some(Err(decode_error(
@@ -235,12 +237,28 @@ where
                     ))),
                 };
                 if let Some(item) = item {
-                    if !feed.push_wait(item.map(|t| (log_id, t)), weight).await {
-                        return;
-                    }
+                    items.push((item.map(|t| (log_id, t)), weight));
                 }
             }
+            if !feed.push_all_wait(items).await {
+                return;
+            }
         }
+    }
+
+    /// The size of the next batch (see [`LogReader::batch`]).
+    fn next_batch(&self, read: &[LogEntry], caught_up: bool) -> usize {
+        let by_events = BATCH_MAX.min(self.limit.events);
+        if caught_up {
+            return BATCH_MIN.min(by_events);
+        }
+        let bytes: usize = read
+            .iter()
+            .map(|(_, p)| p.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mean = (bytes / read.len().max(1)).max(1);
+        let by_bytes = (self.limit.bytes / mean).max(1);
+        (self.batch * 2).min(by_events).min(by_bytes)
     }
 
     async fn connection(&mut self) -> redis::RedisResult<&mut MultiplexedConnection> {
@@ -299,12 +317,12 @@ where
             .arg(&log_key)
             .arg(&after)
             .arg(&after);
-        let (entries, still_there): (LogEntries, Vec<redis::Value>) =
+        let (entries, still_there): (redis::Value, Vec<redis::Value>) =
             pipe.query_async(conn).await?;
         if last != LogId::ZERO && still_there.is_empty() {
             return Ok(Read::Lost);
         }
-        Ok(Read::Entries(entries))
+        Ok(Read::Entries(log_entries(entries)?))
     }
 
     /// The id of the newest change in the log (`ZERO` when there is none).
@@ -324,6 +342,77 @@ where
             .and_then(|(id, _)| id.parse().ok())
             .unwrap_or(LogId::ZERO))
     }
+}
+
+/// The entries of an `XRANGE` reply, read straight from the reply's
+/// values: each payload is moved out of the reply, not copied, and ids are
+/// parsed from their bytes. A foreign entry without an `e` field has `None`
+/// (it is reported, not fatal); a reply of another shape is an error.
+fn log_entries(reply: redis::Value) -> redis::RedisResult<Vec<LogEntry>> {
+    use redis::Value;
+    let unexpected = |what: &str| -> redis::RedisError {
+        (
+            redis::ErrorKind::UnexpectedReturnType,
+            "unexpected XRANGE reply",
+            what.to_owned(),
+        )
+            .into()
+    };
+    let items = match reply {
+        Value::Array(items) => items,
+        Value::Nil => return Ok(Vec::new()),
+        other => {
+            return Err(other
+                .extract_error()
+                .err()
+                .unwrap_or_else(|| unexpected("not an array")))
+        }
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(pair) = item else {
+            return Err(unexpected("an entry is not an array"));
+        };
+        let mut pair = pair.into_iter();
+        let (Some(id), Some(fields)) = (pair.next(), pair.next()) else {
+            return Err(unexpected("an entry is not [id, fields]"));
+        };
+        let id = match &id {
+            Value::BulkString(b) => std::str::from_utf8(b).ok().and_then(|t| t.parse().ok()),
+            Value::SimpleString(t) => t.parse().ok(),
+            _ => None,
+        };
+        // Redis makes every stream id "<ms>-<seq>".
+        let Some(id) = id else {
+            return Err(unexpected("an entry id is not <ms>-<seq>"));
+        };
+        let payload = match fields {
+            Value::Array(flat) => take_field(flat.into_iter(), b"e"),
+            Value::Map(pairs) => take_field(pairs.into_iter().flat_map(|(k, v)| [k, v]), b"e"),
+            _ => None,
+        };
+        entries.push((id, payload));
+    }
+    Ok(entries)
+}
+
+/// The value of the field `name` in a flat `[name, value, ...]` list, moved out.
+fn take_field(mut flat: impl Iterator<Item = redis::Value>, name: &[u8]) -> Option<Vec<u8>> {
+    while let (Some(field), Some(value)) = (flat.next(), flat.next()) {
+        let matches = match &field {
+            redis::Value::BulkString(b) => b == name,
+            redis::Value::SimpleString(t) => t.as_bytes() == name,
+            _ => false,
+        };
+        if matches {
+            return match value {
+                redis::Value::BulkString(bytes) => Some(bytes),
+                redis::Value::SimpleString(text) => Some(text.into_bytes()),
+                _ => None,
+            };
+        }
+    }
+    None
 }
 
 #[cfg(test)]

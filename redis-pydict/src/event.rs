@@ -232,11 +232,62 @@ pub(crate) enum RawKind {
 /// versions may add some. The value of a `set` is kept as its CBOR bytes,
 /// to be decoded once, straight into the subscriber's type.
 pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
-    use cbor4ii::core::dec::{self, Decode, IgnoredAny};
+    let parts = parse_parts(payload)?;
+    let value = parts.value.clone().map(|range| payload[range].to_vec());
+    parts.into_event(value)
+}
+
+/// [`parse`] of a payload the caller owns: the value of a `set` is the
+/// payload's own buffer, cut down to the value (no new allocation).
+pub(crate) fn parse_owned(mut payload: Vec<u8>) -> Result<RawEvent, String> {
+    let parts = parse_parts(&payload)?;
+    let value = parts.value.clone().map(|range| {
+        payload.truncate(range.end);
+        payload.drain(..range.start);
+        payload
+    });
+    parts.into_event(value)
+}
+
+/// The fields of a payload, the value as its place in the payload.
+struct Parts {
+    op: Op,
+    key: Option<String>,
+    origin: Option<String>,
+    value: Option<std::ops::Range<usize>>,
+    ttl_ms: Option<u64>,
+    seq: Option<u64>,
+}
+
+impl Parts {
+    /// The event, given the value's bytes (those of `self.value`).
+    fn into_event(self, value: Option<Vec<u8>>) -> Result<RawEvent, String> {
+        let kind = match self.op {
+            Op::Set => RawKind::Set(value.unwrap_or_else(|| vec![NULL])),
+            Op::Del => RawKind::Del,
+            Op::Clear => RawKind::Clear,
+            Op::Expire => RawKind::Expire(self.ttl_ms),
+        };
+        Ok(RawEvent {
+            key: self.key,
+            origin: self.origin,
+            kind,
+            seq: self.seq,
+        })
+    }
+}
+
+fn parse_parts(payload: &[u8]) -> Result<Parts, String> {
+    use cbor4ii::core::dec::{self, Decode, IgnoredAny, Read, Reference};
     use cbor4ii::core::{types, utils::SliceReader, RawValue};
 
     let bad = |e: dec::Error<_>| format!("not an event payload: {e}");
     let reader = &mut SliceReader::new(payload);
+    // The offset in `payload` of what the reader has not read yet.
+    let offset = |reader: &mut SliceReader<'_>| match reader.fill(usize::MAX) {
+        Ok(Reference::Long(rest) | Reference::Short(rest)) => payload.len() - rest.len(),
+        Err(never) => match never {},
+    };
     let len = types::Map::len(reader).map_err(bad)?;
     let (mut version, mut op) = (None, None);
     let (mut key, mut origin, mut value, mut ttl_ms) = (None, None, None, None);
@@ -252,7 +303,11 @@ pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
             "op" => op = Some(<&str>::decode(reader).map_err(bad)?),
             "key" => key = Option::<String>::decode(reader).map_err(bad)?,
             "origin" => origin = Option::<String>::decode(reader).map_err(bad)?,
-            "value" => value = Some(RawValue::decode(reader).map_err(bad)?.as_bytes()),
+            "value" => {
+                let start = offset(reader);
+                let item = RawValue::decode(reader).map_err(bad)?;
+                value = Some(start..start + item.as_bytes().len());
+            }
             "ttl_ms" => ttl_ms = Option::<u64>::decode(reader).map_err(bad)?,
             "seq" => seq = Some(u64::decode(reader).map_err(bad)?),
             _ => {
@@ -265,18 +320,20 @@ pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
         Some(v) => return Err(format!("unsupported event format version {v}")),
         None => return Err("not an event payload: no \"v\" field".into()),
     }
-    let kind = match op {
-        Some("set") => RawKind::Set(value.unwrap_or(&[NULL]).to_vec()),
-        Some("del") => RawKind::Del,
-        Some("clear") => RawKind::Clear,
-        Some("expire") => RawKind::Expire(ttl_ms),
+    let op = match op {
+        Some("set") => Op::Set,
+        Some("del") => Op::Del,
+        Some("clear") => Op::Clear,
+        Some("expire") => Op::Expire,
         Some(other) => return Err(format!("unknown event op {other:?}")),
         None => return Err("not an event payload: no \"op\" field".into()),
     };
-    Ok(RawEvent {
+    Ok(Parts {
+        op,
         key,
         origin,
-        kind,
+        value,
+        ttl_ms,
         seq,
     })
 }
@@ -290,6 +347,13 @@ mod parse_tests {
         let mut value = Vec::new();
         ciborium::into_writer(&(1, "x"), &mut value).unwrap();
         let raw = parse(&payload(Op::Set, Some("k"), Some("o"), Some(&value), None)).unwrap();
+        for built in [
+            payload(Op::Set, Some("k"), Some("o"), Some(&value), None),
+            payload(Op::Del, Some("k"), None, None, None),
+            payload(Op::Expire, Some("k"), None, None, Some(5)),
+        ] {
+            assert_eq!(parse_owned(built.clone()), parse(&built));
+        }
         assert_eq!(raw.key.as_deref(), Some("k"));
         assert_eq!(raw.origin.as_deref(), Some("o"));
         assert_eq!(raw.kind, RawKind::Set(value.clone()));
@@ -345,6 +409,7 @@ mod parse_tests {
         bytes.push(0x01);
         bytes.push(0xff); // break
         let raw = parse(&bytes).unwrap();
+        assert_eq!(parse_owned(bytes.clone()).unwrap(), raw);
         assert_eq!(raw.kind, RawKind::Set(tagged_value.to_vec()));
         assert_eq!((raw.key.as_deref(), raw.origin), (Some("k"), None));
 

@@ -298,6 +298,41 @@ impl<T> Feed<T> {
     }
 }
 
+impl<T> Feed<T> {
+    /// Queues `items` (each with its weight) in order, as [`Feed::push_wait`]
+    /// does one by one, but taking the lock and waking the consumer once for
+    /// as many as there is room for. False once the consumer is gone.
+    pub(crate) async fn push_all_wait(&self, items: Vec<(Result<T>, usize)>) -> bool {
+        let mut items = items.into_iter().peekable();
+        loop {
+            let space = self.buffer.space.notified();
+            let waker = {
+                let mut queue = self.buffer.lock();
+                if queue.consumer_gone {
+                    return false;
+                }
+                let mut waker = None;
+                while let Some((_, weight)) = items.peek() {
+                    if !queue.has_room(*weight) {
+                        break;
+                    }
+                    if let Some((item, weight)) = items.next() {
+                        waker = queue.push(item, weight).or(waker);
+                    }
+                }
+                waker
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+            if items.peek().is_none() {
+                return true;
+            }
+            space.await;
+        }
+    }
+}
+
 /// A subscription's two ends: the consumer's stream (once its task is
 /// spawned) and the task's feed.
 pub(crate) fn buffer<T>(limit: BufferLimit) -> (Feed<T>, Arc<Buffer<T>>) {
@@ -898,6 +933,38 @@ mod buffer_tests {
         rt.block_on(async {
             assert!(matches!(sub.recv().await, Some(Err(Error::Config(_)))));
             assert!(sub.recv().await.is_none());
+        });
+    }
+
+    #[test]
+    fn push_all_wait_keeps_order_within_the_bound_and_stops_when_the_consumer_leaves() {
+        let rt = runtime();
+        let (feed, mut sub) = pair(&rt, 3, 1000);
+        rt.block_on(async {
+            let writer = tokio::spawn(async move {
+                let items = (0..10).map(|n| (item(n), 100)).collect();
+                assert!(feed.push_all_wait(items).await);
+                feed
+            });
+            let mut got = Vec::new();
+            while got.len() < 10 {
+                got.push(sub.recv().await.unwrap().unwrap());
+                let queue = sub.buffer.lock();
+                assert!(queue.items.len() <= 3 && queue.bytes <= 1000);
+            }
+            assert_eq!(
+                got,
+                (0..10).collect::<Vec<_>>(),
+                "nothing dropped, in order"
+            );
+            let feed = writer.await.unwrap();
+            let blocked = tokio::spawn(async move {
+                feed.push_all_wait((0..5).map(|n| (item(n), 1)).collect())
+                    .await
+            });
+            tokio::task::yield_now().await;
+            drop(sub);
+            assert!(!blocked.await.unwrap(), "a gone consumer releases the feed");
         });
     }
 

@@ -456,9 +456,94 @@ pub async fn durable_events(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> Bo
             median_of(t_raw),
             0.50,
         );
+
+        // The reader alone: the same n changes, already in our log, read by
+        // a durable subscriber (typed events) and by raw XREAD COUNT 500
+        // (payload bytes), from the same id.
+        let our_log = dict.namespace().log_key().to_owned();
+        let mut r = ctx.raw.clone();
+        let newest: Vec<(String, redis::Value)> = redis::cmd("XREVRANGE")
+            .arg(&our_log)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut r)
+            .await?;
+        let before = newest
+            .first()
+            .map_or("0-0".to_owned(), |(id, _)| id.clone());
+        dict.set_many(entries.iter().map(|(k, v)| (k, v))).await?;
+        let (mut t_ours, mut t_raw) = (vec![], vec![]);
+        for run in 0..plan.event_runs + 1 {
+            for step in 0..2 {
+                let t = Instant::now();
+                if (run + step) % 2 == 0 {
+                    let mut reader = dict
+                        .subscribe_durable(StartFrom::After(before.parse()?))
+                        .await?;
+                    let done = tokio::time::timeout(RUN_LIMIT, receive_durable(&mut reader, n))
+                        .await
+                        .map_err(|_| "durable subscriber reading the log: timed out")??;
+                    t_ours.push(done - t);
+                } else {
+                    let done =
+                        tokio::time::timeout(RUN_LIMIT, raw_log_read(&mut r, &our_log, &before, n))
+                            .await
+                            .map_err(|_| "raw XREAD of the log: timed out")??;
+                    t_raw.push(done - t);
+                }
+            }
+        }
+        t_ours.remove(0);
+        t_raw.remove(0);
+        table.rate(
+            &format!(
+                "durable subscriber reading {} logged changes (vs raw XREAD of the same entries)",
+                group(n as u64)
+            ),
+            n,
+            "events",
+            median_of(t_ours),
+            median_of(t_raw),
+            0.60,
+        );
         BoxResult::Ok(())
     }
     .await;
     reader.abort();
     result
+}
+
+/// Reads `n` entries of `log` after `after` the raw way (XREAD COUNT 500,
+/// the payload's bytes kept); the instant the last arrived.
+async fn raw_log_read(
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
+    log: &str,
+    after: &str,
+    n: usize,
+) -> BoxResult<Instant> {
+    let mut last = after.to_owned();
+    let mut seen = 0;
+    while seen < n {
+        let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(500)
+            .arg("STREAMS")
+            .arg(log)
+            .arg(&last)
+            .query_async(conn)
+            .await?;
+        let Some(reply) = reply else {
+            return Err("raw XREAD: the log ended early".into());
+        };
+        for stream in reply.keys {
+            for entry in stream.ids {
+                black_box(entry.map.get("e"));
+                last = entry.id;
+                seen += 1;
+            }
+        }
+    }
+    Ok(Instant::now())
 }
