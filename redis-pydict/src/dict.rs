@@ -107,6 +107,46 @@ impl<K, V> Dict<K, V> {
         self
     }
 
+    /// Makes this handle's writes carry, in each event, the value the entry
+    /// had before the change ([`Event::previous`](crate::Event::previous)), for consumers that
+    /// compute deltas. Off by default: it about doubles the size of events
+    /// (on the channels and in the durable log). It costs no extra round
+    /// trip: the write script reads the old value as it writes (`SET ...
+    /// GET`, `GETDEL`, `MGET` before `MSET`). `set`, `set_many`,
+    /// `update_with`, `delete`, `remove`, `expire`/`persist` carry it; a
+    /// `clear` then also sends, before its `Cleared` event, a `Deleted`
+    /// event carrying the value of each entry it removes. Events from
+    /// writers without it have [`Previous::Unknown`](crate::Previous::Unknown).
+    ///
+    /// ```
+    /// use redis_pydict::{Change, Previous, Store};
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_pydict_test::RedisServer::start();
+    /// # let url = server.url();
+    /// let store = Store::connect(&url).await?;
+    /// let prices = store.dict::<String, u32>("prices")?.with_previous_values(true);
+    /// let mut changes = prices.subscribe("*").await?;
+    /// prices.set("apple", &3).await?;
+    /// prices.set("apple", &5).await?;
+    /// let first = changes.recv().await.unwrap()?;
+    /// assert_eq!((first.change, first.previous), (Change::Set(3), Previous::Absent));
+    /// let second = changes.recv().await.unwrap()?;
+    /// assert_eq!((second.change, second.previous), (Change::Set(5), Previous::Value(3)));
+    /// # Ok(()) }
+    /// ```
+    #[must_use = "the setting applies to the returned dict only"]
+    pub fn with_previous_values(mut self, on: bool) -> Self {
+        self.space.set_previous_values(on);
+        self
+    }
+
+    /// Whether this handle's events carry previous values (see
+    /// [`Dict::with_previous_values`]).
+    pub fn previous_values(&self) -> bool {
+        self.space.previous_values()
+    }
+
     /// The same dict with a durable change log: every write through it also
     /// appends its event to the Redis Stream `{ns}#log`, in the same atomic
     /// unit, capped at about `max_len` entries (`MAXLEN ~`). Subscribers use

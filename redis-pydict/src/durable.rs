@@ -208,6 +208,7 @@ where
                         origin: None,
                         kind: RawKind::Gap,
                         seq: None,
+                        prev: None,
                     });
                     if let Some(item) = gap {
                         if !feed.push_wait(item.map(|t| (LogId::ZERO, t)), 0).await {

@@ -7,6 +7,9 @@
 //! The write scripts append `"seq"` (the namespace's sequence number of the
 //! change, an unsigned integer: see `Namespace::seq_key`) to every payload
 //! they publish; events of older writers lack it.
+//! A writer asked for previous values adds `"prev"` to `set`, `del` and
+//! `expire` events: `[item]` (the entry's value before the change, the CBOR
+//! item byte for byte as it was stored) or `[]` (there was no entry).
 
 /// What a change event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +86,24 @@ pub(crate) fn write_payload(
         }
         Op::Del | Op::Clear => {}
     }
+}
+
+/// The two constant parts of a `del` event payload from `origin`: the head
+/// (up to the key's CBOR text item) and the rest after the key. The CLEAR
+/// script assembles each entry's `del` event (when previous values are
+/// asked) as head, the key's text item, rest: what [`write_payload`] builds.
+pub(crate) fn del_payload_frame(origin: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+    let mut head = Vec::with_capacity(16);
+    write_head(&mut head, 5, 4);
+    write_text(&mut head, "v");
+    head.push(0x01);
+    write_text(&mut head, "op");
+    write_text(&mut head, Op::Del.as_str());
+    write_text(&mut head, "key");
+    let mut rest = Vec::with_capacity(8 + origin.map_or(0, str::len));
+    write_text(&mut rest, "origin");
+    write_opt_text(&mut rest, origin);
+    (head, rest)
 }
 
 /// The two constant parts of a `set` event payload from `origin`: the head
@@ -211,6 +232,9 @@ pub(crate) struct RawEvent {
     /// The namespace's sequence number of the change (`"seq"`); `None` from
     /// writers that predate it, in keyspace notifications and in gaps.
     pub seq: Option<u64>,
+    /// The `"prev"` field: `None` when the payload has none; `Some(None)`
+    /// when there was no entry; else the previous value's CBOR item.
+    pub prev: Option<Option<Vec<u8>>>,
 }
 
 /// The change an event reports, value still untyped.
@@ -234,19 +258,21 @@ pub(crate) enum RawKind {
 pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
     let parts = parse_parts(payload)?;
     let value = parts.value.clone().map(|range| payload[range].to_vec());
-    parts.into_event(value)
+    let prev = parts.prev_bytes(payload);
+    parts.into_event(value, prev)
 }
 
 /// [`parse`] of a payload the caller owns: the value of a `set` is the
 /// payload's own buffer, cut down to the value (no new allocation).
 pub(crate) fn parse_owned(mut payload: Vec<u8>) -> Result<RawEvent, String> {
     let parts = parse_parts(&payload)?;
+    let prev = parts.prev_bytes(&payload);
     let value = parts.value.clone().map(|range| {
         payload.truncate(range.end);
         payload.drain(..range.start);
         payload
     });
-    parts.into_event(value)
+    parts.into_event(value, prev)
 }
 
 /// The fields of a payload, the value as its place in the payload.
@@ -257,11 +283,24 @@ struct Parts {
     value: Option<std::ops::Range<usize>>,
     ttl_ms: Option<u64>,
     seq: Option<u64>,
+    /// `Some(None)`: `"prev": []`; `Some(Some(range))`: `"prev": [item]`.
+    prev: Option<Option<std::ops::Range<usize>>>,
 }
 
 impl Parts {
     /// The event, given the value's bytes (those of `self.value`).
-    fn into_event(self, value: Option<Vec<u8>>) -> Result<RawEvent, String> {
+    /// The previous value's bytes (copied out of `payload`).
+    fn prev_bytes(&self, payload: &[u8]) -> Option<Option<Vec<u8>>> {
+        self.prev
+            .clone()
+            .map(|range| range.map(|range| payload[range].to_vec()))
+    }
+
+    fn into_event(
+        self,
+        value: Option<Vec<u8>>,
+        prev: Option<Option<Vec<u8>>>,
+    ) -> Result<RawEvent, String> {
         let kind = match self.op {
             Op::Set => RawKind::Set(value.unwrap_or_else(|| vec![NULL])),
             Op::Del => RawKind::Del,
@@ -273,6 +312,7 @@ impl Parts {
             origin: self.origin,
             kind,
             seq: self.seq,
+            prev,
         })
     }
 }
@@ -292,6 +332,7 @@ fn parse_parts(payload: &[u8]) -> Result<Parts, String> {
     let (mut version, mut op) = (None, None);
     let (mut key, mut origin, mut value, mut ttl_ms) = (None, None, None, None);
     let mut seq = None;
+    let mut prev = None;
     let mut read = 0;
     while match len {
         Some(len) => read < len,
@@ -310,6 +351,17 @@ fn parse_parts(payload: &[u8]) -> Result<Parts, String> {
             }
             "ttl_ms" => ttl_ms = Option::<u64>::decode(reader).map_err(bad)?,
             "seq" => seq = Some(u64::decode(reader).map_err(bad)?),
+            "prev" => {
+                prev = match types::Array::len(reader).map_err(bad)? {
+                    Some(0) => Some(None),
+                    Some(1) => {
+                        let start = offset(reader);
+                        let item = RawValue::decode(reader).map_err(bad)?;
+                        Some(Some(start..start + item.as_bytes().len()))
+                    }
+                    _ => return Err("not an event payload: \"prev\" is not [] or [item]".into()),
+                };
+            }
             _ => {
                 IgnoredAny::decode(reader).map_err(bad)?;
             }
@@ -335,6 +387,7 @@ fn parse_parts(payload: &[u8]) -> Result<Parts, String> {
         value,
         ttl_ms,
         seq,
+        prev,
     })
 }
 

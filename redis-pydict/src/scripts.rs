@@ -40,10 +40,16 @@ use redis::Script;
 /// from the index key `{ns}#keys`, when the server executing the script
 /// has sharded pub/sub, i.e. `redis.REDIS_VERSION_NUM` >= 7.0.0; otherwise
 /// as '1'). `publish_event(channel, payload)` applies it.
+/// The publish mode may be followed by 'p' when events carry previous values.
+/// `with_prev(payload, old)` adds the `"prev"` field to an event payload
+/// (when previous values are asked): `[old]`, or `[]` when `old` is false
+/// (there was no entry); `text_head(len)` is the CBOR head of a text of
+/// `len` bytes.
 const PRELUDE: &str = r#"
 local idx = KEYS[#KEYS]
-local publish, log, maxlen = ARGV[1] ~= '0', ARGV[2], ARGV[3]
-local sharded = ARGV[1] == 's' and (redis.REDIS_VERSION_NUM or 0) >= 458752
+local mode, prev = string.sub(ARGV[1], 1, 1), string.sub(ARGV[1], 2, 2) == 'p'
+local publish, log, maxlen = mode ~= '0', ARGV[2], ARGV[3]
+local sharded = mode == 's' and (redis.REDIS_VERSION_NUM or 0) >= 458752
 local shard_channel = string.sub(idx, 1, -5) .. 'ev'
 local function publish_event(channel, payload)
   if sharded then
@@ -51,6 +57,13 @@ local function publish_event(channel, payload)
   else
     redis.call('PUBLISH', channel, payload)
   end
+end
+local char, floor, sub = string.char, math.floor, string.sub
+local function text_head(len)
+  if len < 24 then return char(96 + len) end
+  if len < 256 then return char(120, len) end
+  if len < 65536 then return char(121, floor(len / 256), len % 256) end
+  return char(122, floor(len / 16777216) % 256, floor(len / 65536) % 256, floor(len / 256) % 256, len % 256)
 end
 local function wrong_type(key, want)
   local t = redis.call('TYPE', key).ok
@@ -133,6 +146,15 @@ local function with_seq(payload, n)
   if not ok then return payload end
   return head .. '\99seq' .. cbor_uint(n)
 end
+-- Adds "prev" (when previous values are asked) as with_seq adds "seq":
+-- [old], or [] when old is false (there was no entry).
+local function with_prev(payload, old)
+  if not prev then return payload end
+  local head, ok = seq_head(payload)
+  if not ok then return payload end
+  if old then return head .. '\100prev\129' .. old end
+  return head .. '\100prev\128'
+end
 local clock
 local function now()
   if not clock then
@@ -151,13 +173,21 @@ local function emit(channel, payload)
   if publish then publish_event(channel, payload) end
   if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
 end
+-- SET, with GET when previous values are asked: the old value (false: none).
+local function set(...)
+  local args = {...}
+  if prev then args[#args + 1] = 'GET' end
+  local old = redis.call('SET', unpack(args))
+  return prev and old
+end
 local function write_entry(key, member, value, channel, payload, mode, ttl)
   if mode == 'nx' and redis.call('EXISTS', key) == 1 then return 0 end
+  local old
   if ttl > 0 then
-    redis.call('SET', key, value, 'PX', ttl)
+    old = set(key, value, 'PX', ttl)
     redis.call('ZADD', idx, now() + ttl, member)
   elseif mode == 'keepttl' then
-    redis.call('SET', key, value, 'KEEPTTL')
+    old = set(key, value, 'KEEPTTL')
     local left = redis.call('PTTL', key)
     if left > 0 then
       redis.call('ZADD', idx, now() + left, member)
@@ -165,10 +195,10 @@ local function write_entry(key, member, value, channel, payload, mode, ttl)
       redis.call('ZADD', idx, 'inf', member)
     end
   else
-    redis.call('SET', key, value)
+    old = set(key, value)
     redis.call('ZADD', idx, 'inf', member)
   end
-  emit(channel, payload)
+  emit(channel, with_prev(payload, old))
   return 1
 end
 "#;
@@ -190,15 +220,8 @@ const PLAIN_BODY: &str = r#"
 local n = #KEYS - 1
 local skip, channel, head, middle = tonumber(ARGV[4]) + 1, ARGV[5], ARGV[6], ARGV[7]
 local events = publish or log ~= ''
-local char, floor, sub = string.char, math.floor, string.sub
 local tagged = false
 if events then head, tagged = seq_head(head) end
-local function text_head(len)
-  if len < 24 then return char(96 + len) end
-  if len < 256 then return char(120, len) end
-  if len < 65536 then return char(121, floor(len / 256), len % 256) end
-  return char(122, floor(len / 16777216) % 256, floor(len / 65536) % 256, floor(len / 256) % 256, len % 256)
-end
 for first = 1, n, 1000 do
   local last = math.min(first + 999, n)
   local sets, members = {}, {}
@@ -209,6 +232,8 @@ for first = 1, n, 1000 do
     members[j + 1], members[j + 2] = 'inf', sub(key, skip)
     j = j + 2
   end
+  local olds
+  if prev and events then olds = redis.call('MGET', unpack(KEYS, first, last)) end
   redis.call('MSET', unpack(sets))
   redis.call('ZADD', idx, unpack(members))
   if events then
@@ -216,6 +241,7 @@ for first = 1, n, 1000 do
       local member = members[k]
       local payload = head .. text_head(#member) .. member .. middle .. sets[k]
       if tagged then payload = payload .. '\99seq' .. cbor_uint(seq_base + k / 2 + first - 1) end
+      if olds then payload = with_prev(payload, olds[k / 2]) end
       if publish then publish_event(channel .. member, payload) end
       if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
     end
@@ -251,15 +277,17 @@ for i = 1, #KEYS - 1 do
   local a = 4 + (i - 1) * 3
   local key, member, channel, payload = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local existed
-  if take then
-    out[i] = redis.call('GETDEL', key)
-    existed = out[i] ~= false
+  local old = false
+  if take or prev then
+    old = redis.call('GETDEL', key)
+    existed = old ~= false
+    if take then out[i] = old else out[i] = existed and 1 or 0 end
   else
     out[i] = redis.call('DEL', key)
     existed = out[i] == 1
   end
   redis.call('ZREM', idx, member)
-  if existed then emit(channel, payload) end
+  if existed then emit(channel, with_prev(payload, old)) end
 end
 return finish(out)
 "#;
@@ -273,6 +301,7 @@ if redis.call('EXISTS', key) == 0 then
   redis.call('ZREM', idx, member)
   return 0
 end
+local old = prev and redis.call('GET', key)
 if ttl < 0 then
   redis.call('PERSIST', key)
   redis.call('ZADD', idx, 'inf', member)
@@ -280,17 +309,22 @@ else
   redis.call('PEXPIRE', key, ttl)
   redis.call('ZADD', idx, now() + ttl, member)
 end
-emit(channel, payload)
+emit(channel, with_prev(payload, old))
 return finish(1)
 "#;
 
 /// KEYS: index. ARGV (after the common three): entry prefix, channel,
-/// payload, limit. Deletes (UNLINK) up to `limit` indexed entries and their
-/// index members, after checking that none of them holds a non-string value
-/// (foreign data is never deleted: the error names it); when the index is
-/// then empty, emits the clear event. Returns `{entries that existed, members left}`.
+/// payload, limit, then (used when previous values are asked) the key
+/// channel prefix and the two constant parts of a `del` event payload (see
+/// `event::del_payload_frame`). Deletes (UNLINK) up to `limit` indexed
+/// entries and their index members, after checking that none of them holds
+/// a non-string value (foreign data is never deleted: the error names it);
+/// with previous values, each entry that existed first gets its `del` event
+/// carrying its value; when the index is then empty, emits the clear event.
+/// Returns `{entries that existed, members left}`.
 const CLEAR_BODY: &str = r#"
 local prefix, channel, payload, limit = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local key_channel, del_head, del_middle = ARGV[8], ARGV[9], ARGV[10]
 local members = redis.call('ZRANGE', idx, 0, limit - 1)
 local keys = {}
 for i = 1, #members do keys[i] = prefix .. members[i] end
@@ -303,6 +337,15 @@ for i = 1, #members, 500 do
   for j = i, math.min(i + 499, #members) do
     keys[#keys + 1] = prefix .. members[j]
     chunk[#chunk + 1] = members[j]
+  end
+  if prev and (publish or log ~= '') then
+    local olds = redis.call('MGET', unpack(keys))
+    for j = 1, #chunk do
+      if olds[j] then
+        local member = chunk[j]
+        emit(key_channel .. member, with_prev(del_head .. text_head(#member) .. member .. del_middle, olds[j]))
+      end
+    end
   end
   removed = removed + redis.call('UNLINK', unpack(keys))
   redis.call('ZREM', idx, unpack(chunk))

@@ -64,6 +64,8 @@ pub(crate) struct Space {
     log_maxlen: Option<u64>,
     /// Whether subscriptions drop events carrying this space's own origin.
     skip_own_events: bool,
+    /// Whether events carry the entry's previous value (`"prev"`).
+    previous_values: bool,
 }
 
 impl Space {
@@ -77,6 +79,7 @@ impl Space {
             ns: Arc::new(ns),
             log_maxlen: None,
             skip_own_events: false,
+            previous_values: false,
         }
     }
 
@@ -109,6 +112,14 @@ impl Space {
         self.skip_own_events
             .then(|| self.origin.as_deref().map(str::to_owned))
             .flatten()
+    }
+
+    pub(crate) fn set_previous_values(&mut self, on: bool) {
+        self.previous_values = on;
+    }
+
+    pub(crate) fn previous_values(&self) -> bool {
+        self.previous_values
     }
 
     pub(crate) fn set_log_maxlen(&mut self, maxlen: Option<u64>) {
@@ -345,13 +356,16 @@ impl Space {
     /// server has it), log key ('' when the durable log is off) and log cap.
     fn common_args(&self) -> [Vec<u8>; 3] {
         let settings = self.store.settings();
-        let publish = if !self.notifications {
+        let mut publish = if !self.notifications {
             b"0".to_vec()
         } else if self.store.is_cluster() && settings.sharded_events {
             b"s".to_vec()
         } else {
             b"1".to_vec()
         };
+        if self.previous_values {
+            publish.push(b'p');
+        }
         match self.log_maxlen {
             Some(maxlen) => [
                 publish,
@@ -540,6 +554,7 @@ impl Space {
     /// earlier batches were applied the error is [`Error::PartlyApplied`].
     pub(crate) async fn clear(&self) -> Result<u64> {
         let payload = self.payload(Op::Clear, None, None, None);
+        let (del_head, del_rest) = event::del_payload_frame(self.origin.as_deref());
         let mut total = 0;
         let mut batches = 0;
         loop {
@@ -551,6 +566,9 @@ impl Space {
                 .arg(self.ns.event_channel())
                 .arg(&payload)
                 .arg(self.store.settings().max_batch)
+                .arg(self.ns.key_channel_prefix())
+                .arg(&del_head)
+                .arg(&del_rest)
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(self.fail("clear"));

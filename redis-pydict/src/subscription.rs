@@ -42,6 +42,30 @@ pub enum Change<V> {
     Gap,
 }
 
+/// The value an entry had before a change, as an event reports it (see
+/// [`crate::Dict::with_previous_values`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Previous<V> {
+    /// The event does not say: its writer did not ask for previous values,
+    /// or the change has none (`Cleared`, `Expired`, `Gap`).
+    Unknown,
+    /// There was no entry before this change.
+    Absent,
+    /// The entry's value before this change.
+    Value(V),
+}
+
+impl<V> Previous<V> {
+    /// The previous value, if the event carries one.
+    pub fn value(&self) -> Option<&V> {
+        match self {
+            Previous::Value(v) => Some(v),
+            Previous::Unknown | Previous::Absent => None,
+        }
+    }
+}
+
 /// One change to a namespace: which key (none for `Cleared` and `Gap`), who
 /// made it (the writer's origin id, if it set one) and what changed.
 ///
@@ -64,6 +88,10 @@ pub struct Event<K, V> {
     /// number is the later change. `None` for events of writers older than
     /// the field, for `Expired` (a keyspace notification) and for `Gap`.
     pub seq: Option<u64>,
+    /// The value the entry had before the change, when the writer carries
+    /// previous values ([`crate::Dict::with_previous_values`]); otherwise
+    /// [`Previous::Unknown`].
+    pub previous: Previous<V>,
 }
 
 impl<K: PartialEq, V: PartialEq> PartialEq for Event<K, V> {
@@ -81,7 +109,14 @@ impl<K, V> Event<K, V> {
             origin,
             change,
             seq: None,
+            previous: Previous::Unknown,
         }
+    }
+
+    /// The same event carrying `previous` (for tests of code that consumes events).
+    pub fn with_previous(mut self, previous: Previous<V>) -> Self {
+        self.previous = previous;
+        self
     }
 }
 
@@ -545,6 +580,7 @@ fn gap_event() -> RawEvent {
         origin: None,
         kind: RawKind::Gap,
         seq: None,
+        prev: None,
     }
 }
 
@@ -807,6 +843,7 @@ fn to_raw(ns: &Namespace, msg: &redis::Msg) -> Option<Result<RawEvent>> {
                 origin: None,
                 kind: RawKind::Expired,
                 seq: None,
+                prev: None,
             })
         });
     }
@@ -835,7 +872,7 @@ where
         None => None,
     };
     // A parsed key's text is the text it was parsed from (one canonical form).
-    let change = raw.kind.typed(|reason| Error::Decode {
+    let fail = |reason: String| Error::Decode {
         namespace: namespace.to_owned(),
         key: key
             .as_ref()
@@ -843,12 +880,22 @@ where
             .unwrap_or_default(),
         expected: std::any::type_name::<V>(),
         reason,
-    })?;
+    };
+    let change = raw.kind.typed(&fail)?;
+    let previous = match raw.prev {
+        None => Previous::Unknown,
+        Some(None) => Previous::Absent,
+        Some(Some(bytes)) => Previous::Value(
+            crate::codec::decode_value(&bytes)
+                .map_err(|reason| fail(format!("the previous value: {reason}")))?,
+        ),
+    };
     Ok(Event {
         key,
         origin: raw.origin,
         change,
         seq: raw.seq,
+        previous,
     })
 }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis_pydict::{Change, Dict, Event, LogId, StartFrom, Store, Subscription};
+use redis_pydict::{Change, Dict, Event, LogId, Previous, StartFrom, Store, Subscription};
 use redis_pydict_test::RedisServer;
 
 use crate::support::{self, Ctx};
@@ -29,6 +29,9 @@ macro_rules! cases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             server_only durable_subscriber_gets_every_change_once_across_faults;
             #[tokio::test] shared durable_subscriber_reports_changes_trimmed_while_away;
+            #[tokio::test] shared previous_values_ride_every_operation;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            shared previous_values_chain_under_concurrent_writers;
             #[test] blocking blocking_subscription_recv_timeout_and_try_recv;
         }
     };
@@ -469,4 +472,153 @@ pub async fn durable_subscriber_gets_every_change_once_across_faults() {
         .unwrap();
     expect_sequence(&mut resumed, 2500..10_000, &mut resumer_last).await;
     nothing_more(&mut resumed).await;
+}
+
+/// With `with_previous_values(true)`, every kind of write carries the value
+/// the entry had before it (`Absent` when there was none), on the channels
+/// and in the durable log alike; `clear` sends a `Deleted` event with the
+/// value of each entry it removes before its `Cleared` event. A writer
+/// without the option sends events without it, which still decode
+/// (`Previous::Unknown`), and the option changes nothing stored.
+pub async fn previous_values_ride_every_operation(ctx: &Ctx) {
+    let ns = ctx.ns("prev");
+    let plain = ctx
+        .store
+        .dict::<u32, Vec<u8>>(&ns)
+        .unwrap()
+        .with_durable_log(10_000);
+    let d = plain.clone().with_previous_values(true);
+    assert!(d.previous_values() && !plain.previous_values());
+    let mut all = d.subscribe("*").await.unwrap();
+    d.set(&1, &vec![1]).await.unwrap();
+    d.set(&1, &vec![1, 1]).await.unwrap();
+    d.set_many([(2, vec![2]), (1, vec![1, 2])]).await.unwrap();
+    d.update_with(&1, |v| [v.unwrap_or_default(), vec![9]].concat())
+        .await
+        .unwrap();
+    d.set_with_ttl(&4, &vec![4], Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(d.set_if_absent(&5, &vec![5]).await.unwrap());
+    d.expire(&2, Duration::from_millis(1500)).await.unwrap();
+    d.persist(&2).await.unwrap();
+    assert_eq!(d.remove(&5).await.unwrap(), Some(vec![5]));
+    assert!(d.delete(&4).await.unwrap());
+    plain.set(&2, &vec![2, 2]).await.unwrap();
+    d.clear().await.unwrap();
+
+    use Previous::{Absent, Unknown, Value};
+    let ev = |key: Option<u32>, change: Change<Vec<u8>>, previous: Previous<Vec<u8>>| {
+        Event::new(key, None, change).with_previous(previous)
+    };
+    let expected = vec![
+        ev(Some(1), Change::Set(vec![1]), Absent),
+        ev(Some(1), Change::Set(vec![1, 1]), Value(vec![1])),
+        ev(Some(2), Change::Set(vec![2]), Absent),
+        ev(Some(1), Change::Set(vec![1, 2]), Value(vec![1, 1])),
+        ev(Some(1), Change::Set(vec![1, 2, 9]), Value(vec![1, 2])),
+        ev(Some(4), Change::Set(vec![4]), Absent),
+        ev(Some(5), Change::Set(vec![5]), Absent),
+        ev(
+            Some(2),
+            Change::TtlChanged(Some(Duration::from_millis(1500))),
+            Value(vec![2]),
+        ),
+        ev(Some(2), Change::TtlChanged(None), Value(vec![2])),
+        ev(Some(5), Change::Deleted, Value(vec![5])),
+        ev(Some(4), Change::Deleted, Value(vec![4])),
+        // From the writer without the option: no previous value.
+        ev(Some(2), Change::Set(vec![2, 2]), Unknown),
+    ];
+    for want in &expected {
+        assert_eq!(&next(&mut all).await, want);
+    }
+    // clear: one Deleted event per entry, with its value, then Cleared.
+    let mut deleted = Vec::new();
+    for _ in 0..2 {
+        let e = next(&mut all).await;
+        assert_eq!(e.change, Change::Deleted);
+        deleted.push((e.key.unwrap(), e.previous));
+    }
+    deleted.sort_by_key(|(k, _)| *k);
+    assert_eq!(deleted, [(1, Value(vec![1, 2, 9])), (2, Value(vec![2, 2]))]);
+    let cleared = next(&mut all).await;
+    assert_eq!((cleared.key, cleared.change), (None, Change::Cleared));
+    assert_eq!(cleared.previous, Unknown);
+    nothing_more(&mut all).await;
+
+    // The durable log carries the same previous values.
+    let mut log = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
+    for want in &expected {
+        let (_, got) = next(&mut log).await;
+        assert_eq!(&got, want);
+    }
+    for _ in 0..2 {
+        let (_, e) = next(&mut log).await;
+        assert!(matches!(e.previous, Value(_)), "{e:?}");
+    }
+    let (_, cleared) = next(&mut log).await;
+    assert_eq!(cleared.change, Change::Cleared);
+}
+
+/// Under concurrent writers, each event's previous value is the value of
+/// the event before it for that key, in the durable log's order (the
+/// order the atomic units ran in); the first event of a key has `Absent`.
+pub async fn previous_values_chain_under_concurrent_writers(ctx: &Ctx) {
+    const WRITERS: u32 = 4;
+    const WRITES: u32 = 150;
+    const KEYS: u32 = 3;
+    let ns = ctx.ns("prev-chain");
+    let d = ctx
+        .store
+        .dict::<u32, (u32, u32)>(&ns)
+        .unwrap()
+        .with_notifications(false)
+        .with_durable_log(100_000)
+        .with_previous_values(true);
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let d = d.clone();
+            tokio::spawn(async move {
+                for i in 0..WRITES {
+                    let key = (w + i) % KEYS;
+                    match i % 4 {
+                        0 => d.set(&key, &(w, i)).await.map(drop),
+                        1 => d.set_many([(key, (w, i))]).await,
+                        2 => d.update_with(&key, |_| (w, i)).await.map(drop),
+                        _ => d.delete(&key).await.map(drop),
+                    }
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut log = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
+    let mut current: std::collections::HashMap<u32, Option<(u32, u32)>> = Default::default();
+    let mut events = 0;
+    while let Ok(Some(item)) = tokio::time::timeout(Duration::from_millis(500), log.next()).await {
+        let (_, e) = item.unwrap();
+        let key = e.key.unwrap();
+        let before = current.get(&key).copied().flatten();
+        let want = before.map_or(Previous::Absent, Previous::Value);
+        assert_eq!(e.previous, want, "event {events} of key {key}");
+        let after = match e.change {
+            Change::Set(v) => Some(v),
+            Change::Deleted => None,
+            other => panic!("unexpected change {other:?}"),
+        };
+        current.insert(key, after);
+        events += 1;
+    }
+    assert!(
+        events >= (WRITERS * WRITES * 3 / 4) as usize,
+        "{events} events"
+    );
+    for key in 0..KEYS {
+        let stored = d.get(&key).await.unwrap();
+        assert_eq!(stored, current.get(&key).copied().flatten(), "key {key}");
+    }
 }

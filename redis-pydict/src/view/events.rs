@@ -198,6 +198,7 @@ mod tests {
             origin: origin.map(str::to_owned),
             kind,
             seq: None,
+            prev: None,
         }
     }
 
