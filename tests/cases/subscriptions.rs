@@ -311,6 +311,12 @@ pub fn blocking_subscription_recv_timeout_and_try_recv(
     assert_eq!(event, set("a", None, 1));
     d.set("b", &2).unwrap();
     assert_eq!(sub.next().unwrap().unwrap(), set("b", None, 2));
+    // The blocking mirror carries previous values when asked.
+    let with_prev = d.clone().with_previous_values(true);
+    assert!(with_prev.previous_values());
+    with_prev.set("b", &3).unwrap();
+    let event = sub.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(event, set("b", None, 3).with_previous(Previous::Value(2)));
 }
 
 /// A subscriber too slow for the server's pub/sub output buffer is cut off:

@@ -97,6 +97,20 @@ impl<K, V> Dict<K, V> {
         }
     }
 
+    /// See [`crate::Dict::with_previous_values`].
+    #[must_use = "the setting applies to the returned dict only"]
+    pub fn with_previous_values(self, on: bool) -> Self {
+        Dict {
+            inner: self.inner.with_previous_values(on),
+            runtime: self.runtime,
+        }
+    }
+
+    /// See [`crate::Dict::previous_values`].
+    pub fn previous_values(&self) -> bool {
+        self.inner.previous_values()
+    }
+
     /// See [`crate::Dict::with_durable_log`].
     #[must_use = "the setting applies to the returned dict only"]
     pub fn with_durable_log(self, max_len: u64) -> Self {
