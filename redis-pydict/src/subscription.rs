@@ -881,7 +881,7 @@ where
         expected: std::any::type_name::<V>(),
         reason,
     };
-    let change = raw.kind.typed(&fail)?;
+    let change = raw.kind.typed(fail)?;
     let previous = match raw.prev {
         None => Previous::Unknown,
         Some(None) => Previous::Absent,
