@@ -219,7 +219,11 @@ where
                 }
             };
             caught_up = entries.len() < self.batch;
-            self.batch = self.next_batch(&entries, caught_up);
+            let bytes = entries
+                .iter()
+                .map(|(_, p)| p.as_ref().map_or(0, Vec::len))
+                .sum();
+            self.batch = next_batch(self.batch, self.limit, entries.len(), bytes, caught_up);
             let mut items = Vec::with_capacity(entries.len());
             for (log_id, payload) in entries {
                 self.last = log_id;
@@ -245,21 +249,6 @@ where
                 return;
             }
         }
-    }
-
-    /// The size of the next batch (see [`LogReader::batch`]).
-    fn next_batch(&self, read: &[LogEntry], caught_up: bool) -> usize {
-        let by_events = BATCH_MAX.min(self.limit.events);
-        if caught_up {
-            return BATCH_MIN.min(by_events);
-        }
-        let bytes: usize = read
-            .iter()
-            .map(|(_, p)| p.as_ref().map_or(0, Vec::len))
-            .sum();
-        let mean = (bytes / read.len().max(1)).max(1);
-        let by_bytes = (self.limit.bytes / mean).max(1);
-        (self.batch * 2).min(by_events).min(by_bytes)
     }
 
     async fn connection(&mut self) -> redis::RedisResult<&mut MultiplexedConnection> {
@@ -345,6 +334,24 @@ where
     }
 }
 
+/// The size of the batch after one of `batch` entries that read `read`
+/// entries of `bytes` payload bytes in all (see [`LogReader::batch`]).
+fn next_batch(
+    batch: usize,
+    limit: subscription::BufferLimit,
+    read: usize,
+    bytes: usize,
+    caught_up: bool,
+) -> usize {
+    let by_events = BATCH_MAX.min(limit.events);
+    if caught_up {
+        return BATCH_MIN.min(by_events);
+    }
+    let mean = (bytes / read.max(1)).max(1);
+    let by_bytes = (limit.bytes / mean).max(1);
+    (batch * 2).min(by_events).min(by_bytes)
+}
+
 /// The entries of an `XRANGE` reply, read straight from the reply's
 /// values: each payload is moved out of the reply, not copied, and ids are
 /// parsed from their bytes. A foreign entry without an `e` field has `None`
@@ -419,6 +426,65 @@ fn take_field(mut flat: impl Iterator<Item = redis::Value>, name: &[u8]) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_grow_while_behind_within_the_buffer_and_shrink_once_caught_up() {
+        let limit = subscription::BufferLimit {
+            events: 10_000,
+            bytes: 16 << 20,
+        };
+        // Behind, small entries: doubling up to BATCH_MAX.
+        assert_eq!(next_batch(500, limit, 500, 500 * 100, false), 1000);
+        assert_eq!(next_batch(8000, limit, 8000, 8000 * 100, false), BATCH_MAX);
+        // Bounded by the buffer's events...
+        let few = subscription::BufferLimit {
+            events: 300,
+            ..limit
+        };
+        assert_eq!(next_batch(300, few, 300, 300, false), 300);
+        // ...and by its bytes, at the mean size of what was read.
+        let small = subscription::BufferLimit {
+            events: 10_000,
+            bytes: 1 << 20,
+        };
+        assert_eq!(next_batch(500, small, 500, 500 * 10_000, false), 104);
+        assert_eq!(next_batch(500, small, 500, 500 * (2 << 20), false), 1);
+        // Caught up: back to the first size.
+        assert_eq!(next_batch(8000, limit, 10, 1000, true), BATCH_MIN);
+        assert_eq!(next_batch(8000, few, 10, 1000, true), 300);
+    }
+
+    #[test]
+    fn log_entries_are_read_from_the_reply_values() {
+        use redis::Value::{self, Array, BulkString, Map, Nil};
+        let text = |t: &str| BulkString(t.as_bytes().to_vec());
+        let reply = Array(vec![
+            Array(vec![
+                text("1-1"),
+                Array(vec![text("x"), text("y"), text("e"), text("P")]),
+            ]),
+            Array(vec![text("1-2"), Map(vec![(text("e"), text("Q"))])]),
+            Array(vec![text("2-0"), Array(vec![text("other"), text("z")])]),
+        ]);
+        let id = |ms, seq| LogId { ms, seq };
+        assert_eq!(
+            log_entries(reply).unwrap(),
+            [
+                (id(1, 1), Some(b"P".to_vec())),
+                (id(1, 2), Some(b"Q".to_vec())),
+                (id(2, 0), None),
+            ]
+        );
+        assert!(log_entries(Nil).unwrap().is_empty());
+        for bad in [
+            Value::Int(3),
+            Array(vec![Value::Int(1)]),
+            Array(vec![Array(vec![text("nope"), Array(vec![])])]),
+            Array(vec![Array(vec![text("1-1")])]),
+        ] {
+            assert!(log_entries(bad).is_err());
+        }
+    }
 
     #[test]
     fn log_ids_parse_and_print() {

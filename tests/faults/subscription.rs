@@ -733,3 +733,40 @@ async fn durable_subscriber_over_its_buffer_waits_and_loses_nothing() {
     expect_changes(&mut sub, 0..1000).await;
     nothing_more(&mut sub).await;
 }
+
+/// The durable reader's batches grow while it is behind, but the buffer's
+/// byte bound holds: with a 64 KB bound and 4 KB values, the consumer never
+/// has more than the bound waiting (or one entry), and nothing is lost.
+#[tokio::test]
+async fn durable_subscriber_keeps_to_its_byte_bound_with_large_entries() {
+    let server = RedisServer::start();
+    let store = Store::builder(&server.url())
+        .subscription_buffer(10_000, 64 * 1024)
+        .connect()
+        .await
+        .unwrap();
+    let d = store
+        .dict::<String, String>("bytes-bound")
+        .unwrap()
+        .with_durable_log(10_000);
+    let big = "x".repeat(4096);
+    d.set_many((0..2000u32).map(|i| (format!("k{i}"), big.clone())))
+        .await
+        .unwrap();
+    let mut sub = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
+    let pending_bytes = |sub: &Subscription<_>| -> usize {
+        let debug = format!("{sub:?}");
+        let rest = debug.split("pending_bytes: ").nth(1).unwrap();
+        rest.trim_end_matches(" }").parse().unwrap()
+    };
+    let mut seen = 0;
+    while seen < 2000 {
+        tokio::time::sleep(Duration::from_millis(if seen % 500 == 0 { 100 } else { 0 })).await;
+        let bytes = pending_bytes(&sub);
+        assert!(bytes <= 64 * 1024 + 8192, "{bytes} bytes pending at {seen}");
+        let (_, event) = next(&mut sub).await;
+        assert_eq!(event.key, Some(format!("k{seen}")));
+        seen += 1;
+    }
+    nothing_more(&mut sub).await;
+}
