@@ -33,6 +33,7 @@ macro_rules! cases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             shared previous_values_chain_under_concurrent_writers;
             #[test] blocking blocking_subscription_recv_timeout_and_try_recv;
+            #[test] blocking blocking_dict_carries_previous_values;
         }
     };
 }
@@ -311,12 +312,6 @@ pub fn blocking_subscription_recv_timeout_and_try_recv(
     assert_eq!(event, set("a", None, 1));
     d.set("b", &2).unwrap();
     assert_eq!(sub.next().unwrap().unwrap(), set("b", None, 2));
-    // The blocking mirror carries previous values when asked.
-    let with_prev = d.clone().with_previous_values(true);
-    assert!(with_prev.previous_values());
-    with_prev.set("b", &3).unwrap();
-    let event = sub.recv_timeout(WAIT).unwrap().unwrap();
-    assert_eq!(event, set("b", None, 3).with_previous(Previous::Value(2)));
 }
 
 /// A subscriber too slow for the server's pub/sub output buffer is cut off:
@@ -514,9 +509,12 @@ pub async fn previous_values_ride_every_operation(ctx: &Ctx) {
     d.clear().await.unwrap();
 
     use Previous::{Absent, Unknown, Value};
-    let ev = |key: Option<u32>, change: Change<Vec<u8>>, previous: Previous<Vec<u8>>| {
-        Event::new(key, None, change).with_previous(previous)
+    type Seen = (Option<u32>, Change<Vec<u8>>, Previous<Vec<u8>>);
+    let ev = |key: Option<u32>, change: Change<Vec<u8>>, previous: Previous<Vec<u8>>| -> Seen {
+        (key, change, previous)
     };
+    // What is compared: key, change, previous value (not `seq`).
+    let seen = |e: Event<u32, Vec<u8>>| -> Seen { (e.key, e.change, e.previous) };
     let expected = vec![
         ev(Some(1), Change::Set(vec![1]), Absent),
         ev(Some(1), Change::Set(vec![1, 1]), Value(vec![1])),
@@ -537,7 +535,7 @@ pub async fn previous_values_ride_every_operation(ctx: &Ctx) {
         ev(Some(2), Change::Set(vec![2, 2]), Unknown),
     ];
     for want in &expected {
-        assert_eq!(&next(&mut all).await, want);
+        assert_eq!(&seen(next(&mut all).await), want);
     }
     // clear: one Deleted event per entry, with its value, then Cleared.
     let mut deleted = Vec::new();
@@ -557,7 +555,7 @@ pub async fn previous_values_ride_every_operation(ctx: &Ctx) {
     let mut log = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
     for want in &expected {
         let (_, got) = next(&mut log).await;
-        assert_eq!(&got, want);
+        assert_eq!(&seen(got), want);
     }
     for _ in 0..2 {
         let (_, e) = next(&mut log).await;
@@ -627,4 +625,30 @@ pub async fn previous_values_chain_under_concurrent_writers(ctx: &Ctx) {
         let stored = d.get(&key).await.unwrap();
         assert_eq!(stored, current.get(&key).copied().flatten(), "key {key}");
     }
+}
+
+/// The blocking mirror carries previous values when asked, and not otherwise.
+pub fn blocking_dict_carries_previous_values(store: &redis_pydict::blocking::Store, prefix: &str) {
+    let d = store
+        .dict::<String, u32>(&format!("{prefix}blocking-prev"))
+        .unwrap();
+    let with_prev = d.clone().with_previous_values(true);
+    assert!(with_prev.previous_values() && !d.previous_values());
+    let mut sub = d.subscribe("*").unwrap();
+    d.set("b", &2).unwrap();
+    with_prev.set("b", &3).unwrap();
+    with_prev.delete("b").unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let e = sub.recv_timeout(WAIT).unwrap().unwrap();
+        got.push((e.change, e.previous));
+    }
+    assert_eq!(
+        got,
+        [
+            (Change::Set(2), Previous::Unknown),
+            (Change::Set(3), Previous::Value(2)),
+            (Change::Deleted, Previous::Value(3)),
+        ]
+    );
 }
