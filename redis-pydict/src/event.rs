@@ -440,6 +440,49 @@ mod parse_tests {
     }
 
     #[test]
+    fn parses_previous_values() {
+        // As the write scripts add it: map count + 1, then "prev" and
+        // [item] or [] (after "seq", or without it).
+        let with_prev = |mut payload: Vec<u8>, item: Option<&[u8]>| {
+            payload[0] += 1;
+            write_text(&mut payload, "prev");
+            match item {
+                Some(bytes) => {
+                    payload.push(0x81);
+                    payload.extend_from_slice(bytes);
+                }
+                None => payload.push(0x80),
+            }
+            payload
+        };
+        let set = payload(Op::Set, Some("k"), None, Some(&[0x02]), None);
+        let none = parse(&with_prev(set.clone(), None)).unwrap();
+        assert_eq!(
+            (none.kind, none.prev),
+            (RawKind::Set(vec![0x02]), Some(None))
+        );
+        let old = [0x82, 0x01, 0xf6];
+        let seq_then_prev = with_prev(with_seq(set.clone(), 7), Some(&old));
+        for raw in [parse(&seq_then_prev), parse_owned(seq_then_prev.clone())] {
+            let raw = raw.unwrap();
+            assert_eq!(raw.kind, RawKind::Set(vec![0x02]));
+            assert_eq!((raw.seq, raw.prev), (Some(7), Some(Some(old.to_vec()))));
+        }
+        let del = parse(&with_prev(
+            payload(Op::Del, Some("k"), None, None, None),
+            Some(&[0x05]),
+        ));
+        assert_eq!(del.unwrap().prev, Some(Some(vec![0x05])));
+        assert_eq!(parse(&set).unwrap().prev, None, "absent when not asked");
+        // Anything but [] or [item] is an error, not a guess.
+        let mut two = set.clone();
+        two[0] += 1;
+        write_text(&mut two, "prev");
+        two.extend_from_slice(&[0x82, 0x01, 0x02]);
+        assert!(parse(&two).unwrap_err().contains("\"prev\""));
+    }
+
+    #[test]
     fn parses_payloads_written_by_other_encoders() {
         // Keys in another order, an indefinite-length map, an unknown field
         // (with a nested, tagged item) and a tagged value: the value's bytes
