@@ -63,20 +63,29 @@ impl FromStr for LogId {
     type Err = ParseLogIdError;
 
     fn from_str(text: &str) -> std::result::Result<LogId, ParseLogIdError> {
-        let bad = || ParseLogIdError {
+        LogId::from_bytes(text.as_bytes()).ok_or_else(|| ParseLogIdError {
             text: text.to_owned(),
-        };
-        let (ms, seq) = text.split_once('-').ok_or_else(bad)?;
-        let number = |part: &str| -> std::result::Result<u64, ParseLogIdError> {
-            // u64's own parser takes a leading '+', which is no part of an id.
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad());
+        })
+    }
+}
+
+impl LogId {
+    /// Parses `<ms>-<seq>` (both decimal `u64`, digits only) from bytes, as
+    /// stream ids arrive in replies.
+    fn from_bytes(bytes: &[u8]) -> Option<LogId> {
+        let dash = bytes.iter().position(|&b| b == b'-')?;
+        let number = |part: &[u8]| -> Option<u64> {
+            if part.is_empty() {
+                return None;
             }
-            part.parse().map_err(|_| bad())
+            part.iter().try_fold(0u64, |n, &b| {
+                let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+                n.checked_mul(10)?.checked_add(u64::from(digit))
+            })
         };
-        Ok(LogId {
-            ms: number(ms)?,
-            seq: number(seq)?,
+        Some(LogId {
+            ms: number(&bytes[..dash])?,
+            seq: number(&bytes[dash + 1..])?,
         })
     }
 }
@@ -386,8 +395,8 @@ fn log_entries(reply: redis::Value) -> redis::RedisResult<Vec<LogEntry>> {
             return Err(unexpected("an entry is not [id, fields]"));
         };
         let id = match &id {
-            Value::BulkString(b) => std::str::from_utf8(b).ok().and_then(|t| t.parse().ok()),
-            Value::SimpleString(t) => t.parse().ok(),
+            Value::BulkString(b) => LogId::from_bytes(b),
+            Value::SimpleString(t) => LogId::from_bytes(t.as_bytes()),
             _ => None,
         };
         // Redis makes every stream id "<ms>-<seq>".
@@ -497,8 +506,22 @@ mod tests {
             }
         );
         assert_eq!(id.to_string(), "1700000000000-3");
+        let max = format!("{}-{}", u64::MAX, u64::MAX);
+        assert_eq!(max.parse::<LogId>().unwrap().to_string(), max);
         for bad in [
-            "", "-", "1", "1-", "-1", "a-1", "1-b", "+1-2", "1-+2", "1-2-3", " 1-2",
+            "",
+            "-",
+            "1",
+            "1-",
+            "-1",
+            "a-1",
+            "1-b",
+            "+1-2",
+            "1-+2",
+            "1-2-3",
+            " 1-2",
+            "18446744073709551616-0",
+            "0-18446744073709551616",
         ] {
             let e = bad.parse::<LogId>().unwrap_err();
             assert_eq!(e.text, bad);
