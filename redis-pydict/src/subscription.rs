@@ -69,7 +69,7 @@ impl<V> Previous<V> {
 /// One change to a namespace: which key (none for `Cleared` and `Gap`), who
 /// made it (the writer's origin id, if it set one) and what changed.
 ///
-/// Equality compares `key`, `origin` and `change`, not `seq`: the sequence
+/// Equality compares `key`, `origin`, `change` and `previous`, not `seq`: the sequence
 /// number is the change's place in the namespace's history, not part of the
 /// change, so an event built with [`Event::new`] in a test equals the one a
 /// subscription yields. Compare `seq` yourself where order matters.
@@ -96,7 +96,10 @@ pub struct Event<K, V> {
 
 impl<K: PartialEq, V: PartialEq> PartialEq for Event<K, V> {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key && self.origin == other.origin && self.change == other.change
+        self.key == other.key
+            && self.origin == other.origin
+            && self.change == other.change
+            && self.previous == other.previous
     }
 }
 
