@@ -15,6 +15,7 @@ use crate::codec;
 use crate::durable::{self, LogId, StartFrom};
 use crate::error::Result;
 use crate::event::RawEvent;
+use crate::group::{self, GroupOptions, GroupSubscription};
 use crate::key::{parse_key, DictKey, KeyText};
 use crate::namespace::Namespace;
 use crate::space::{SetMode, Space};
@@ -679,6 +680,76 @@ where
         V: Send + 'static,
     {
         durable::start(self.space.store(), self.namespace(), from, self.decoder()).await
+    }
+
+    /// Joins consumer group `group` of the durable log (see
+    /// [`Dict::with_durable_log`]) as `consumer`, with the default
+    /// [`GroupOptions`]: each change is delivered to one consumer of the
+    /// group, which acknowledges it once handled (`delivery.ack().await`, or
+    /// dropping the [`Delivery`](crate::Delivery)); the changes of a consumer that died before
+    /// acknowledging them are claimed by the others. See
+    /// [`Dict::subscribe_group_with`].
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use redis_pydict::Change;
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_pydict_test::RedisServer::start();
+    /// let store = redis_pydict::Store::connect(&server.url()).await?;
+    /// let orders = store.dict::<String, u32>("orders")?.with_durable_log(100_000);
+    /// let mut work = orders.subscribe_group("billing", "worker-1").await?;
+    /// orders.set("a", &1).await?;
+    /// let delivery = work.next().await.expect("a subscription never ends")?;
+    /// assert_eq!(delivery.change, Change::Set(1)); // the Event, through Deref
+    /// assert_eq!(delivery.deliveries(), 1);
+    /// delivery.ack().await?; // no consumer of "billing" gets it again
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe_group(
+        &self,
+        group: &str,
+        consumer: &str,
+    ) -> Result<GroupSubscription<Event<K, V>>>
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        self.subscribe_group_with(group, consumer, &GroupOptions::default())
+            .await
+    }
+
+    /// Joins consumer group `group` of the durable log as `consumer`. The
+    /// group is created if it does not exist (`XGROUP CREATE ... MKSTREAM`,
+    /// at [`GroupOptions::start`]); any number of consumers, in any number of
+    /// processes, may join it, each under a name of its own. Items are
+    /// [`Delivery`](crate::Delivery)s of typed events, as in [`Dict::subscribe_durable`];
+    /// delivery is at least once (a change is handled again if its consumer
+    /// dies, or takes longer than [`GroupOptions::claim_idle`], before
+    /// acknowledging it). Changes that do not decode, or that were delivered
+    /// [`GroupOptions::max_deliveries`] times, are parked in `{ns}#dead` and
+    /// reported as [`crate::Error::Parked`] items. Errors as in
+    /// [`GroupSubscription`]. Consumer names must be unique among the live
+    /// consumers of a group.
+    pub async fn subscribe_group_with(
+        &self,
+        group: &str,
+        consumer: &str,
+        options: &GroupOptions,
+    ) -> Result<GroupSubscription<Event<K, V>>>
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+    {
+        let member = group::Member { group, consumer };
+        group::start(
+            self.space.store(),
+            self.namespace(),
+            member,
+            options,
+            self.decoder(),
+        )
+        .await
     }
 
     /// Types raw events, dropping this dict's own when asked to.

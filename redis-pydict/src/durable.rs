@@ -262,20 +262,7 @@ where
 
     async fn connection(&mut self) -> redis::RedisResult<&mut MultiplexedConnection> {
         if self.conn.is_none() {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(self.store.settings().connection_timeout)
-                .set_response_timeout(Some(BLOCK + Duration::from_secs(10)));
-            let client = self.store.node_client(self.ns.log_key()).await?;
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            // Named, so that operators (and tests) can tell log readers apart.
-            redis::cmd("CLIENT")
-                .arg("SETNAME")
-                .arg(LOG_READER_NAME)
-                .query_async::<()>(&mut conn)
-                .await?;
-            self.conn = Some(conn);
+            self.conn = Some(log_connection(&self.store, &self.ns, BLOCK).await?);
         }
         self.conn
             .as_mut()
@@ -430,6 +417,30 @@ fn take_field(mut flat: impl Iterator<Item = redis::Value>, name: &[u8]) -> Opti
         }
     }
     None
+}
+
+/// A connection of a log reader (named [`LOG_READER_NAME`]) to the node
+/// holding `ns`'s log, whose replies may take `block` (a blocking read)
+/// plus a margin.
+pub(crate) async fn log_connection(
+    store: &Store,
+    ns: &Namespace,
+    block: Duration,
+) -> redis::RedisResult<MultiplexedConnection> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(store.settings().connection_timeout)
+        .set_response_timeout(Some(block + Duration::from_secs(10)));
+    let client = store.node_client(ns.log_key()).await?;
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    // Named, so that operators (and tests) can tell log readers apart.
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(LOG_READER_NAME)
+        .query_async::<()>(&mut conn)
+        .await?;
+    Ok(conn)
 }
 
 #[cfg(test)]

@@ -193,6 +193,29 @@ pub enum Error {
     #[error(transparent)]
     InvalidLogId(#[from] crate::durable::ParseLogIdError),
 
+    /// A change of the durable log that a consumer group could not deliver
+    /// (it does not decode, or it was delivered
+    /// [`crate::GroupOptions::max_deliveries`] times without being
+    /// acknowledged) was parked: copied to the dead-letter stream
+    /// `{ns}#dead` and acknowledged, so that it no longer holds the group up.
+    #[error("log entry {id} of namespace {namespace:?} was parked in {dead_key:?} by consumer group {group:?} after {deliveries} {deliveries_word} and acknowledged: {reason}",
+        deliveries_word = if *deliveries == 1 { "delivery" } else { "deliveries" })]
+    Parked {
+        /// The namespace whose log holds the change.
+        namespace: String,
+        /// The consumer group.
+        group: String,
+        /// The change's id in the log (the `log_id` field of its copy).
+        id: crate::LogId,
+        /// How many times the group had delivered it (read it, for a change
+        /// that does not decode).
+        deliveries: u64,
+        /// The dead-letter stream holding its copy.
+        dead_key: String,
+        /// Why it was parked.
+        reason: String,
+    },
+
     /// A call of the blocking API was made on a thread of an async (tokio)
     /// runtime, where blocking would stall the runtime; nothing was done.
     #[error("blocking call {operation} made on a thread of an async runtime, where it would stall the runtime; nothing was done. Use the async API there (`as_async()` of the blocking handle gives it), or make blocking calls on a thread of your own (std::thread::spawn; tokio's spawn_blocking threads belong to the runtime too)")]

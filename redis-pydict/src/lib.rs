@@ -252,6 +252,7 @@ mod durable;
 mod error;
 mod event;
 mod glob;
+mod group;
 mod key;
 mod live;
 mod namespace;
@@ -268,6 +269,10 @@ pub use cache::{CacheStatus, CachedDict, FlushCause, CACHE_CLIENT_NAME};
 pub use dict::Dict;
 pub use durable::{LogId, ParseLogIdError, StartFrom, LOG_READER_NAME};
 pub use error::{Error, Result};
+pub use group::{
+    Delivery, GroupOptions, GroupSubscription, DEFAULT_CLAIM_IDLE, DEFAULT_DEAD_LETTER_CAP,
+    DEFAULT_MAX_DELIVERIES,
+};
 pub use key::{DictKey, KeyText};
 pub use live::{Live, LiveStatus};
 pub use namespace::{escape_glob, Namespace, MAX_NAMESPACE_LEN};

@@ -100,6 +100,12 @@ impl Namespace {
         &self.seq_key
     }
 
+    /// Where consumer groups of the durable log park its poison entries (a
+    /// Redis Stream): `{ns}#dead`.
+    pub fn dead_key(&self) -> String {
+        format!("{{{}}}#dead", self.name)
+    }
+
     /// The channel of events about entry `key`: `{ns}#ev:<key>`.
     pub fn key_channel(&self, key: &str) -> String {
         let mut out = String::with_capacity(self.key_channel_prefix.len() + key.len());

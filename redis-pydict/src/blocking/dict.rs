@@ -9,11 +9,13 @@ use futures::stream::StreamExt;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::cache::CachedDict;
+use super::group::GroupSubscription;
 use super::iter::Iter;
 use super::runtime::Runtime;
 use super::subscription::Subscription;
 use crate::durable::{LogId, StartFrom};
 use crate::error::Result;
+use crate::group::GroupOptions;
 use crate::key::{DictKey, KeyText};
 use crate::namespace::Namespace;
 use crate::space::{RepairReport, Ttl};
@@ -350,6 +352,29 @@ where
             self.inner.subscribe_durable(from),
         )?;
         Ok(self.subscription(inner))
+    }
+
+    /// See [`crate::Dict::subscribe_group`].
+    pub fn subscribe_group(
+        &self,
+        group: &str,
+        consumer: &str,
+    ) -> Result<GroupSubscription<Event<K, V>>> {
+        self.subscribe_group_with(group, consumer, &GroupOptions::default())
+    }
+
+    /// See [`crate::Dict::subscribe_group_with`].
+    pub fn subscribe_group_with(
+        &self,
+        group: &str,
+        consumer: &str,
+        options: &GroupOptions,
+    ) -> Result<GroupSubscription<Event<K, V>>> {
+        let inner = self.runtime.run(
+            "Dict::subscribe_group",
+            self.inner.subscribe_group_with(group, consumer, options),
+        )?;
+        Ok(GroupSubscription::new(inner, self.runtime.clone()))
     }
 
     /// See [`crate::Dict::to_map`].

@@ -42,6 +42,7 @@
 
 mod cache;
 mod dict;
+mod group;
 mod iter;
 mod live;
 mod runtime;
@@ -51,6 +52,7 @@ mod view;
 
 pub use cache::CachedDict;
 pub use dict::Dict;
+pub use group::GroupSubscription;
 pub use iter::Iter;
 pub use live::Live;
 #[doc(hidden)]

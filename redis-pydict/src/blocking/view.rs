@@ -8,10 +8,12 @@ use std::time::Duration;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::dict::Dict;
+use super::group::GroupSubscription;
 use super::runtime::Runtime;
 use super::subscription::Subscription;
 use crate::durable::{LogId, StartFrom};
 use crate::error::Result;
+use crate::group::GroupOptions;
 use crate::namespace::Namespace;
 use crate::space::Ttl;
 use crate::subscription::Event;
@@ -222,6 +224,37 @@ impl<T: RedisDict> View<T> {
             self.inner.subscribe_durable(from),
         )?;
         Ok(Subscription::new(inner, self.runtime.clone()))
+    }
+
+    /// See [`crate::View::subscribe_group`].
+    pub fn subscribe_group(
+        &self,
+        group: &str,
+        consumer: &str,
+    ) -> Result<GroupSubscription<ViewEvent<T::Event>>>
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        self.subscribe_group_with(group, consumer, &GroupOptions::default())
+    }
+
+    /// See [`crate::View::subscribe_group_with`].
+    pub fn subscribe_group_with(
+        &self,
+        group: &str,
+        consumer: &str,
+        options: &GroupOptions,
+    ) -> Result<GroupSubscription<ViewEvent<T::Event>>>
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        let inner = self.runtime.run(
+            "View::subscribe_group",
+            self.inner.subscribe_group_with(group, consumer, options),
+        )?;
+        Ok(GroupSubscription::new(inner, self.runtime.clone()))
     }
 }
 

@@ -9,6 +9,7 @@ use crate::dict::Dict;
 use crate::durable::{self, LogId, StartFrom};
 use crate::error::Result;
 use crate::event::RawEvent;
+use crate::group::{self, GroupOptions, GroupSubscription};
 use crate::live::Live;
 use crate::namespace::Namespace;
 use crate::space::{Space, TtlGroup, Write};
@@ -382,5 +383,46 @@ impl<T: RedisDict> View<T> {
         T::Event: Send + 'static,
     {
         durable::start(self.space.store(), self.namespace(), from, self.decoder()).await
+    }
+
+    /// Joins consumer group `group` of this instance's durable log as
+    /// `consumer`, with the default [`GroupOptions`]: each change is
+    /// delivered to one consumer of the group (see
+    /// [`crate::Dict::subscribe_group`]). Items are typed and filtered as in
+    /// [`View::subscribe`].
+    pub async fn subscribe_group(
+        &self,
+        group: &str,
+        consumer: &str,
+    ) -> Result<GroupSubscription<ViewEvent<T::Event>>>
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        self.subscribe_group_with(group, consumer, &GroupOptions::default())
+            .await
+    }
+
+    /// Joins consumer group `group` of this instance's durable log as
+    /// `consumer`, with `options` (see [`crate::Dict::subscribe_group_with`]).
+    pub async fn subscribe_group_with(
+        &self,
+        group: &str,
+        consumer: &str,
+        options: &GroupOptions,
+    ) -> Result<GroupSubscription<ViewEvent<T::Event>>>
+    where
+        T: 'static,
+        T::Event: Send + 'static,
+    {
+        let member = group::Member { group, consumer };
+        group::start(
+            self.space.store(),
+            self.namespace(),
+            member,
+            options,
+            self.decoder(),
+        )
+        .await
     }
 }
