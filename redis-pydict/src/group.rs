@@ -509,9 +509,10 @@ struct Reader<F> {
     next_claim: Instant,
 }
 
-/// True for the error of a read or claim on a group that does not exist.
+/// True for the error of a read or claim on a group that does not exist
+/// (`NOGROUP`), or of a blocked read whose log was deleted (`UNBLOCKED`).
 fn is_no_group(e: &redis::RedisError) -> bool {
-    e.code() == Some("NOGROUP")
+    matches!(e.code(), Some("NOGROUP" | "UNBLOCKED"))
 }
 
 impl<F, T> Reader<F>
