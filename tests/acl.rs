@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use redis::aio::MultiplexedConnection;
-use redis_pydict::{Change, RedisDict, StartFrom, Store, Subscription};
+use redis_pydict::{Change, Error, GroupOptions, RedisDict, StartFrom, Store, Subscription};
 use redis_pydict_test::RedisServer;
 
 /// The ACL rules of a user that may use namespace `app` and nothing else
@@ -439,4 +439,143 @@ async fn pattern_and_expiry_subscriptions_need_only_their_documented_extra_rules
     );
     let denied = acl_log(&mut admin).await;
     assert!(denied.is_empty(), "the extra rules are enough: {denied:#?}");
+}
+
+/// What a consumer group member needs beyond `APP_RULES` (README, "ACL"):
+/// joining (and making) the group, reading it, acknowledging, finding and
+/// claiming idle changes. Parking writes `{app}#dead`, inside `~{app}*`.
+const GROUP_RULES: &[&str] = &[
+    "+xgroup|create",
+    "+xreadgroup",
+    "+xack",
+    "+xpending",
+    "+xclaim",
+];
+
+/// Under exactly `APP_RULES` + `GROUP_RULES`, every path of a group
+/// consumer works (delivery, explicit and dropped acknowledgements, a claim
+/// after a release, parking an undecodable change) and the ACL LOG stays
+/// empty.
+#[tokio::test]
+async fn group_consumers_work_under_exactly_the_documented_rules() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server).await;
+    let mut rules = APP_RULES.to_vec();
+    rules.extend(GROUP_RULES);
+    set_user(&mut admin, "app", &rules).await;
+    let _: () = redis::cmd("ACL")
+        .arg("LOG")
+        .arg("RESET")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let store = Store::connect(&user_url(&server, "app")).await.unwrap();
+    let d = store
+        .dict::<String, u32>("app")
+        .unwrap()
+        .with_durable_log(100);
+    let options = GroupOptions::new().claim_idle(Duration::from_millis(200));
+    let mut sub = d.subscribe_group_with("g", "me", &options).await.unwrap();
+    d.set("a", &1).await.unwrap();
+    d.set("b", &2).await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("{app}#log")
+        .arg("*")
+        .arg("e")
+        .arg("garbage")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let a = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let a = a.unwrap();
+    assert_eq!(a.change, Change::Set(1));
+    a.release(); // claimed again after 200 ms
+    let b = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(b.unwrap()); // acknowledged in the background
+    let parked = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let parked = parked.unwrap_err();
+    assert!(matches!(parked, Error::Parked { .. }), "{parked}");
+    let again = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let again = again.unwrap();
+    assert_eq!(
+        (again.change.clone(), again.deliveries()),
+        (Change::Set(1), 2)
+    );
+    again.ack().await.unwrap();
+    sub.flush_acks().await.unwrap();
+    let denied = acl_log(&mut admin).await;
+    assert!(
+        denied.is_empty(),
+        "the rules are enough: ACL LOG {denied:#?}"
+    );
+}
+
+/// Each group permission missing gives a clear error naming the namespace
+/// and NOPERM: joining without `XGROUP CREATE` fails; reading without
+/// `XREADGROUP` is an `Err` item that ends the stream; acknowledging without
+/// `XACK` is an `Err` from `ack()` (the change stays pending).
+#[tokio::test]
+async fn group_consumers_without_a_permission_get_clear_errors() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server).await;
+    let without = |missing: &str| -> Vec<&str> {
+        APP_RULES
+            .iter()
+            .chain(GROUP_RULES)
+            .copied()
+            .filter(|r| *r != missing)
+            .collect()
+    };
+    let is_noperm = |e: &Error| {
+        let text = e.to_string();
+        text.contains("\"app\"") && text.to_lowercase().contains("no permissions")
+    };
+    let url = user_url(&server, "app");
+
+    set_user(&mut admin, "app", &without("+xgroup|create")).await;
+    let store = Store::connect(&url).await.unwrap();
+    let d = store
+        .dict::<String, u32>("app")
+        .unwrap()
+        .with_durable_log(100);
+    let e = d.subscribe_group("g", "me").await.unwrap_err();
+    assert!(is_noperm(&e), "{e}");
+
+    set_user(&mut admin, "app", &without("+xreadgroup")).await;
+    let mut sub = d.subscribe_group("g", "me").await.unwrap();
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(Some(Err(e))) => assert!(is_noperm(&e), "{e}"),
+        other => panic!("expected an error item, got {other:?}"),
+    }
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(None) => {}
+        other => panic!("expected the end, got {other:?}"),
+    }
+
+    set_user(&mut admin, "app", &without("+xack")).await;
+    let mut sub = d.subscribe_group("g2", "me").await.unwrap();
+    d.set("a", &1).await.unwrap();
+    let delivery = match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(Some(Ok(delivery))) => delivery,
+        other => panic!("expected a delivery, got {other:?}"),
+    };
+    let e = delivery.ack().await.unwrap_err();
+    assert!(is_noperm(&e), "{e}");
+    // ... and reported on the stream, which goes on.
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(Some(Err(e))) => assert!(is_noperm(&e), "{e}"),
+        other => panic!("expected an error item, got {other:?}"),
+    }
 }

@@ -17,6 +17,7 @@ mod cases {
     pub mod behaviour;
     pub mod cache;
     pub mod derive;
+    pub mod groups;
     pub mod live;
     pub mod python_readme;
     pub mod regressions;
@@ -41,6 +42,7 @@ cases::cache::cases!(on_the_cluster);
 cases::subscriptions::cases!(on_the_cluster);
 cases::derive::cases!(on_the_cluster);
 cases::live::cases!(on_the_cluster);
+cases::groups::cases!(on_the_cluster);
 
 // ----- cluster-only tests ----------------------------------------------------
 

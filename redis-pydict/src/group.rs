@@ -126,7 +126,7 @@ enum AckRequest {
     /// Acknowledge this change (`XACK`), with others in a batch.
     Ack(LogId),
     /// Answer once every acknowledgement asked for before is on the server.
-    Flush(oneshot::Sender<redis::RedisResult<()>>),
+    Flush(oneshot::Sender<Result<()>>),
 }
 
 /// One change handed to one consumer of a group, with its log id and how
@@ -223,7 +223,7 @@ impl<T> Delivery<T> {
 
     /// Queues the acknowledgement and a request to be told when it is on
     /// the server; `None` when there is nothing to acknowledge.
-    pub(crate) fn ack_request(&mut self) -> Option<oneshot::Receiver<redis::RedisResult<()>>> {
+    pub(crate) fn ack_request(&mut self) -> Option<oneshot::Receiver<Result<()>>> {
         let acker = self.acker.take()?;
         let (done, wait) = oneshot::channel();
         let _ = acker.send(AckRequest::Ack(self.id));
@@ -234,20 +234,16 @@ impl<T> Delivery<T> {
 
 /// The outcome of an awaited acknowledgement.
 pub(crate) fn ack_outcome(
-    answer: std::result::Result<redis::RedisResult<()>, oneshot::error::RecvError>,
+    answer: std::result::Result<Result<()>, oneshot::error::RecvError>,
 ) -> Result<()> {
-    let fail = |source| Error::Redis {
-        operation: "ack",
-        namespace: String::new(),
-        source,
-    };
-    match answer {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(fail(e)),
-        Err(_) => Err(fail(redis::RedisError::from(std::io::Error::other(
-            "the acknowledging task ended (its runtime shut down)",
-        )))),
-    }
+    answer.unwrap_or_else(|_| {
+        Err(Error::Redis {
+            operation: "ack",
+            namespace: String::new(),
+            source: std::io::Error::other("the acknowledging task ended (its runtime shut down)")
+                .into(),
+        })
+    })
 }
 
 /// A consumer's share of a group's changes: a stream of [`Delivery`] items
@@ -310,7 +306,7 @@ impl<T> GroupSubscription<T> {
     }
 
     /// Asks the acknowledging task to say when what is queued is done.
-    pub(crate) fn flush_request(&self) -> oneshot::Receiver<redis::RedisResult<()>> {
+    pub(crate) fn flush_request(&self) -> oneshot::Receiver<Result<()>> {
         let (done, wait) = oneshot::channel();
         let _ = self.acks.send(AckRequest::Flush(done));
         wait
@@ -430,7 +426,12 @@ impl Acker {
             }
             ids.clear();
             for done in waiting.drain(..) {
-                let _ = done.send(outcome.clone());
+                let answer = outcome.clone().map_err(|source| Error::Redis {
+                    operation: "ack",
+                    namespace: self.ns.name().to_owned(),
+                    source,
+                });
+                let _ = done.send(answer);
             }
         }
     }

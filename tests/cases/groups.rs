@@ -42,6 +42,9 @@ pub const WAIT: Duration = Duration::from_secs(15);
 
 pub type Group<V> = GroupSubscription<Event<String, V>>;
 
+/// Stream entries as read raw: (id, fields).
+type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
+
 pub async fn next<V: std::fmt::Debug>(sub: &mut Group<V>) -> Delivery<Event<String, V>> {
     match tokio::time::timeout(WAIT, sub.next()).await {
         Ok(Some(Ok(item))) => item,
@@ -77,7 +80,7 @@ pub async fn dead_letters(
     raw: &mut MultiplexedConnection,
     ns: &str,
 ) -> Vec<BTreeMap<String, Vec<u8>>> {
-    let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let entries: Entries = redis::cmd("XRANGE")
         .arg(format!("{{{ns}}}#dead"))
         .arg("-")
         .arg("+")
@@ -238,6 +241,7 @@ pub async fn three_consumers_share_ten_thousand_changes_and_claim_a_dead_ones(ct
     for task in tasks {
         task.await.unwrap();
     }
+    assert_eq!(pending(&mut raw, &ns, "workers").await, 0);
 
     let seen = seen.lock().unwrap();
     assert!(seen.redelivered_after_ack.is_empty());
@@ -268,7 +272,6 @@ pub async fn three_consumers_share_ten_thousand_changes_and_claim_a_dead_ones(ct
             "{name} got nothing"
         );
     }
-    assert_eq!(pending(&mut raw, &ns, "workers").await, 0);
 }
 
 /// A change released (handler failed) twice with `max_deliveries(2)` is
@@ -312,7 +315,7 @@ pub async fn poison_change_is_parked_after_max_deliveries(ctx: &Ctx) {
     assert_eq!(pending(&mut raw, &ns, "g").await, 0, "parked means acked");
     let dead = dead_letters(&mut raw, &ns).await;
     assert_eq!(dead.len(), 1);
-    let log: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let log: Entries = redis::cmd("XRANGE")
         .arg(format!("{{{ns}}}#log"))
         .arg(poison_id.to_string())
         .arg(poison_id.to_string())
