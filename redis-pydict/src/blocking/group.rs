@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::runtime::{self, Runtime};
+use super::subscription;
 use crate::error::Result;
 use crate::group::{self, Delivery};
 
@@ -35,29 +36,13 @@ impl<T> GroupSubscription<T> {
     /// The next delivery, waiting as long as it takes. On a thread of an
     /// async runtime, an [`crate::Error::BlockingInAsync`] item instead.
     pub fn recv(&mut self) -> Option<Result<Delivery<T>>> {
-        let inner = &mut self.inner;
-        match self
-            .runtime
-            .block_on("GroupSubscription::recv", inner.recv())
-        {
-            Ok(item) => item,
-            Err(e) => Some(Err(e)),
-        }
+        subscription::recv(&self.runtime, "GroupSubscription::recv", &mut self.inner)
     }
 
     /// The next delivery, or `None` if none arrives within `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Result<Delivery<T>>> {
-        let inner = &mut self.inner;
-        let waited = self
-            .runtime
-            .block_on("GroupSubscription::recv_timeout", async {
-                tokio::time::timeout(timeout, inner.recv()).await
-            });
-        match waited {
-            Ok(Ok(item)) => item,
-            Ok(Err(_elapsed)) => None,
-            Err(e) => Some(Err(e)),
-        }
+        let operation = "GroupSubscription::recv_timeout";
+        subscription::recv_timeout(&self.runtime, operation, &mut self.inner, timeout)
     }
 
     /// The next delivery if one is already waiting (never blocks).

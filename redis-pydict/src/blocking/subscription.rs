@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
+
 use super::runtime::Runtime;
 use crate::error::Result;
 
@@ -32,24 +34,13 @@ impl<T> Subscription<T> {
     /// The next item, waiting as long as it takes. On a thread of an async
     /// runtime, an [`crate::Error::BlockingInAsync`] item instead.
     pub fn recv(&mut self) -> Option<Result<T>> {
-        let inner = &mut self.inner;
-        match self.runtime.block_on("Subscription::recv", inner.recv()) {
-            Ok(item) => item,
-            Err(e) => Some(Err(e)),
-        }
+        recv(&self.runtime, "Subscription::recv", &mut self.inner)
     }
 
     /// The next item, or `None` if none arrives within `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Result<T>> {
-        let inner = &mut self.inner;
-        let waited = self.runtime.block_on("Subscription::recv_timeout", async {
-            tokio::time::timeout(timeout, inner.recv()).await
-        });
-        match waited {
-            Ok(Ok(item)) => item,
-            Ok(Err(_elapsed)) => None,
-            Err(e) => Some(Err(e)),
-        }
+        let operation = "Subscription::recv_timeout";
+        recv_timeout(&self.runtime, operation, &mut self.inner, timeout)
     }
 
     /// The next item if one is already waiting (never blocks).
@@ -64,5 +55,41 @@ impl<T> Iterator for Subscription<T> {
     /// Waits for the next item; never `None` while the subscription lives.
     fn next(&mut self) -> Option<Self::Item> {
         self.recv()
+    }
+}
+
+/// The next item of an async subscription, blocking for it; on a thread of
+/// an async runtime, an [`crate::Error::BlockingInAsync`] item instead.
+pub(crate) fn recv<S, T>(
+    runtime: &Runtime,
+    operation: &'static str,
+    stream: &mut S,
+) -> Option<Result<T>>
+where
+    S: Stream<Item = Result<T>> + Unpin,
+{
+    match runtime.block_on(operation, stream.next()) {
+        Ok(item) => item,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// [`recv`], or `None` if no item arrives within `timeout`.
+pub(crate) fn recv_timeout<S, T>(
+    runtime: &Runtime,
+    operation: &'static str,
+    stream: &mut S,
+    timeout: Duration,
+) -> Option<Result<T>>
+where
+    S: Stream<Item = Result<T>> + Unpin,
+{
+    let waited = runtime.block_on(operation, async {
+        tokio::time::timeout(timeout, stream.next()).await
+    });
+    match waited {
+        Ok(Ok(item)) => item,
+        Ok(Err(_elapsed)) => None,
+        Err(e) => Some(Err(e)),
     }
 }
