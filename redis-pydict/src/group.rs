@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::durable::{self, LogId, StartFrom};
 use crate::error::{Error, Result};
-use crate::event::{self, RawEvent, RawKind};
+use crate::event::{self, RawEvent};
 use crate::namespace::Namespace;
 use crate::store::Store;
 use crate::subscription::{self, Feed, Subscription};
@@ -563,13 +563,7 @@ where
                         continue;
                     }
                     self.recovering = None;
-                    let gap = (self.decode)(RawEvent {
-                        key: None,
-                        origin: None,
-                        kind: RawKind::Gap,
-                        seq: None,
-                        prev: None,
-                    });
+                    let gap = (self.decode)(subscription::gap_event());
                     if let Some(item) = gap {
                         let item = item.map(|event| Delivery {
                             id: LogId::ZERO,

@@ -577,7 +577,7 @@ pub(crate) fn is_transient(e: &redis::RedisError) -> bool {
 }
 
 /// The item a subscription yields where events may have been lost.
-fn gap_event() -> RawEvent {
+pub(crate) fn gap_event() -> RawEvent {
     RawEvent {
         key: None,
         origin: None,
