@@ -262,6 +262,38 @@ pub(crate) fn ack_outcome(
 /// persistence): it was created again at the start of the log as it now is.
 /// Memory is bounded as for other subscriptions
 /// ([`crate::StoreBuilder::subscription_buffer`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::StreamExt;
+/// use redis_pydict::{Error, GroupOptions, StartFrom, Store};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = redis_pydict_test::RedisServer::start();
+/// # let url = server.url();
+/// let store = Store::connect(&url).await?;
+/// let orders = store.dict::<String, u32>("orders")?.with_durable_log(100_000);
+/// let options = GroupOptions::new()
+///     .start(StartFrom::Beginning) // a new group starts at the oldest change
+///     .claim_idle(Duration::from_secs(60)) // unacknowledged this long: another worker gets it
+///     .max_deliveries(5); // then it is parked in {orders}#dead
+/// // In each worker process, under a name of its own:
+/// let mut work = orders.subscribe_group_with("billing", "worker-1", &options).await?;
+/// orders.set("a", &1).await?;
+/// while let Some(item) = work.next().await {
+///     match item {
+///         Ok(delivery) => {
+///             println!("{:?}: {:?} (delivery {})", delivery.key, delivery.change, delivery.deliveries());
+///             delivery.ack().await?; // or drop it: acknowledged in the background
+///             # break;
+///         }
+///         Err(Error::Parked { id, reason, .. }) => eprintln!("parked {id}: {reason}"),
+///         Err(e) => return Err(e.into()),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[must_use = "dropping a subscription stops reading"]
 pub struct GroupSubscription<T> {
     inner: Subscription<Delivery<T>>,
