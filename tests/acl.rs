@@ -579,3 +579,51 @@ async fn group_consumers_without_a_permission_get_clear_errors() {
         other => panic!("expected an error item, got {other:?}"),
     }
 }
+
+/// Under exactly `APP_RULES` + `+client|tracking`, a near cache fills, hits,
+/// is invalidated by another writer and stays trusted, and the ACL LOG stays
+/// empty; without `+client|tracking`, `cached()` is a clear error naming
+/// the namespace and the missing permission instead of a cache that would never be invalidated.
+#[tokio::test]
+async fn near_cache_works_under_the_documented_rules_and_says_what_is_missing() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server).await;
+    let mut rules = APP_RULES.to_vec();
+    rules.push("+client|tracking");
+    set_user(&mut admin, "app", &rules).await;
+    let _: () = redis::cmd("ACL")
+        .arg("LOG")
+        .arg("RESET")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let store = Store::connect(&user_url(&server, "app")).await.unwrap();
+    let d = store.dict::<String, u32>("app").unwrap();
+    d.set("a", &1).await.unwrap();
+    let cached = d.cached(100).await.unwrap();
+    assert_eq!(cached.get("a").await.unwrap(), Some(1));
+    assert_eq!(cached.get("a").await.unwrap(), Some(1));
+    d.set("a", &2).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while cached.get("a").await.unwrap() != Some(2) {
+        assert!(tokio::time::Instant::now() < deadline, "invalidated");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let status = cached.status();
+    assert!(status.trusted && status.hits >= 1, "{status:?}");
+    let denied = acl_log(&mut admin).await;
+    assert!(
+        denied.is_empty(),
+        "the rules are enough: ACL LOG {denied:#?}"
+    );
+
+    set_user(&mut admin, "app", APP_RULES).await;
+    let store = Store::connect(&user_url(&server, "app")).await.unwrap();
+    let d = store.dict::<String, u32>("app").unwrap();
+    let err = d.cached(100).await.map(|_| ()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("client|tracking") && message.contains("\"app\""),
+        "{message}"
+    );
+}
