@@ -176,7 +176,7 @@ impl<K, V> Dict<K, V> {
 
     /// Number of live entries: O(log n) on the index, whatever else the database holds.
     pub async fn len(&self) -> Result<u64> {
-        self.space.len().await
+        crate::observe::op("len", self.namespace(), 0, async { self.space.len().await }).await
     }
 
     /// True when the namespace holds no live entry.
@@ -190,7 +190,10 @@ impl<K, V> Dict<K, V> {
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.space.contains(&key.key_text()).await
+        crate::observe::op("contains", self.namespace(), 1, async {
+            self.space.contains(&key.key_text()).await
+        })
+        .await
     }
 
     /// Deletes `key`; true if it existed.
@@ -199,8 +202,11 @@ impl<K, V> Dict<K, V> {
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        let flags = self.space.delete(&[&key.key_text()]).await?;
-        Ok(flags.first().copied().unwrap_or(false))
+        crate::observe::op("delete", self.namespace(), 1, async {
+            let flags = self.space.delete(&[&key.key_text()]).await?;
+            Ok(flags.first().copied().unwrap_or(false))
+        })
+        .await
     }
 
     /// Sets a time-to-live on `key`; false if there is no such entry.
@@ -209,7 +215,10 @@ impl<K, V> Dict<K, V> {
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.space.expire(&key.key_text(), Some(ttl)).await
+        crate::observe::op("expire", self.namespace(), 1, async {
+            self.space.expire(&key.key_text(), Some(ttl)).await
+        })
+        .await
     }
 
     /// Removes the time-to-live of `key`; false if there is no such entry.
@@ -218,7 +227,10 @@ impl<K, V> Dict<K, V> {
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.space.expire(&key.key_text(), None).await
+        crate::observe::op("persist", self.namespace(), 1, async {
+            self.space.expire(&key.key_text(), None).await
+        })
+        .await
     }
 
     /// The time-to-live state of `key`.
@@ -227,7 +239,10 @@ impl<K, V> Dict<K, V> {
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        self.space.ttl(&key.key_text()).await
+        crate::observe::op("ttl", self.namespace(), 1, async {
+            self.space.ttl(&key.key_text()).await
+        })
+        .await
     }
 
     /// Removes every entry of the namespace and returns how many there were.
@@ -237,13 +252,19 @@ impl<K, V> Dict<K, V> {
     /// on `{ns}#ev` goes out when the index is empty. Touches only indexed
     /// entries: run [`Dict::repair`] first for entries written by other means.
     pub async fn clear(&self) -> Result<u64> {
-        self.space.clear().await
+        crate::observe::op("clear", self.namespace(), 0, async {
+            self.space.clear().await
+        })
+        .await
     }
 
     /// Rebuilds the index from a SCAN of `{ns}:*`, for entries written or
     /// deleted by other means than this library. Costs a scan of the database.
     pub async fn repair(&self) -> Result<RepairReport> {
-        self.space.repair().await
+        crate::observe::op("repair", self.namespace(), 0, async {
+            self.space.repair().await
+        })
+        .await
     }
 }
 
@@ -270,11 +291,14 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        let key = key.key_text();
-        match self.space.get(&key).await? {
-            Some(bytes) => self.decode(&key, &bytes).map(Some),
-            None => Ok(None),
-        }
+        crate::observe::op("get", self.namespace(), 1, async {
+            let key = key.key_text();
+            match self.space.get(&key).await? {
+                Some(bytes) => self.decode(&key, &bytes).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Values of several keys in one round trip (MGET), `None` where absent.
@@ -289,7 +313,8 @@ where
             .map(|k| k.key_text().into_owned())
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let values = self.space.get_many(&refs).await?;
+        let read = self.space.get_many(&refs);
+        let values = crate::observe::op("get_many", self.namespace(), refs.len(), read).await?;
         texts
             .iter()
             .zip(values)
@@ -303,12 +328,15 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        let key = key.key_text();
-        let bytes = self.encode(&key, value)?;
-        self.space
-            .set(SetMode::Set, None, &[(&key, &bytes)])
-            .await
-            .map(drop)
+        crate::observe::op("set", self.namespace(), 1, async {
+            let key = key.key_text();
+            let bytes = self.encode(&key, value)?;
+            self.space
+                .set(SetMode::Set, None, &[(&key, &bytes)])
+                .await
+                .map(drop)
+        })
+        .await
     }
 
     /// Writes `value` at `key`, expiring after `ttl` (at least 1 ms).
@@ -317,12 +345,15 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        let key = key.key_text();
-        let bytes = self.encode(&key, value)?;
-        self.space
-            .set(SetMode::Set, Some(ttl), &[(&key, &bytes)])
-            .await
-            .map(drop)
+        crate::observe::op("set_with_ttl", self.namespace(), 1, async {
+            let key = key.key_text();
+            let bytes = self.encode(&key, value)?;
+            self.space
+                .set(SetMode::Set, Some(ttl), &[(&key, &bytes)])
+                .await
+                .map(drop)
+        })
+        .await
     }
 
     /// Writes `value` only if `key` holds nothing (Python's `setdefault`); true if written.
@@ -341,12 +372,15 @@ where
         value: &V,
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        let bytes = self.encode(key, value)?;
-        Ok(self
-            .space
-            .set(SetMode::IfAbsent, ttl, &[(key, &bytes)])
-            .await?
-            == 1)
+        crate::observe::op("set_if_absent", self.namespace(), 1, async {
+            let bytes = self.encode(key, value)?;
+            Ok(self
+                .space
+                .set(SetMode::IfAbsent, ttl, &[(key, &bytes)])
+                .await?
+                == 1)
+        })
+        .await
     }
 
     /// Removes `key` and returns its value, atomically (GETDEL): of two
@@ -356,12 +390,15 @@ where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        let key = key.key_text();
-        let mut old = self.space.take(&[&key]).await?;
-        match old.pop().flatten() {
-            Some(bytes) => self.decode(&key, &bytes).map(Some),
-            None => Ok(None),
-        }
+        crate::observe::op("remove", self.namespace(), 1, async {
+            let key = key.key_text();
+            let mut old = self.space.take(&[&key]).await?;
+            match old.pop().flatten() {
+                Some(bytes) => self.decode(&key, &bytes).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Writes many entries (Python's `dict.update`), clearing any TTL they
@@ -388,20 +425,23 @@ where
         Q: KeyText,
         B: Borrow<V>,
     {
-        let max_batch = self.space.store().settings().max_batch.max(1);
-        let mut pairs = pairs.into_iter();
-        let batches = std::iter::from_fn(move || {
-            let mut batch = Vec::with_capacity(pairs.size_hint().0.clamp(1, max_batch));
-            for (key, value) in pairs.by_ref().take(max_batch) {
-                let key = key.key_text().into_owned();
-                match self.encode(&key, value.borrow()) {
-                    Ok(bytes) => batch.push((key, bytes)),
-                    Err(e) => return Some(Err(e)),
+        crate::observe::op("set_many", self.namespace(), 0, async {
+            let max_batch = self.space.store().settings().max_batch.max(1);
+            let mut pairs = pairs.into_iter();
+            let batches = std::iter::from_fn(move || {
+                let mut batch = Vec::with_capacity(pairs.size_hint().0.clamp(1, max_batch));
+                for (key, value) in pairs.by_ref().take(max_batch) {
+                    let key = key.key_text().into_owned();
+                    match self.encode(&key, value.borrow()) {
+                        Ok(bytes) => batch.push((key, bytes)),
+                        Err(e) => return Some(Err(e)),
+                    }
                 }
-            }
-            (!batch.is_empty()).then_some(Ok(batch))
-        });
-        self.space.set_many(batches).await
+                (!batch.is_empty()).then_some(Ok(batch))
+            });
+            self.space.set_many(batches).await
+        })
+        .await
     }
 
     /// Read-modify-write of one entry that never loses an update: `f` gets the
@@ -421,18 +461,21 @@ where
         Q: KeyText + ?Sized,
         F: FnMut(Option<V>) -> V,
     {
-        let key = key.key_text();
-        self.space
-            .update_with(&[&key], |mut current| {
-                let old = match current.pop().flatten() {
-                    Some(bytes) => Some(self.decode(&key, &bytes)?),
-                    None => None,
-                };
-                let new = f(old);
-                let bytes = self.encode(&key, &new)?;
-                Ok((vec![(key.to_string(), bytes)], new))
-            })
-            .await
+        crate::observe::op("update_with", self.namespace(), 1, async {
+            let key = key.key_text();
+            self.space
+                .update_with(&[&key], |mut current| {
+                    let old = match current.pop().flatten() {
+                        Some(bytes) => Some(self.decode(&key, &bytes)?),
+                        None => None,
+                    };
+                    let new = f(old);
+                    let bytes = self.encode(&key, &new)?;
+                    Ok((vec![(key.to_string(), bytes)], new))
+                })
+                .await
+        })
+        .await
     }
 
     /// Read-modify-write of one entry in place, the path of a view field's
@@ -448,27 +491,30 @@ where
         mut start: impl FnMut(Option<V>) -> Result<V>,
         mut f: impl FnMut(&mut V) -> R,
     ) -> Result<R> {
-        self.space
-            .update_with(&[key], |mut current| {
-                let stored = current.pop().flatten();
-                let old = match &stored {
-                    Some(bytes) => Some(self.decode(key, bytes)?),
-                    None => None,
-                };
-                let mut value = start(old)?;
-                let before = match stored {
-                    Some(_) => Some(self.encode(key, &value)?),
-                    None => None,
-                };
-                let result = f(&mut value);
-                let after = self.encode(key, &value)?;
-                let changes = match before {
-                    Some(before) if canonical::same_value(&before, &after) => Vec::new(),
-                    _ => vec![(key.to_owned(), after)],
-                };
-                Ok((changes, result))
-            })
-            .await
+        crate::observe::op("update", self.namespace(), 1, async {
+            self.space
+                .update_with(&[key], |mut current| {
+                    let stored = current.pop().flatten();
+                    let old = match &stored {
+                        Some(bytes) => Some(self.decode(key, bytes)?),
+                        None => None,
+                    };
+                    let mut value = start(old)?;
+                    let before = match stored {
+                        Some(_) => Some(self.encode(key, &value)?),
+                        None => None,
+                    };
+                    let result = f(&mut value);
+                    let after = self.encode(key, &value)?;
+                    let changes = match before {
+                        Some(before) if canonical::same_value(&before, &after) => Vec::new(),
+                        _ => vec![(key.to_owned(), after)],
+                    };
+                    Ok((changes, result))
+                })
+                .await
+        })
+        .await
     }
 
     /// A near-cached handle on this dict keeping up to `capacity` entries in

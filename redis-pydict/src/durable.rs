@@ -192,6 +192,11 @@ where
                 Ok(read) => read,
                 Err(e) if subscription::is_transient(&e) => {
                     // Connection trouble: retry with backoff from the same id; no gap.
+                    crate::observe::reconnecting(
+                        crate::observe::Source::Durable,
+                        &self.ns,
+                        Some(&e),
+                    );
                     self.conn = None;
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(self.store.settings().max_retry_delay);
@@ -210,6 +215,11 @@ where
                 Read::Entries(entries) => entries,
                 Read::Lost => {
                     // Replay the log as it now is, from its oldest entry.
+                    crate::observe::gap(
+                        crate::observe::Source::Durable,
+                        Some(&self.ns),
+                        "log lost or trimmed",
+                    );
                     self.last = LogId::ZERO;
                     caught_up = false;
                     let gap = (self.decode)(RawEvent {
@@ -257,6 +267,7 @@ where
             if !feed.push_all_wait(items).await {
                 return;
             }
+            crate::observe::durable_lag(&self.ns, (!caught_up).then_some(self.last.ms));
         }
     }
 

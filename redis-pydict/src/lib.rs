@@ -256,6 +256,7 @@ mod group;
 mod key;
 mod live;
 mod namespace;
+pub mod observe;
 mod pages;
 mod raw;
 mod scripts;

@@ -690,6 +690,7 @@ impl Space {
         while let Some(done) = in_flight.next().await {
             settle(done, &mut failure);
         }
+        crate::observe::batch_size(applied_entries);
         match failure {
             None => Ok(()),
             Some((1, e)) if sent <= 1 => Err(e),
@@ -771,7 +772,8 @@ impl Space {
         let fail = self.fail("update_with");
         let redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
         let mut conn = self.store.dedicated().await.map_err(&fail)?;
-        for _attempt in 0..self.store.settings().max_update_attempts {
+        for attempt in 0..self.store.settings().max_update_attempts {
+            crate::observe::attempt(attempt);
             let current = self
                 .store
                 .watch_and_read(&mut conn, &redis_keys)
@@ -814,6 +816,7 @@ impl Space {
                 self.store.give_back(conn);
                 return Ok(result);
             }
+            crate::observe::cas_conflict("update_with", attempt, keys);
             tokio::task::yield_now().await;
         }
         Err(self.contention(keys))
@@ -829,7 +832,8 @@ impl Space {
         let mut redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
         let current_keys = redis_keys.clone();
         redis_keys.push(self.ns.index_key().to_owned());
-        for _attempt in 0..self.store.settings().max_update_attempts {
+        for attempt in 0..self.store.settings().max_update_attempts {
+            crate::observe::attempt(attempt);
             let current: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
                 .arg(&current_keys)
                 .query_async(&mut self.conn())
@@ -862,6 +866,7 @@ impl Space {
             if written == 1 {
                 return Ok(result);
             }
+            crate::observe::cas_conflict("update_with", attempt, keys);
             tokio::task::yield_now().await;
         }
         Err(self.contention(keys))

@@ -173,7 +173,7 @@ impl<T> Stream for Subscription<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut queue = self.buffer.lock();
         if let Some((item, weight)) = queue.items.pop_front() {
-            queue.bytes -= weight;
+            queue.taken(weight);
             drop(queue);
             self.buffer.space.notify_one();
             return Poll::Ready(Some(item));
@@ -196,7 +196,7 @@ impl<T> Subscription<T> {
     pub fn try_recv(&mut self) -> Option<Result<T>> {
         let mut queue = self.buffer.lock();
         let (item, weight) = queue.items.pop_front()?;
-        queue.bytes -= weight;
+        queue.taken(weight);
         drop(queue);
         self.buffer.space.notify_one();
         Some(item)
@@ -230,6 +230,7 @@ struct Queue<T> {
     ended: bool,
     /// The consumer dropped the subscription.
     consumer_gone: bool,
+    depth: crate::observe::Depth,
 }
 
 impl<T> Queue<T> {
@@ -242,7 +243,14 @@ impl<T> Queue<T> {
     fn push(&mut self, item: Result<T>, weight: usize) -> Option<Waker> {
         self.items.push_back((item, weight));
         self.bytes += weight;
+        self.depth.set(self.items.len());
         self.waker.take()
+    }
+
+    /// Accounts for the item of `weight` bytes just taken from the front.
+    fn taken(&mut self, weight: usize) {
+        self.bytes -= weight;
+        self.depth.set(self.items.len());
     }
 }
 
@@ -297,6 +305,7 @@ impl<T> Feed<T> {
                 return false;
             }
             if !queue.has_room(weight) {
+                crate::observe::gap(crate::observe::Source::Live, None, "overflow");
                 queue.items.clear();
                 queue.bytes = 0;
                 if let Some(gap) = gap() {
@@ -382,6 +391,7 @@ pub(crate) fn buffer<T>(limit: BufferLimit) -> (Feed<T>, Arc<Buffer<T>>) {
             waker: None,
             ended: false,
             consumer_gone: false,
+            depth: Default::default(),
         }),
         space: Notify::new(),
     });
@@ -675,6 +685,7 @@ async fn run<T, F>(
             }
             None => {
                 // The connection is gone: reconnect, resubscribe, report the gap.
+                crate::observe::reconnecting(crate::observe::Source::Live, &ns, None);
                 match connection.reconnect(&feed).await {
                     Ok(fresh) => messages = fresh,
                     Err(Some(e)) => {
@@ -689,6 +700,7 @@ async fn run<T, F>(
                     }
                     Err(None) => return,
                 }
+                crate::observe::gap(crate::observe::Source::Live, Some(&ns), "reconnect");
                 if let Some(gap) = decode(gap_event()) {
                     if !feed.push_or_gap(gap, 0, || None) {
                         return;

@@ -199,17 +199,23 @@ impl<T: RedisDict> View<T> {
     /// `Option`, its default if it has `#[redis_dict(default)]`, and is
     /// otherwise [`Error::MissingField`](crate::Error::MissingField) naming it. `skip` fields take their default.
     pub async fn load(&self) -> Result<T> {
-        let values = self.space.get_many(&self.keys()).await?;
-        self.read(values)
+        crate::observe::op("load", self.namespace(), T::SCHEMA.keys().len(), async {
+            let values = self.space.get_many(&self.keys()).await?;
+            self.read(values)
+        })
+        .await
     }
 
     /// Like [`View::load`], but `None` when no field at all is stored.
     pub async fn try_load(&self) -> Result<Option<T>> {
-        let values = self.space.get_many(&self.keys()).await?;
-        if values.iter().all(Option::is_none) {
-            return Ok(None);
-        }
-        self.read(values).map(Some)
+        crate::observe::op("load", self.namespace(), T::SCHEMA.keys().len(), async {
+            let values = self.space.get_many(&self.keys()).await?;
+            if values.iter().all(Option::is_none) {
+                return Ok(None);
+            }
+            self.read(values).map(Some)
+        })
+        .await
     }
 
     /// Writes every stored field in one atomic unit (entries, namespace index
@@ -217,18 +223,21 @@ impl<T: RedisDict> View<T> {
     /// are stored as CBOR `null`; fields with a declared TTL get it afresh;
     /// the others end without a TTL.
     pub async fn save(&self, value: &T) -> Result<()> {
-        let entries = self.write(value)?;
-        // One SET script per distinct TTL, all in one atomic unit.
-        let mut groups: Vec<TtlGroup<'_>> = Vec::new();
-        for (_, spec, bytes) in &entries {
-            let ttl = spec.ttl();
-            let entry = (spec.key, bytes.as_slice());
-            match groups.iter_mut().find(|(t, _)| *t == ttl) {
-                Some((_, group)) => group.push(entry),
-                None => groups.push((ttl, vec![entry])),
+        crate::observe::op("save", self.namespace(), T::SCHEMA.keys().len(), async {
+            let entries = self.write(value)?;
+            // One SET script per distinct TTL, all in one atomic unit.
+            let mut groups: Vec<TtlGroup<'_>> = Vec::new();
+            for (_, spec, bytes) in &entries {
+                let ttl = spec.ttl();
+                let entry = (spec.key, bytes.as_slice());
+                match groups.iter_mut().find(|(t, _)| *t == ttl) {
+                    Some((_, group)) => group.push(entry),
+                    None => groups.push((ttl, vec![entry])),
+                }
             }
-        }
-        self.space.set_groups(&groups).await
+            self.space.set_groups(&groups).await
+        })
+        .await
     }
 
     /// Read-modify-write of the whole struct that never loses an update: loads
@@ -242,33 +251,39 @@ impl<T: RedisDict> View<T> {
     /// a field that was missing (and loaded as `None` or its default) is
     /// written. Returns what `f` returned on the attempt that won.
     pub async fn update<R>(&self, mut f: impl FnMut(&mut T) -> R) -> Result<R> {
-        let keys = self.keys();
-        self.space
-            .update_with(&keys, |current| {
-                let stored: Vec<bool> = current.iter().map(Option::is_some).collect();
-                let mut value = self.read(current)?;
-                let before = self.write(&value)?;
-                let result = f(&mut value);
-                let changes: Vec<Write> = self
-                    .write(&value)?
-                    .into_iter()
-                    .zip(before)
-                    .filter(|((i, _, after), (_, _, before))| {
-                        !stored.get(*i).copied().unwrap_or(false)
-                            || !canonical::same_value(before, after)
-                    })
-                    .map(|((_, spec, after), _)| (spec.key.to_owned(), after))
-                    .collect();
-                Ok((changes, result))
-            })
-            .await
+        crate::observe::op("update", self.namespace(), T::SCHEMA.keys().len(), async {
+            let keys = self.keys();
+            self.space
+                .update_with(&keys, |current| {
+                    let stored: Vec<bool> = current.iter().map(Option::is_some).collect();
+                    let mut value = self.read(current)?;
+                    let before = self.write(&value)?;
+                    let result = f(&mut value);
+                    let changes: Vec<Write> = self
+                        .write(&value)?
+                        .into_iter()
+                        .zip(before)
+                        .filter(|((i, _, after), (_, _, before))| {
+                            !stored.get(*i).copied().unwrap_or(false)
+                                || !canonical::same_value(before, after)
+                        })
+                        .map(|((_, spec, after), _)| (spec.key.to_owned(), after))
+                        .collect();
+                    Ok((changes, result))
+                })
+                .await
+        })
+        .await
     }
 
     /// Deletes every stored field (one atomic unit with index and events);
     /// returns how many were stored. Other entries of the namespace are untouched.
     pub async fn clear(&self) -> Result<u64> {
-        let flags = self.space.delete(&self.keys()).await?;
-        Ok(flags.into_iter().filter(|existed| *existed).count() as u64)
+        crate::observe::op("clear", self.namespace(), T::SCHEMA.keys().len(), async {
+            let flags = self.space.delete(&self.keys()).await?;
+            Ok(flags.into_iter().filter(|existed| *existed).count() as u64)
+        })
+        .await
     }
 
     /// Subscribes to the changes of every stored field, made by any process:

@@ -1,0 +1,324 @@
+//! Observability: spans and events through [`tracing`](https://docs.rs/tracing)
+//! (feature `tracing`) and measurements through the
+//! [`metrics`](https://docs.rs/metrics) facade (feature `metrics`).
+//!
+//! Both features are off by default. Off, neither crate is a dependency and
+//! every hook in this module is an empty inline function: the library's code
+//! is what it would be without them.
+//!
+//! # Spans (feature `tracing`)
+//!
+//! Every public operation of a [`Dict`](crate::Dict), a
+//! [`View`](crate::View) or a [`Field`](crate::Field) (and so of their
+//! blocking mirrors) runs in one span named `redis_pydict.operation`, at level
+//! `DEBUG`, with these fields, after OpenTelemetry's semantic conventions for
+//! database client spans:
+//!
+//! | field | value |
+//! |---|---|
+//! | `otel.name` | `"{operation} {namespace}"`, e.g. `"get prod"` (the span name an OpenTelemetry bridge shows) |
+//! | `otel.kind` | `"client"` |
+//! | `db.system.name` | `"redis"` |
+//! | `db.operation.name` | the operation: `get`, `get_many`, `set`, `set_many`, `update_with`, `delete`, ... |
+//! | `db.collection.name` | the namespace, e.g. `"prod"` |
+//! | `db.operation.batch.size` | entries of a batch operation (only when two or more) |
+//! | `redis_pydict.attempt` | attempts an optimistic update took (`update`, `update_with`) |
+//! | `error.type` | how the operation failed (see [`error_kind`]), only when it did |
+//!
+//! Events, all at `DEBUG`, in the span of the operation or subscription they
+//! concern: `compare-and-set conflict` (`update_with` retries), `operation
+//! failed` (with the error), `subscription reconnecting` and `subscription
+//! reconnected`, `durable log read failed, retrying`, `gap` (with a `reason`:
+//! `reconnect`, `overflow` or `log lost or trimmed`). Nothing is logged at
+//! `INFO` or above: a failed operation returns its [`Error`] to the caller and
+//! a gap reaches the subscriber as [`Change::Gap`](crate::Change::Gap), so
+//! the program decides what deserves a log line; the counters below are the
+//! operator's signal.
+//!
+//! # Metrics (feature `metrics`)
+//!
+//! Names follow Prometheus conventions (unit suffix, `_total` for counters);
+//! the duration histogram is OpenTelemetry's `db.client.operation.duration`
+//! (seconds, one measurement per operation, batches counted once) under this
+//! crate's prefix. Labels stay low-cardinality: the namespace is a label only
+//! of the durable reader lag (one series per namespace with a durable
+//! subscriber). [`describe`] registers their descriptions and units.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | [`OPERATION_DURATION`] | histogram (seconds) | `operation`, `outcome` (`ok`/`error`) |
+//! | [`ERRORS`] | counter | `operation`, `kind` ([`error_kind`]) |
+//! | [`CAS_RETRIES`] | counter | `operation` |
+//! | [`GAPS`] | counter | `subscription` (`live`/`durable`), `reason` |
+//! | [`RECONNECTS`] | counter | `subscription` |
+//! | [`SUBSCRIPTION_BUFFER_DEPTH`] | gauge | none: items queued in all live subscriptions' buffers |
+//! | [`DURABLE_READER_LAG`] | gauge (seconds) | `namespace` |
+
+use std::future::Future;
+
+use crate::error::{Error, Result};
+use crate::namespace::Namespace;
+
+/// Histogram of operation latency, in seconds.
+pub const OPERATION_DURATION: &str = "redis_pydict_operation_duration_seconds";
+/// Counter of failed operations, by operation and [`error_kind`].
+pub const ERRORS: &str = "redis_pydict_errors_total";
+/// Counter of optimistic updates retried after a compare-and-set conflict.
+pub const CAS_RETRIES: &str = "redis_pydict_cas_retries_total";
+/// Counter of `Change::Gap`s handed to subscribers.
+pub const GAPS: &str = "redis_pydict_gaps_total";
+/// Counter of subscription reconnections (live pub/sub and durable readers).
+pub const RECONNECTS: &str = "redis_pydict_reconnects_total";
+/// Gauge of the items waiting in live subscriptions' buffers, all together.
+pub const SUBSCRIPTION_BUFFER_DEPTH: &str = "redis_pydict_subscription_buffer_depth";
+/// Gauge, per namespace, of how old (seconds) the last log entry a durable
+/// reader handed on was when it handed it on; 0 once the reader is caught up.
+pub const DURABLE_READER_LAG: &str = "redis_pydict_durable_reader_lag_seconds";
+
+/// The `kind` label / `error.type` field of an [`Error`]: its variant in
+/// snake case (`redis`, `wrong_type`, `decode`, `contention`, ...).
+pub fn error_kind(error: &Error) -> &'static str {
+    #[allow(unreachable_patterns)] // Error is non_exhaustive for other crates only
+    match error {
+        Error::InvalidNamespace { .. } => "invalid_namespace",
+        Error::InvalidKey { .. } => "invalid_key",
+        Error::Decode { .. } => "decode",
+        Error::MissingField { .. } => "missing_field",
+        Error::Encode { .. } => "encode",
+        Error::ValueTooLarge { .. } => "value_too_large",
+        Error::InvalidTtl { .. } => "invalid_ttl",
+        Error::WrongType { .. } => "wrong_type",
+        Error::PartlyApplied { .. } => "partly_applied",
+        Error::Contention { .. } => "contention",
+        Error::Config(_) => "config",
+        Error::Redis { .. } => "redis",
+        Error::Connect { .. } => "connect",
+        Error::InvalidLogId(_) => "invalid_log_id",
+        Error::BlockingInAsync { .. } => "blocking_in_async",
+        Error::Runtime(_) => "runtime",
+        _ => "other",
+    }
+}
+
+/// Registers the descriptions and units of this crate's metrics with the
+/// installed recorder (exporters show them, e.g. as Prometheus `# HELP`).
+/// Optional: the metrics work without it.
+///
+/// ```
+/// redis_pydict::observe::describe();
+/// ```
+#[cfg(feature = "metrics")]
+pub fn describe() {
+    use metrics::Unit;
+    metrics::describe_histogram!(
+        OPERATION_DURATION,
+        Unit::Seconds,
+        "Latency of redis-pydict operations"
+    );
+    metrics::describe_counter!(ERRORS, "redis-pydict operations that failed, by error kind");
+    metrics::describe_counter!(
+        CAS_RETRIES,
+        "Optimistic updates retried after a compare-and-set conflict"
+    );
+    metrics::describe_counter!(GAPS, "Gaps (possibly missed changes) handed to subscribers");
+    metrics::describe_counter!(RECONNECTS, "Subscription reconnections");
+    metrics::describe_gauge!(
+        SUBSCRIPTION_BUFFER_DEPTH,
+        "Items waiting in live subscriptions' buffers"
+    );
+    metrics::describe_gauge!(
+        DURABLE_READER_LAG,
+        Unit::Seconds,
+        "Age of the last log entry a durable reader handed on (0 when caught up)"
+    );
+}
+
+/// Runs `operation` (a public operation named `name` on namespace `ns`
+/// over `entries` entries) in its span, timing it and counting its error.
+#[inline]
+pub(crate) async fn op<T>(
+    name: &'static str,
+    ns: &Namespace,
+    entries: usize,
+    operation: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    #[cfg(feature = "metrics")]
+    let started = std::time::Instant::now();
+    #[cfg(feature = "tracing")]
+    let span = {
+        let span = tracing::debug_span!(
+            "redis_pydict.operation",
+            "otel.name" = format!("{name} {}", ns.name()),
+            "otel.kind" = "client",
+            "db.system.name" = "redis",
+            "db.operation.name" = name,
+            "db.collection.name" = ns.name(),
+            "db.operation.batch.size" = tracing::field::Empty,
+            "redis_pydict.attempt" = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+        );
+        if entries > 1 {
+            span.record("db.operation.batch.size", entries);
+        }
+        span
+    };
+    #[cfg(feature = "tracing")]
+    let operation = tracing::Instrument::instrument(operation, span.clone());
+    let _ = (ns, entries);
+    let result = operation.await;
+    if let Err(error) = &result {
+        let _kind = error_kind(error);
+        #[cfg(feature = "tracing")]
+        {
+            span.record("error.type", _kind);
+            tracing::debug!(parent: &span, error = %error, "operation failed");
+        }
+        #[cfg(feature = "metrics")]
+        metrics::counter!(ERRORS, "operation" => name, "kind" => _kind).increment(1);
+    }
+    #[cfg(feature = "metrics")]
+    {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::histogram!(OPERATION_DURATION, "operation" => name, "outcome" => outcome)
+            .record(started.elapsed());
+    }
+    let _ = name;
+    result
+}
+
+/// Records the entry count of a batch operation whose size is known only
+/// at its end (`set_many` takes an iterator).
+#[inline]
+pub(crate) fn batch_size(entries: u64) {
+    #[cfg(feature = "tracing")]
+    if entries > 1 {
+        tracing::Span::current().record("db.operation.batch.size", entries);
+    }
+    let _ = entries;
+}
+
+/// Attempt `attempt` (0-based) of an optimistic update begins.
+#[inline]
+pub(crate) fn attempt(attempt: u32) {
+    #[cfg(feature = "tracing")]
+    tracing::Span::current().record("redis_pydict.attempt", attempt + 1);
+    let _ = attempt;
+}
+
+/// Attempt `attempt` (0-based) of an optimistic update lost a
+/// compare-and-set race on `keys` and will be retried (if attempts remain).
+#[inline]
+pub(crate) fn cas_conflict(operation: &'static str, attempt: u32, keys: &[&str]) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        attempt = attempt + 1,
+        keys = ?keys,
+        "compare-and-set conflict: another writer changed the keys, retrying"
+    );
+    #[cfg(feature = "metrics")]
+    metrics::counter!(CAS_RETRIES, "operation" => operation).increment(1);
+    let _ = (operation, attempt, keys);
+}
+
+/// What kind of subscription a hook concerns (the `subscription` label).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source {
+    /// Pub/sub events (`subscribe`, `subscribe_key`).
+    Live,
+    /// The durable log (`subscribe_durable`).
+    Durable,
+}
+
+impl Source {
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
+    fn label(self) -> &'static str {
+        match self {
+            Source::Live => "live",
+            Source::Durable => "durable",
+        }
+    }
+}
+
+/// A subscription hands its consumer a `Change::Gap` (`ns` when known).
+#[inline]
+pub(crate) fn gap(feed: Source, ns: Option<&Namespace>, reason: &'static str) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        subscription = feed.label(),
+        "db.collection.name" = ns.map(Namespace::name),
+        reason,
+        gap = true,
+        "gap: changes may have been missed"
+    );
+    #[cfg(feature = "metrics")]
+    metrics::counter!(GAPS, "subscription" => feed.label(), "reason" => reason).increment(1);
+    let _ = (feed, ns, reason);
+}
+
+/// A subscription's connection was lost (with `error`, when there is one)
+/// and is being re-established.
+#[inline]
+pub(crate) fn reconnecting(feed: Source, ns: &Namespace, error: Option<&redis::RedisError>) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        subscription = feed.label(),
+        "db.collection.name" = ns.name(),
+        error = error.map(tracing::field::display),
+        "subscription connection lost, reconnecting"
+    );
+    #[cfg(feature = "metrics")]
+    metrics::counter!(RECONNECTS, "subscription" => feed.label()).increment(1);
+    let _ = (feed, ns, error);
+}
+
+/// A durable reader handed on the log entry `id_ms` (its id's millisecond
+/// part), or found nothing more to read (`None`).
+#[inline]
+pub(crate) fn durable_lag(ns: &Namespace, id_ms: Option<u64>) {
+    #[cfg(feature = "metrics")]
+    {
+        let lag = id_ms.map_or(0.0, |ms| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            now.saturating_sub(ms) as f64 / 1000.0
+        });
+        metrics::gauge!(DURABLE_READER_LAG, "namespace" => ns.name().to_owned()).set(lag);
+    }
+    let _ = (ns, id_ms);
+}
+
+/// A live subscription buffer's share of [`SUBSCRIPTION_BUFFER_DEPTH`]:
+/// [`Depth::set`] after each change of the queue; dropping it withdraws
+/// the share. Without the `metrics` feature, an empty type.
+#[derive(Debug, Default)]
+pub(crate) struct Depth {
+    #[cfg(feature = "metrics")]
+    counted: usize,
+}
+
+impl Depth {
+    /// The buffer now holds `items`.
+    #[inline]
+    pub(crate) fn set(&mut self, items: usize) {
+        #[cfg(feature = "metrics")]
+        {
+            let gauge = metrics::gauge!(SUBSCRIPTION_BUFFER_DEPTH);
+            if items >= self.counted {
+                gauge.increment((items - self.counted) as f64);
+            } else {
+                gauge.decrement((self.counted - items) as f64);
+            }
+            self.counted = items;
+        }
+        let _ = items;
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for Depth {
+    #[inline]
+    fn drop(&mut self) {
+        self.set(0);
+    }
+}
