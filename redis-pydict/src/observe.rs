@@ -51,8 +51,49 @@
 //! | [`CAS_RETRIES`] | counter | `operation` |
 //! | [`GAPS`] | counter | `subscription` (`live`/`durable`), `reason` |
 //! | [`RECONNECTS`] | counter | `subscription` |
-//! | [`SUBSCRIPTION_BUFFER_DEPTH`] | gauge | none: items queued in all live subscriptions' buffers |
+//! | [`SUBSCRIPTION_BUFFER_DEPTH`] | gauge | none: items waiting in all subscriptions' buffers (live and durable) |
 //! | [`DURABLE_READER_LAG`] | gauge (seconds) | `namespace` |
+//!
+//! # Wiring them up
+//!
+//! Enable the features (`redis-pydict = { version = "0.1", features =
+//! ["tracing", "metrics"] }`), install a `tracing` subscriber and a `metrics`
+//! recorder as for any other library; `examples/observability.rs` in the
+//! repository is this, runnable. With `tracing-subscriber`'s fmt layer and
+//! the Prometheus exporter (`metrics-exporter-prometheus`, default features
+//! off when the application serves `/metrics` itself):
+//!
+//! ```
+//! use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+//! use tracing_subscriber::{filter::Targets, fmt::format::FmtSpan, prelude::*};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = redis_pydict_test::RedisServer::start();
+//! # let url = server.url();
+//! tracing_subscriber::registry()
+//!     // Each operation span printed when it ends, with its duration.
+//!     .with(tracing_subscriber::fmt::layer().with_span_events(FmtSpan::CLOSE))
+//!     // redis-pydict logs only at DEBUG and below.
+//!     .with(Targets::new().with_target("redis_pydict", tracing::Level::DEBUG))
+//!     .init();
+//! let prometheus = PrometheusBuilder::new()
+//!     .set_buckets_for_metric(
+//!         Matcher::Full("redis_pydict_operation_duration_seconds".into()),
+//!         &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0],
+//!     )?
+//!     .install_recorder()?;
+//!
+//! let store = redis_pydict::Store::connect(&url).await?;
+//! let hits = store.dict::<String, u64>("hits")?;
+//! hits.update_with("home", |n| n.unwrap_or(0) + 1).await?;
+//!
+//! let exposition = prometheus.render(); // serve this at /metrics
+//! # if cfg!(feature = "metrics") {
+//! assert!(exposition.contains(r#"redis_pydict_operation_duration_seconds_count{operation="update_with",outcome="ok"} 1"#));
+//! # }
+//! # Ok(()) }
+//! ```
 
 use std::future::Future;
 
@@ -69,7 +110,8 @@ pub const CAS_RETRIES: &str = "redis_pydict_cas_retries_total";
 pub const GAPS: &str = "redis_pydict_gaps_total";
 /// Counter of subscription reconnections (live pub/sub and durable readers).
 pub const RECONNECTS: &str = "redis_pydict_reconnects_total";
-/// Gauge of the items waiting in live subscriptions' buffers, all together.
+/// Gauge of the items waiting in subscriptions' buffers (live and durable),
+/// all together.
 pub const SUBSCRIPTION_BUFFER_DEPTH: &str = "redis_pydict_subscription_buffer_depth";
 /// Gauge, per namespace, of how old (seconds) the last log entry a durable
 /// reader handed on was when it handed it on; 0 once the reader is caught up.
@@ -124,7 +166,7 @@ pub fn describe() {
     metrics::describe_counter!(RECONNECTS, "Subscription reconnections");
     metrics::describe_gauge!(
         SUBSCRIPTION_BUFFER_DEPTH,
-        "Items waiting in live subscriptions' buffers"
+        "Items waiting in subscriptions' buffers"
     );
     metrics::describe_gauge!(
         DURABLE_READER_LAG,
@@ -288,7 +330,7 @@ pub(crate) fn durable_lag(ns: &Namespace, id_ms: Option<u64>) {
     let _ = (ns, id_ms);
 }
 
-/// A live subscription buffer's share of [`SUBSCRIPTION_BUFFER_DEPTH`]:
+/// A subscription buffer's share of [`SUBSCRIPTION_BUFFER_DEPTH`]:
 /// [`Depth::set`] after each change of the queue; dropping it withdraws
 /// the share. Without the `metrics` feature, an empty type.
 #[derive(Debug, Default)]
