@@ -685,6 +685,76 @@ async fn durable_reader_lag_and_lost_log() {
     capture.assert_quiet();
 }
 
+/// CLIENT KILL of a durable reader's connection: it reconnects (a DEBUG
+/// event, counted) and goes on from where it was, without a gap.
+#[tokio::test]
+async fn durable_reader_reconnect_is_counted_without_gap() {
+    let capture = capture();
+    let _turn = SERIAL.lock().await;
+    let (server, store) = support::start().await;
+    let ns = "obs_log_kill";
+    let d = store
+        .dict::<String, u32>(ns)
+        .unwrap()
+        .with_durable_log(1000);
+    let reconnects = capture.counter(observe::RECONNECTS, &[("subscription", "durable")]);
+    let mut sub = d.subscribe_durable(StartFrom::Now).await.unwrap();
+    d.set("before", &1).await.unwrap();
+    let (_, first) = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.key.as_deref(), Some("before"));
+
+    let mut raw = support::raw(&server).await;
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let reader = clients
+        .lines()
+        .find(|l| l.contains(&format!(" name={} ", redis_pydict::LOG_READER_NAME)))
+        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("id=")))
+        .expect("the log reader is connected")
+        .to_owned();
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&reader)
+        .exec_async(&mut raw)
+        .await
+        .unwrap();
+    d.set("after", &2).await.unwrap();
+    let (_, next) = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (next.key.as_deref(), next.change),
+        (Some("after"), Change::Set(2)),
+        "no gap"
+    );
+
+    assert_eq!(
+        capture.counter(observe::RECONNECTS, &[("subscription", "durable")]),
+        reconnects + 1
+    );
+    let events = capture.events(ns);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (level, fields, _) = &events[0];
+    assert_eq!(*level, Level::DEBUG);
+    assert_eq!(field(fields, "subscription"), Some("durable"));
+    assert!(
+        fields.get("error").is_some(),
+        "the error is named: {fields:?}"
+    );
+    drop(sub);
+    capture.assert_quiet();
+}
+
 // ----- off is free -----------------------------------------------------------
 
 fn normal_dependencies(features: &[&str]) -> Vec<String> {

@@ -688,10 +688,13 @@ where
         K: Send + 'static,
         V: Send + 'static,
     {
-        let store = self.space.store();
-        let expiry = subscription::expiry_db(store).await;
-        let target = Target::pattern(self.namespace(), pattern, expiry);
-        subscription::start(store, self.namespace(), target, self.decoder()).await
+        crate::observe::op("subscribe", self.namespace(), 0, async {
+            let store = self.space.store();
+            let expiry = subscription::expiry_db(store).await;
+            let target = Target::pattern(self.namespace(), pattern, expiry);
+            subscription::start(store, self.namespace(), target, self.decoder()).await
+        })
+        .await
     }
 
     /// Subscribes to the changes of one key (and to namespace-wide events).
@@ -701,10 +704,13 @@ where
         V: Send + 'static,
         Q: KeyText + ?Sized,
     {
-        let store = self.space.store();
-        let expiry = subscription::expiry_db(store).await;
-        let target = Target::key(self.namespace(), &key.key_text(), expiry);
-        subscription::start(store, self.namespace(), target, self.decoder()).await
+        crate::observe::op("subscribe", self.namespace(), 1, async {
+            let store = self.space.store();
+            let expiry = subscription::expiry_db(store).await;
+            let target = Target::key(self.namespace(), &key.key_text(), expiry);
+            subscription::start(store, self.namespace(), target, self.decoder()).await
+        })
+        .await
     }
 
     /// Replays the durable log (see [`Dict::with_durable_log`]) from `from`,
@@ -725,7 +731,10 @@ where
         K: Send + 'static,
         V: Send + 'static,
     {
-        durable::start(self.space.store(), self.namespace(), from, self.decoder()).await
+        crate::observe::op("subscribe_durable", self.namespace(), 0, async {
+            durable::start(self.space.store(), self.namespace(), from, self.decoder()).await
+        })
+        .await
     }
 
     /// Joins consumer group `group` of the durable log (see
@@ -820,15 +829,18 @@ where
         K: Hash + Eq + Send + 'static,
         V: Send + 'static,
     {
-        // Sized once (len is one O(log n) round trip): growing the map
-        // would rehash every entry several times.
-        let map = HashMap::with_capacity(self.len().await? as usize);
-        self.items()
-            .try_fold(map, |mut map, (k, v)| async move {
-                map.insert(k, v);
-                Ok(map)
-            })
-            .await
+        crate::observe::op("to_map", self.namespace(), 0, async {
+            // Sized once (len is one O(log n) round trip): growing the map
+            // would rehash every entry several times.
+            let map = HashMap::with_capacity(self.len().await? as usize);
+            self.items()
+                .try_fold(map, |mut map, (k, v)| async move {
+                    map.insert(k, v);
+                    Ok(map)
+                })
+                .await
+        })
+        .await
     }
 
     /// The whole namespace as a `BTreeMap`, ordered by key.
@@ -837,6 +849,9 @@ where
         K: Ord + Send + 'static,
         V: Send + 'static,
     {
-        self.items().try_collect().await
+        crate::observe::op("to_map", self.namespace(), 0, async {
+            self.items().try_collect().await
+        })
+        .await
     }
 }

@@ -10,9 +10,12 @@
 //!
 //! Every public operation of a [`Dict`](crate::Dict), a
 //! [`View`](crate::View) or a [`Field`](crate::Field) (and so of their
-//! blocking mirrors) runs in one span named `redis_pydict.operation`, at level
-//! `DEBUG`, with these fields, after OpenTelemetry's semantic conventions for
-//! database client spans:
+//! blocking mirrors) that is one `async fn` runs in one span named
+//! `redis_pydict.operation`, at level `DEBUG`: reads, writes, updates,
+//! `clear`, `repair`, `to_map` and the setting up of subscriptions (the
+//! streams `keys`, `values` and `items` have no span of their own). Its
+//! fields follow OpenTelemetry's semantic conventions for database client
+//! spans:
 //!
 //! | field | value |
 //! |---|---|

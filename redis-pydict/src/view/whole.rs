@@ -339,10 +339,13 @@ impl<T: RedisDict> View<T> {
         T: 'static,
         T::Event: Send + 'static,
     {
-        let store = self.space.store();
-        let expiry = subscription::expiry_db(store).await;
-        let target = Target::keys(self.namespace(), T::SCHEMA.keys(), expiry);
-        subscription::start(store, self.namespace(), target, self.decoder()).await
+        crate::observe::op("subscribe", self.namespace(), 0, async {
+            let store = self.space.store();
+            let expiry = subscription::expiry_db(store).await;
+            let target = Target::keys(self.namespace(), T::SCHEMA.keys(), expiry);
+            subscription::start(store, self.namespace(), target, self.decoder()).await
+        })
+        .await
     }
 
     /// A live view of this instance: loads the struct once, then keeps a
@@ -397,7 +400,10 @@ impl<T: RedisDict> View<T> {
         T: 'static,
         T::Event: Send + 'static,
     {
-        durable::start(self.space.store(), self.namespace(), from, self.decoder()).await
+        crate::observe::op("subscribe_durable", self.namespace(), 0, async {
+            durable::start(self.space.store(), self.namespace(), from, self.decoder()).await
+        })
+        .await
     }
 
     /// Joins consumer group `group` of this instance's durable log as
