@@ -294,6 +294,15 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// The next item of `sub`, within `WAIT`.
+async fn next<T>(sub: &mut redis_pydict::Subscription<T>) -> T {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("an item within WAIT")
+        .expect("the stream goes on")
+        .expect("an item, not an error")
+}
+
 fn cbor<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
     ciborium::into_writer(value, &mut out).unwrap();
@@ -564,11 +573,7 @@ async fn subscription_gap_and_buffer_depth() {
     }
     eventually("three events buffered", || depth() == depth_before + 3.0).await;
     for _ in 0..3 {
-        let event = tokio::time::timeout(WAIT, sub.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let event = next(&mut sub).await;
         assert!(matches!(event.change, Change::Set(_)));
     }
     assert_eq!(depth(), depth_before, "taken items leave the gauge");
@@ -582,11 +587,7 @@ async fn subscription_gap_and_buffer_depth() {
         .await
         .unwrap();
     assert!(killed > 0);
-    let gap = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let gap = next(&mut sub).await;
     assert_eq!(gap.change, Change::Gap);
 
     assert_eq!(capture.counter(observe::GAPS, &gap_labels), gaps + 1);
@@ -642,11 +643,7 @@ async fn durable_reader_lag_and_lost_log() {
     eventually("a lag of the entries' age", || lag() >= 0.3).await;
     let mut last = LogId::ZERO;
     for i in 0..6 {
-        let (id, event) = tokio::time::timeout(WAIT, sub.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let (id, event) = next(&mut sub).await;
         assert_eq!(event.change, Change::Set(i));
         last = id;
     }
@@ -666,11 +663,7 @@ async fn durable_reader_lag_and_lost_log() {
         .unwrap();
     d.set("after", &7).await.unwrap();
     let mut sub = d.subscribe_durable(StartFrom::After(last)).await.unwrap();
-    let (_, gap) = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let (_, gap) = next(&mut sub).await;
     assert_eq!(gap.change, Change::Gap);
     assert_eq!(capture.counter(observe::GAPS, &gap_labels), gaps + 1);
     let gap_events: Vec<_> = capture
@@ -700,11 +693,7 @@ async fn durable_reader_reconnect_is_counted_without_gap() {
     let reconnects = capture.counter(observe::RECONNECTS, &[("subscription", "durable")]);
     let mut sub = d.subscribe_durable(StartFrom::Now).await.unwrap();
     d.set("before", &1).await.unwrap();
-    let (_, first) = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let (_, first) = next(&mut sub).await;
     assert_eq!(first.key.as_deref(), Some("before"));
 
     let mut raw = support::raw(&server).await;
@@ -727,11 +716,7 @@ async fn durable_reader_reconnect_is_counted_without_gap() {
         .await
         .unwrap();
     d.set("after", &2).await.unwrap();
-    let (_, next) = tokio::time::timeout(WAIT, sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let (_, next) = next(&mut sub).await;
     assert_eq!(
         (next.key.as_deref(), next.change),
         (Some("after"), Change::Set(2)),
