@@ -417,6 +417,35 @@ async fn view_operations_have_spans() {
     capture.assert_quiet();
 }
 
+/// The blocking mirror runs the same operations, so it has the same spans
+/// and measurements.
+#[test]
+fn blocking_operations_have_spans_and_latency() {
+    let capture = capture();
+    let _turn = SERIAL.blocking_lock();
+    let server = RedisServer::start();
+    let store = redis_pydict::blocking::Store::connect(&server.url()).unwrap();
+    let ns = "obs_blocking";
+    let d = store.dict::<String, u32>(ns).unwrap();
+    let labels = [("operation", "get"), ("outcome", "ok")];
+    let gets = capture.samples(observe::OPERATION_DURATION, &labels).len();
+    d.set("a", &1).unwrap();
+    assert_eq!(d.get("a").unwrap(), Some(1));
+    assert_eq!(
+        field(&capture.span(ns, "get"), "otel.name"),
+        Some("get obs_blocking")
+    );
+    assert_eq!(
+        field(&capture.span(ns, "set"), "db.system.name"),
+        Some("redis")
+    );
+    assert_eq!(
+        capture.samples(observe::OPERATION_DURATION, &labels).len(),
+        gets + 1
+    );
+    capture.assert_quiet();
+}
+
 // ----- errors ----------------------------------------------------------------
 
 /// A failed operation marks its span with `error.type`, emits a DEBUG event

@@ -211,15 +211,16 @@ pub(crate) async fn op<T>(
     let operation = tracing::Instrument::instrument(operation, span.clone());
     let _ = (ns, entries);
     let result = operation.await;
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
     if let Err(error) = &result {
-        let _kind = error_kind(error);
+        let kind = error_kind(error);
         #[cfg(feature = "tracing")]
         {
-            span.record("error.type", _kind);
+            span.record("error.type", kind);
             tracing::debug!(parent: &span, error = %error, "operation failed");
         }
         #[cfg(feature = "metrics")]
-        metrics::counter!(ERRORS, "operation" => name, "kind" => _kind).increment(1);
+        metrics::counter!(ERRORS, "operation" => name, "kind" => kind).increment(1);
     }
     #[cfg(feature = "metrics")]
     {
