@@ -578,6 +578,53 @@ async fn update_with_conflict_is_an_event_a_retry_and_an_attempt() {
     capture.assert_quiet();
 }
 
+/// On a cluster, update_with compares and sets in one script: a conflict
+/// there is the same event, retry count and attempt field.
+#[tokio::test]
+async fn update_with_conflict_on_a_cluster() {
+    let capture = capture();
+    let _turn = SERIAL.lock().await;
+    let cluster = redis_pydict_test::RedisCluster::start();
+    let store = Store::connect_cluster(cluster.urls()).await.unwrap();
+    let ns = "obs_cas_cluster";
+    let d = store.dict::<String, u32>(ns).unwrap();
+    d.set("n", &1).await.unwrap();
+    let retries = capture.counter(observe::CAS_RETRIES, &[("operation", "update_with")]);
+    let entry = "{obs_cas_cluster}:n";
+    let master = cluster.master_for_key(entry);
+    let mut other = redis::Client::open(format!("redis://127.0.0.1:{master}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut calls = 0;
+    let written = d
+        .update_with("n", |n| {
+            calls += 1;
+            if calls == 1 {
+                redis::cmd("SET")
+                    .arg(entry)
+                    .arg(cbor(&40u32))
+                    .exec(&mut other)
+                    .unwrap();
+            }
+            n.unwrap_or(0) + 1
+        })
+        .await
+        .unwrap();
+    assert_eq!((written, calls), (41, 2));
+    let span = capture.span(ns, "update_with");
+    assert_eq!(field(&span, "redis_pydict.attempt"), Some("2"));
+    let events = capture.events(ns);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, Level::DEBUG);
+    assert_eq!(field(&events[0].1, "attempt"), Some("1"));
+    assert_eq!(
+        capture.counter(observe::CAS_RETRIES, &[("operation", "update_with")]),
+        retries + 1
+    );
+    capture.assert_quiet();
+}
+
 // ----- subscriptions ---------------------------------------------------------
 
 /// CLIENT KILL of the pub/sub connection: the subscription reconnects and
