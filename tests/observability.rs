@@ -688,6 +688,53 @@ async fn subscription_gap_and_buffer_depth() {
     capture.assert_quiet();
 }
 
+/// A consumer too far behind loses what its buffer held: that Gap is a
+/// DEBUG event and counted under `reason="overflow"`.
+#[tokio::test]
+async fn buffer_overflow_gap_is_counted() {
+    let capture = capture();
+    let _turn = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let store = Store::builder(&server.url())
+        .subscription_buffer(2, 1 << 20)
+        .connect()
+        .await
+        .unwrap();
+    let d = store.dict::<String, u32>("obs_overflow").unwrap();
+    let labels = [("subscription", "live"), ("reason", "overflow")];
+    let gaps = capture.counter(observe::GAPS, &labels);
+    let overflow_events = || {
+        capture
+            .traces
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.fields.get("reason").map(String::as_str) == Some("overflow"))
+            .count()
+    };
+    let events_before = overflow_events();
+    let mut sub = d.subscribe("*").await.unwrap();
+    for i in 0..5 {
+        d.set(&format!("k{i}"), &i).await.unwrap();
+    }
+    d.set("last", &99).await.unwrap();
+    let mut seen_gap = false;
+    loop {
+        let event = next(&mut sub).await;
+        seen_gap |= event.change == Change::Gap;
+        if event.key.as_deref() == Some("last") {
+            break;
+        }
+    }
+    assert!(seen_gap, "the overflow is reported");
+    let counted = capture.counter(observe::GAPS, &labels) - gaps;
+    assert!(counted >= 1, "counted: {counted}");
+    assert_eq!(overflow_events() - events_before, counted as usize);
+    drop(sub);
+    capture.assert_quiet();
+}
+
 // ----- durable reader ------------------------------------------------------------
 
 /// A durable reader behind the log shows a lag of at least how old the
