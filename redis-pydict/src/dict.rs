@@ -152,16 +152,45 @@ impl<K, V> Dict<K, V> {
     /// appends its event to the Redis Stream `{ns}#log`, in the same atomic
     /// unit, capped at about `max_len` entries (`MAXLEN ~`). Subscribers use
     /// [`Dict::subscribe_durable`] to replay from where they stopped.
-    /// All writers of a namespace should agree on this setting.
+    /// The first write that appends declares the log in the namespace
+    /// metadata `{ns}#meta` (`log_maxlen`), after which every writer of the
+    /// namespace appends too (see [`Dict::durable_log_declared`]).
     #[must_use = "the setting applies to the returned dict only"]
     pub fn with_durable_log(mut self, max_len: u64) -> Self {
         self.space.set_log_maxlen(Some(max_len.max(1)));
         self
     }
 
-    /// The durable log cap, when writes append to the log.
+    /// The durable log cap this dict was configured with
+    /// ([`Dict::with_durable_log`]). Writes also append to the log when the
+    /// namespace declares one (see [`Dict::durable_log_declared`]).
     pub fn durable_log(&self) -> Option<u64> {
         self.space.log_maxlen()
+    }
+
+    /// The durable log cap the namespace declares in its metadata
+    /// (`{ns}#meta`, field `log_maxlen`), if any: one HGET. A dict or view
+    /// with a durable log declares it with its first write that appends to
+    /// the log, and from then on every write to the namespace appends to
+    /// `{ns}#log` with that cap, through this library, with or without
+    /// [`Dict::with_durable_log`], so the log misses no writer (other
+    /// languages' writers read the same field, see WIRE.md).
+    ///
+    /// ```rust
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_pydict_test::RedisServer::start();
+    /// # let store = redis_pydict::Store::connect(&server.url()).await?;
+    /// let logged = store.dict::<String, u32>("orders")?.with_durable_log(10_000);
+    /// let plain = store.dict::<String, u32>("orders")?;
+    /// assert_eq!(plain.durable_log_declared().await?, None);
+    /// logged.set("a", &1).await?;
+    /// assert_eq!(plain.durable_log_declared().await?, Some(10_000));
+    /// plain.set("b", &2).await?;                    // appended to {orders}#log too
+    /// # Ok(()) }
+    /// ```
+    pub async fn durable_log_declared(&self) -> Result<Option<u64>> {
+        crate::meta::declared_log(&self.space).await
     }
 
     /// Whether writes through this dict publish change events.

@@ -108,7 +108,8 @@ pub enum Error {
     /// A key holds a Redis type the operation cannot work on: an entry
     /// holding a hash, list, set... (foreign data, e.g. written with
     /// redis-cli), or the namespace index `{ns}#keys` / durable log
-    /// `{ns}#log` holding something other than a sorted set / stream. The
+    /// `{ns}#log` / metadata `{ns}#meta` holding something other than a
+    /// sorted set / stream / hash. The
     /// library never overwrites or deletes such a key; a write that meets one
     /// changes nothing at all.
     #[error("{operation} on namespace {namespace:?}: {role} {key:?} holds a Redis {found}, not a {expected}; nothing was changed")]
@@ -117,8 +118,8 @@ pub enum Error {
         operation: &'static str,
         /// The namespace being worked on.
         namespace: String,
-        /// What the key is to the library: `entry`, `index`, `durable log` or
-        /// `sequence number`.
+        /// What the key is to the library: `entry`, `index`, `durable log`,
+        /// `sequence number` or `namespace metadata`.
         role: &'static str,
         /// The Redis key.
         key: String,
@@ -126,6 +127,22 @@ pub enum Error {
         found: String,
         /// The Redis type the library needs there.
         expected: &'static str,
+    },
+
+    /// The namespace metadata `{ns}#meta` holds a field the library cannot
+    /// use: `log_maxlen` that is not a positive decimal integer (foreign
+    /// data). Writes to the namespace fail, changing nothing, until it is
+    /// fixed or deleted.
+    #[error("namespace {namespace:?}: metadata {key:?} field {field} holds {value:?}, not a positive decimal integer; nothing was changed")]
+    InvalidMetadata {
+        /// The namespace.
+        namespace: String,
+        /// The Redis key of the metadata (`{ns}#meta`).
+        key: String,
+        /// The field (`log_maxlen`).
+        field: &'static str,
+        /// What it holds.
+        value: String,
     },
 
     /// A write sent as several atomic batches (`set_many` over `max_batch`

@@ -255,6 +255,7 @@ mod glob;
 mod group;
 mod key;
 mod live;
+mod meta;
 mod namespace;
 pub mod observe;
 mod pages;
@@ -276,6 +277,7 @@ pub use group::{
 };
 pub use key::{DictKey, KeyText};
 pub use live::{Live, LiveStatus};
+pub use meta::LOG_MAXLEN_FIELD;
 pub use namespace::{escape_glob, Namespace, MAX_NAMESPACE_LEN};
 pub use raw::RawCbor;
 pub use redis_pydict_derive::RedisDict;

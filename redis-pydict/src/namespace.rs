@@ -16,6 +16,7 @@ pub const MAX_NAMESPACE_LEN: usize = 256;
 /// let ns = Namespace::new("prod").unwrap();
 /// assert_eq!(ns.entry_key("a:b"), "{prod}:a:b");
 /// assert_eq!(ns.index_key(), "{prod}#keys");
+/// assert_eq!(ns.meta_key(), "{prod}#meta");
 /// assert_eq!(ns.member_of("{prod}:a:b"), Some("a:b"));
 /// assert!(Namespace::new("a{b").is_err());
 /// ```
@@ -28,6 +29,7 @@ pub struct Namespace {
     key_channel_prefix: String,
     log_key: String,
     seq_key: String,
+    meta_key: String,
 }
 
 impl Namespace {
@@ -56,6 +58,7 @@ impl Namespace {
             key_channel_prefix: format!("{{{name}}}#ev:"),
             log_key: format!("{{{name}}}#log"),
             seq_key: format!("{{{name}}}#seq"),
+            meta_key: format!("{{{name}}}#meta"),
         })
     }
 
@@ -104,6 +107,12 @@ impl Namespace {
     /// Redis Stream): `{ns}#dead`.
     pub fn dead_key(&self) -> String {
         format!("{{{}}}#dead", self.name)
+    }
+
+    /// The namespace metadata (a Redis hash): `{ns}#meta`. Its field
+    /// `log_maxlen` declares that the namespace keeps a durable log.
+    pub fn meta_key(&self) -> &str {
+        &self.meta_key
     }
 
     /// The channel of events about entry `key`: `{ns}#ev:<key>`.

@@ -7,11 +7,18 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Common prologue. First it checks, before anything is written, that every
-/// key the script may touch holds the type it needs (index: zset, log:
-/// stream, entries: string; absent is fine): a mismatch is returned as the
-/// error `PYDICTTYPE <type> <key>`, so a failed write changes nothing (a
-/// Redis script is not rolled back when a command in it fails). Entry keys
+/// Common prologue. It reads the namespace metadata `{ns}#meta` (derived
+/// from the index key; see `meta.rs`): a script given no log key logs to
+/// `{ns}#log` with the cap the namespace declares (`log_maxlen`), so every
+/// writer of a namespace with a durable log appends to it; a script given
+/// a log key declares it there (HSET, only when the declared cap differs,
+/// and only once something is appended). Then it checks, before anything
+/// is written, that every key the script may touch holds the type it needs
+/// (index: zset, metadata: hash, log: stream, entries: string; absent is
+/// fine): a mismatch is returned as the error `PYDICTTYPE <type> <key>`
+/// (a declared cap that is not a positive integer: `PYDICTMETA`), so a
+/// failed write changes nothing (a Redis script is not rolled back when a
+/// command in it fails). Entry keys
 /// are checked with TYPE one by one when there are few; many are checked a
 /// thousand at a time by EXISTS (none exists: nothing to check) and, if some
 /// exist, MGET (which answers nil for a non-string): TYPE is asked only
@@ -96,7 +103,17 @@ local function non_string(keys, first, last)
   end
   return nil
 end
+local base = string.sub(idx, 1, -5)
+local meta, own_log = base .. 'meta', log ~= ''
+local declared = redis.pcall('HGET', meta, 'log_maxlen')
 local bad = wrong_type(idx, 'zset')
+if not bad and type(declared) == 'table' then bad = 'PYDICTTYPE ' .. redis.call('TYPE', meta).ok .. ' ' .. meta end
+if not bad and not own_log and declared then
+  if not string.match(declared, '^[1-9][0-9]*$') then
+    return redis.error_reply('PYDICTMETA ' .. meta .. ' ' .. declared)
+  end
+  log, maxlen = base .. 'log', declared
+end
 if not bad and log ~= '' then bad = wrong_type(log, 'stream') end
 if not bad then bad = non_string(KEYS, 1, #KEYS - 1) end
 local seqkey = string.sub(idx, 1, -5) .. 'seq'
@@ -166,12 +183,19 @@ end
 local function prune()
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now())
 end
+local function append(payload)
+  if own_log and declared ~= maxlen then
+    redis.call('HSET', meta, 'log_maxlen', maxlen)
+    declared = maxlen
+  end
+  redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload)
+end
 local function emit(channel, payload)
   local n = next_seq()
   if payload == '' then return end
   payload = with_seq(payload, n)
   if publish then publish_event(channel, payload) end
-  if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
+  if log ~= '' then append(payload) end
 end
 -- SET, with GET when previous values are asked: the old value (false: none).
 local function set(...)
@@ -243,7 +267,7 @@ for first = 1, n, 1000 do
       if tagged then payload = payload .. '\99seq' .. cbor_uint(seq_base + k / 2 + first - 1) end
       if olds then payload = with_prev(payload, olds[k / 2]) end
       if publish then publish_event(channel .. member, payload) end
-      if log ~= '' then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
+      if log ~= '' then append(payload) end
     end
   end
 end
@@ -477,6 +501,10 @@ pub(crate) static LEN: LazyLock<Script> = LazyLock::new(|| Script::new(LEN_BODY)
 /// The error code a write script returns when a key holds the wrong type
 /// (see the prelude), and its detail: `(found type, Redis key)`.
 pub(crate) const WRONG_TYPE_CODE: &str = "PYDICTTYPE";
+
+/// The error code a write script returns when `{ns}#meta` declares a log
+/// cap that is not a positive integer; its detail: `<meta key> <value>`.
+pub(crate) const BAD_META_CODE: &str = "PYDICTMETA";
 
 /// Splits a `PYDICTTYPE` detail into the type found and the Redis key.
 pub(crate) fn wrong_type_detail(detail: &str) -> Option<(&str, &str)> {

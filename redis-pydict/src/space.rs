@@ -170,6 +170,8 @@ impl Space {
                 ("durable log", "stream")
             } else if key == self.ns.seq_key() {
                 ("sequence number", "string holding a decimal integer")
+            } else if key == self.ns.meta_key() {
+                ("namespace metadata", "hash")
             } else {
                 ("entry", "string")
             };
@@ -180,6 +182,21 @@ impl Space {
                 key: key.to_owned(),
                 found: found.to_owned(),
                 expected,
+            };
+        }
+        let bad_meta = failures.iter().find_map(|(_, e)| {
+            (e.code() == scripts::BAD_META_CODE)
+                .then(|| e.details())
+                .flatten()
+                .and_then(|detail| detail.strip_prefix(self.ns.meta_key()))
+                .map(|value| value.strip_prefix(' ').unwrap_or(value))
+        });
+        if let Some(value) = bad_meta {
+            return Error::InvalidMetadata {
+                namespace,
+                key: self.ns.meta_key().to_owned(),
+                field: crate::meta::LOG_MAXLEN_FIELD,
+                value: value.to_owned(),
             };
         }
         if failures.len() > 1 {
@@ -221,8 +238,9 @@ impl Space {
         Ok(())
     }
 
-    /// The event payload for a change, or empty when it goes nowhere
-    /// (notifications off and no durable log).
+    /// The event payload for a change. Built even with notifications off
+    /// and no durable log configured: the namespace may declare a log
+    /// (`{ns}#meta`), which the write script then appends to.
     fn payload(
         &self,
         op: Op,
@@ -230,11 +248,7 @@ impl Space {
         value: Option<&[u8]>,
         ttl_ms: Option<u64>,
     ) -> Vec<u8> {
-        if self.notifications || self.log_maxlen.is_some() {
-            event::payload(op, key, self.origin.as_deref(), value, ttl_ms)
-        } else {
-            Vec::new()
-        }
+        event::payload(op, key, self.origin.as_deref(), value, ttl_ms)
     }
 
     // ----- reads -------------------------------------------------------------
