@@ -39,6 +39,8 @@ const APP_RULES: &[&str] = &[
     "+incrby",
     "+pexpire",
     "+persist",
+    "+hget",
+    "+hset",
     "+zadd",
     "+zrem",
     "+zrange",
