@@ -266,6 +266,8 @@ mod status;
 mod store;
 mod subscription;
 mod view;
+#[cfg(test)]
+mod wire_vectors;
 
 pub use cache::{CacheStatus, CachedDict, FlushCause, CACHE_CLIENT_NAME};
 pub use dict::Dict;

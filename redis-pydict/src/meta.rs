@@ -71,7 +71,16 @@ mod tests {
     #[test]
     fn caps_are_positive_decimal_integers() {
         assert_eq!(parse_cap("100000"), Some(100_000));
-        for bad in ["", "0", "007", "+5", "-5", "1.5", "x", "99999999999999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "007",
+            "+5",
+            "-5",
+            "1.5",
+            "x",
+            "99999999999999999999999",
+        ] {
             assert_eq!(parse_cap(bad), None, "{bad:?}");
         }
     }

@@ -846,7 +846,7 @@ impl Messages {
 }
 
 /// A pub/sub message as a raw event; `None` for messages to ignore.
-fn to_raw(ns: &Namespace, msg: &redis::Msg) -> Option<Result<RawEvent>> {
+pub(crate) fn to_raw(ns: &Namespace, msg: &redis::Msg) -> Option<Result<RawEvent>> {
     let channel = msg.get_channel_name();
     if let Some(rest) = channel.strip_prefix("__keyspace@") {
         let entry_key = rest.split_once("__:")?.1;

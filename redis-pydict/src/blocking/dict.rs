@@ -124,8 +124,10 @@ impl<K, V> Dict<K, V> {
 
     /// See [`crate::Dict::durable_log_declared`].
     pub fn durable_log_declared(&self) -> Result<Option<u64>> {
-        self.runtime
-            .run("Dict::durable_log_declared", self.inner.durable_log_declared())
+        self.runtime.run(
+            "Dict::durable_log_declared",
+            self.inner.durable_log_declared(),
+        )
     }
 
     /// See [`crate::Dict::len`].
