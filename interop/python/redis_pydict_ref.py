@@ -76,6 +76,8 @@ def parse_event(payload):
         raise ValueError("unknown event op %r" % event["op"])
     event.setdefault("key", None)
     event.setdefault("origin", None)
+    if event["op"] == "set":
+        event.setdefault("value", None)
     return event
 
 

@@ -283,6 +283,7 @@ fn value_cases() -> Vec<ValueCase> {
         read!("f64 from an f64 1.5", "fb3ff8000000000000", f64, 1.5),
         read!("f64 from an f32 1.5", "fa3fc00000", f64, 1.5),
         read!("f32 from an f64 0.5", "fb3fe0000000000000", f32, 0.5),
+        read!("f32 from an f64 0.1 (rounded)", "fb3fb999999999999a", f32, 0.1),
         reject!(
             "f64 from an integer (floats must be CBOR floats)",
             "02",
@@ -494,6 +495,11 @@ fn event_cases() -> Vec<EventCase> {
             "fields in another order, an indefinite map",
             "bf6576616c756505626f7063736574617601636b65796161ff",
             meaning("set", Some("a"), None, Some("05"), None),
+        ),
+        read(
+            "set without value reads as null",
+            "a3617601626f7063736574636b65796161",
+            meaning("set", Some("a"), None, Some("f6"), None),
         ),
         read(
             "an unknown field is ignored",
