@@ -283,7 +283,12 @@ fn value_cases() -> Vec<ValueCase> {
         read!("f64 from an f64 1.5", "fb3ff8000000000000", f64, 1.5),
         read!("f64 from an f32 1.5", "fa3fc00000", f64, 1.5),
         read!("f32 from an f64 0.5", "fb3fe0000000000000", f32, 0.5),
-        read!("f32 from an f64 0.1 (rounded)", "fb3fb999999999999a", f32, 0.1),
+        read!(
+            "f32 from an f64 0.1 (rounded)",
+            "fb3fb999999999999a",
+            f32,
+            0.1
+        ),
         reject!(
             "f64 from an integer (floats must be CBOR floats)",
             "02",

@@ -118,21 +118,32 @@ async fn seeded(store: &Store, ns: &str, log: bool) -> D {
     d
 }
 
-/// Defect 7: with the index (or the durable log) holding a string, every
+/// Defect 7: with the index (or the durable log, or the namespace metadata,
+/// with and without a log of the dict's own) holding a string, every
 /// write operation fails naming it, and nothing at all changed: no entry
 /// written or deleted, no TTL changed, no event published or logged. (Before
 /// the fix, `set` wrote the entry and returned a pipeline error.)
 async fn wrong_typed_auxiliary_keys(url: &str, store: &Store) {
     let mut conn = raw(url).await;
-    for (aux, log) in [("keys", false), ("log", true)] {
+    let auxiliary = [
+        ("keys", false),
+        ("log", true),
+        ("meta", false),
+        ("meta", true),
+    ];
+    for (aux, log) in auxiliary {
         for op in OPERATIONS {
-            let ns = format!("aux-{aux}-{op}");
+            let ns = format!("aux-{aux}-{log}-{op}");
             let d = seeded(store, &ns, log).await;
             let aux_key = format!("{{{ns}}}#{aux}");
             let _: () = cmd(&mut conn, &["DEL", &aux_key]).await;
             let _: () = cmd(&mut conn, &["SET", &aux_key, "not yours"]).await;
             let before = snapshot(&mut conn).await;
-            let role = if log { "durable log" } else { "index" };
+            let role = match aux {
+                "keys" => "index",
+                "log" => "durable log",
+                _ => "namespace metadata",
+            };
             // Both an existing and a fresh entry key.
             for key in ["a", "new"] {
                 let result = write(&d, op, key).await;
