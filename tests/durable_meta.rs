@@ -252,3 +252,39 @@ async fn foreign_metadata_fails_writes_and_changes_nothing() -> Result<(), Error
     assert_eq!(plain.get("a").await?, None);
     Ok(())
 }
+
+/// On a cluster the metadata and the log share the namespace's slot: the same
+/// scripts declare and honour the log there.
+#[tokio::test]
+async fn a_cluster_namespace_declares_and_honours_its_log() -> Result<(), Error> {
+    let cluster = redis_pydict_test::RedisCluster::start();
+    let urls = cluster.urls();
+    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let store = redis_pydict::Store::connect_cluster(&seeds).await?;
+    let logged_dict = store.dict::<String, u32>("c-orders")?.with_durable_log(100);
+    let plain = store.dict::<String, u32>("c-orders")?;
+    logged_dict.set("a", &1).await?;
+    assert_eq!(plain.durable_log_declared().await?, Some(100));
+    plain.set("b", &2).await?;
+    plain.update_with("b", |v| v.unwrap_or(0) + 1).await?;
+    plain.delete("a").await?;
+    let mut log = plain.subscribe_durable(StartFrom::Beginning).await?;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let (_, event) = tokio::time::timeout(Duration::from_secs(10), log.next())
+            .await
+            .expect("the log holds every write")
+            .unwrap()?;
+        seen.push((event.key, event.change));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (Some("a".to_string()), Change::Set(1)),
+            (Some("b".to_string()), Change::Set(2)),
+            (Some("b".to_string()), Change::Set(3)),
+            (Some("a".to_string()), Change::Deleted),
+        ]
+    );
+    Ok(())
+}
