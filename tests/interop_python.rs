@@ -259,26 +259,19 @@ async fn python_writer_rust_reader() {
         (Some("seed"), Change::Deleted),
     ];
     for (key, change) in expected {
-        let event = tokio::time::timeout(WAIT, live.next())
+        let (_, from_log) = tokio::time::timeout(WAIT, durable.next())
             .await
             .unwrap()
             .unwrap()
             .unwrap();
-        assert_eq!(
-            (event.key.as_deref(), event.origin.as_deref()),
-            (key, Some("python"))
-        );
-        assert_eq!(event.change, change);
-        let (_, event) = tokio::time::timeout(WAIT, durable.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (event.key.as_deref(), event.origin.as_deref()),
-            (key, Some("python"))
-        );
-        assert_eq!(event.change, change);
+        let live = tokio::time::timeout(WAIT, live.next()).await.unwrap();
+        for event in [live.unwrap().unwrap(), from_log] {
+            assert_eq!(
+                (event.key.as_deref(), event.origin.as_deref()),
+                (key, Some("python"))
+            );
+            assert_eq!(event.change, change);
+        }
     }
     // A value Python writes from bytes Rust wrote: a bignum as u128.
     let big = store.dict::<String, u128>("big").unwrap();
