@@ -151,7 +151,11 @@
 //! it live, yielding each change with its [`LogId`]: persist the id of the
 //! last change handled (`id.to_string()`) and resume with
 //! `StartFrom::After(id)`. Changes lost before they were read (the cap
-//! exceeded, the log deleted or lost) are reported as `Change::Gap`.
+//! exceeded, the log deleted or lost) are reported as `Change::Gap`. The
+//! first logged write declares the log in the namespace metadata
+//! (`{ns}#meta`, field [`LOG_MAXLEN_FIELD`]); from then on every writer of
+//! the namespace appends to it, with or without a log of its own
+//! ([`Dict::durable_log_declared`]; WIRE.md §8 for other languages).
 //!
 //! ```
 //! use futures::StreamExt;
