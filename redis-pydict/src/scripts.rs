@@ -7,11 +7,11 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Common prologue. It reads the namespace metadata `{ns}#meta` (derived
-/// from the index key; see `meta.rs`): a script given no log key logs to
+/// Common prologue. It reads the namespace metadata `{ns}#meta` (see
+/// `meta.rs`): a script given no log of its own logs to
 /// `{ns}#log` with the cap the namespace declares (`log_maxlen`), so every
 /// writer of a namespace with a durable log appends to it; a script given
-/// a log key declares it there (HSET, only when the declared cap differs,
+/// a log of its own declares it there (HSET, only when the declared cap differs,
 /// and only once something is appended). Then it checks, before anything
 /// is written, that every key the script may touch holds the type it needs
 /// (index: zset, metadata: hash, log: stream, entries: string; absent is
@@ -27,16 +27,20 @@ use redis::Script;
 /// expiry has passed; each script calls it after its own checks),
 /// `emit(channel, payload)`, which publishes the event and/or appends it to
 /// the durable log, and `write_entry(...)`, the one way an entry is written
-/// with a TTL mode (value, index score from its TTL, event). The index is
-/// always the last declared key, and every other declared key is an entry;
-/// ARGV[1..3] are always: publish mode, log key ('' = no log), log
-/// MAXLEN (approximate). Script-specific arguments follow from ARGV[4].
+/// with a TTL mode (value, index score from its TTL, event). The last four
+/// declared keys are always the sequence number `{ns}#seq`, the durable log
+/// `{ns}#log`, the metadata `{ns}#meta` and the index `{ns}#keys` (declared
+/// even when unused, so that a cluster checks them before the script runs:
+/// an undeclared key that is not on the node, e.g. during a slot migration,
+/// fails the script mid-way), and every other declared key is an entry;
+/// ARGV[1..3] are always: publish mode, the dict's own log ('' = none, else
+/// the log key), its log MAXLEN (approximate). Script-specific arguments
+/// follow from ARGV[4].
 ///
-/// The namespace's sequence number: `{ns}#seq` (named from the index key,
-/// same hash tag, so same slot), a string holding a decimal counter that
-/// never goes down. The prelude reads it (one GET: a non-string or
-/// non-integer value is refused as `PYDICTTYPE` before anything is
-/// written); every change the script makes takes the next number
+/// The namespace's sequence number: `{ns}#seq`, a string holding a decimal
+/// counter that never goes down. The prelude reads it (one GET: a
+/// non-string or non-integer value is refused as `PYDICTTYPE` before
+/// anything is written); every change the script makes takes the next number
 /// (`next_seq()`, called by `emit` even for a silent change), every event
 /// payload carries it as an extra field `"seq"` (`with_seq`), and the script
 /// ends with `finish(result)`, one INCRBY by the number of changes.
@@ -53,9 +57,13 @@ use redis::Script;
 /// (there was no entry); `text_head(len)` is the CBOR head of a text of
 /// `len` bytes.
 const PRELUDE: &str = r#"
-local idx = KEYS[#KEYS]
+local idx, meta, log_key, seqkey = KEYS[#KEYS], KEYS[#KEYS - 1], KEYS[#KEYS - 2], KEYS[#KEYS - 3]
+local entries = #KEYS - 4
 local mode, prev = string.sub(ARGV[1], 1, 1), string.sub(ARGV[1], 2, 2) == 'p'
-local publish, log, maxlen = mode ~= '0', ARGV[2], ARGV[3]
+local publish, maxlen = mode ~= '0', ARGV[3]
+local own_log = ARGV[2] ~= ''
+local log = ''
+if own_log then log = log_key end
 local sharded = mode == 's' and (redis.REDIS_VERSION_NUM or 0) >= 458752
 local shard_channel = string.sub(idx, 1, -5) .. 'ev'
 local function publish_event(channel, payload)
@@ -103,8 +111,6 @@ local function non_string(keys, first, last)
   end
   return nil
 end
-local base = string.sub(idx, 1, -5)
-local meta, own_log = base .. 'meta', log ~= ''
 local declared = redis.pcall('HGET', meta, 'log_maxlen')
 local bad = wrong_type(idx, 'zset')
 if not bad and type(declared) == 'table' then bad = 'PYDICTTYPE ' .. redis.call('TYPE', meta).ok .. ' ' .. meta end
@@ -112,11 +118,10 @@ if not bad and not own_log and declared then
   if not string.match(declared, '^[1-9][0-9]*$') then
     return redis.error_reply('PYDICTMETA ' .. meta .. ' ' .. declared)
   end
-  log, maxlen = base .. 'log', declared
+  log, maxlen = log_key, declared
 end
 if not bad and log ~= '' then bad = wrong_type(log, 'stream') end
-if not bad then bad = non_string(KEYS, 1, #KEYS - 1) end
-local seqkey = string.sub(idx, 1, -5) .. 'seq'
+if not bad then bad = non_string(KEYS, 1, entries) end
 local seq_base, seq_count = 0, 0
 if not bad then
   local current = redis.pcall('GET', seqkey)
@@ -227,7 +232,7 @@ local function write_entry(key, member, value, channel, payload, mode, ttl)
 end
 "#;
 
-/// KEYS: entry keys..., index. ARGV (after the common three): the length
+/// KEYS: entry keys..., seq, log, meta, index. ARGV (after the common three): the length
 /// of the entry prefix (an entry key less its prefix is the member), the
 /// key channel prefix, the two constant parts of a `set` event payload (see
 /// `event::set_payload_frame`: the head before the key, the middle between
@@ -241,7 +246,7 @@ end
 /// that handle those prune. The path of `set` and of every `set_many`
 /// batch. Returns the number of entries written.
 const PLAIN_BODY: &str = r#"
-local n = #KEYS - 1
+local n = entries
 local skip, channel, head, middle = tonumber(ARGV[4]) + 1, ARGV[5], ARGV[6], ARGV[7]
 local events = publish or log ~= ''
 local tagged = false
@@ -275,7 +280,7 @@ seq_count = n
 return finish(n)
 "#;
 
-/// KEYS: entry keys..., index. ARGV (after the common three): mode ('set' |
+/// KEYS: entry keys..., seq, log, meta, index. ARGV (after the common three): mode ('set' |
 /// 'nx' | 'keepttl'), then per entry: member, value, channel, payload ('' =
 /// silent), ttl_ms ('0' = none). Returns the number of entries written (with
 /// 'nx', entries already present are left alone and not counted).
@@ -283,21 +288,21 @@ const SET_BODY: &str = r#"
 prune()
 local mode = ARGV[4]
 local written = 0
-for i = 1, #KEYS - 1 do
+for i = 1, entries do
   local a = 4 + (i - 1) * 5
   written = written + write_entry(KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], mode, tonumber(ARGV[a + 5]))
 end
 return finish(written)
 "#;
 
-/// KEYS: entry keys..., index. ARGV (after the common three): mode ('del' | 'take'), then per entry:
+/// KEYS: entry keys..., seq, log, meta, index. ARGV (after the common three): mode ('del' | 'take'), then per entry:
 /// member, channel, payload. Returns, per entry, 0/1 ('del') or the old value
 /// or nil ('take').
 const DEL_BODY: &str = r#"
 prune()
 local take = ARGV[4] == 'take'
 local out = {}
-for i = 1, #KEYS - 1 do
+for i = 1, entries do
   local a = 4 + (i - 1) * 3
   local key, member, channel, payload = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local existed
@@ -316,7 +321,7 @@ end
 return finish(out)
 "#;
 
-/// KEYS: entry key, index. ARGV (after the common three): member, ttl_ms
+/// KEYS: entry key, seq, log, meta, index. ARGV (after the common three): member, ttl_ms
 /// ('-1' = persist), channel, payload. Returns 1 when the entry exists (and so had its TTL changed).
 const EXPIRE_BODY: &str = r#"
 prune()
@@ -337,7 +342,7 @@ emit(channel, with_prev(payload, old))
 return finish(1)
 "#;
 
-/// KEYS: index. ARGV (after the common three): entry prefix, channel,
+/// KEYS: seq, log, meta, index. ARGV (after the common three): entry prefix, channel,
 /// payload, limit, then (used when previous values are asked) the key
 /// channel prefix and the two constant parts of a `del` event payload (see
 /// `event::del_payload_frame`). Deletes (UNLINK) up to `limit` indexed
@@ -383,7 +388,7 @@ end
 return finish({removed, left})
 "#;
 
-/// KEYS: watched entry keys..., index. ARGV (after the common three): the
+/// KEYS: watched entry keys..., seq, log, meta, index. ARGV (after the common three): the
 /// number n of watched keys; per watched key its expected state ('0' absent,
 /// '1' present) and value; the entry prefix; then per entry to write: member,
 /// value, channel, payload. Writes (keeping TTLs) only if every watched key
@@ -414,7 +419,7 @@ end
 return finish(1)
 "#;
 
-/// KEYS: index. ARGV (after the common three): entry prefix, then members. For each member, makes the
+/// KEYS: seq, log, meta, index. ARGV (after the common three): entry prefix, then members. For each member, makes the
 /// index agree with the keyspace: adds live string entries with their expiry,
 /// removes members whose entry is gone (or is not a string). Returns
 /// `{added, removed}`.

@@ -25,6 +25,10 @@ use crate::store::Store;
 /// with a batch still in flight waits until none is (see [`InFlightKeys`]).
 const BATCHES_IN_FLIGHT: usize = 4;
 
+/// How many keys every write script declares after its entries (see
+/// [`Space::shared_keys`]).
+const SHARED_KEYS: usize = 4;
+
 /// How a write treats an existing entry's time-to-live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SetMode {
@@ -365,6 +369,21 @@ impl Space {
 
     // ----- the write path ----------------------------------------------------
 
+    /// The keys every write script declares after its entry keys, so that
+    /// they are checked to be in the script's slot before it runs (a
+    /// cluster refuses a script touching an undeclared key that is not on
+    /// the node, e.g. during a slot migration): the sequence number, the
+    /// durable log, the namespace metadata and the index (see
+    /// `scripts::PRELUDE`).
+    fn shared_keys(&self) -> [&str; SHARED_KEYS] {
+        [
+            self.ns.seq_key(),
+            self.ns.log_key(),
+            self.ns.meta_key(),
+            self.ns.index_key(),
+        ]
+    }
+
     /// The three arguments every write script starts with: publish mode
     /// (see `scripts::PRELUDE`: '0' none, '1' PUBLISH, 's' sharded where the
     /// server has it), log key ('' when the durable log is off) and log cap.
@@ -455,7 +474,7 @@ impl Space {
                 args.push(ttl_ms.to_string().into_bytes());
             }
         }
-        keys.push(self.ns.index_key().to_owned());
+        keys.extend(self.shared_keys().map(str::to_owned));
         Ok((keys, args))
     }
 
@@ -510,7 +529,7 @@ impl Space {
             args.push(self.ns.key_channel(key).into_bytes());
             args.push(self.payload(Op::Del, Some(key), None, None));
         }
-        redis_keys.push(self.ns.index_key().to_owned());
+        redis_keys.extend(self.shared_keys().map(str::to_owned));
         (redis_keys, args)
     }
 
@@ -548,7 +567,7 @@ impl Space {
         let existed: i64 = scripts::EXPIRE
             .script
             .key(self.ns.entry_key(key))
-            .key(self.ns.index_key())
+            .key(&self.shared_keys())
             .arg(&self.common_args())
             .arg(key)
             .arg(ttl_arg)
@@ -574,7 +593,7 @@ impl Space {
         loop {
             let done: Result<(u64, u64)> = scripts::CLEAR
                 .script
-                .key(self.ns.index_key())
+                .key(&self.shared_keys())
                 .arg(&self.common_args())
                 .arg(self.ns.entry_prefix())
                 .arg(self.ns.event_channel())
@@ -743,12 +762,14 @@ impl Space {
         );
         cmd.arg("EVALSHA")
             .arg(scripts::PLAIN.script.get_hash())
-            .arg(n + 1);
+            .arg(n + SHARED_KEYS);
         let mut scratch: Vec<u8> = Vec::with_capacity(128);
         for (key, _) in entries {
             cmd.arg(joined(&mut scratch, prefix, key.as_ref()));
         }
-        cmd.arg(ns.index_key());
+        for key in self.shared_keys() {
+            cmd.arg(key);
+        }
         for arg in self.common_args() {
             cmd.arg(arg);
         }
@@ -845,7 +866,7 @@ impl Space {
         let fail = self.fail("update_with");
         let mut redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
         let current_keys = redis_keys.clone();
-        redis_keys.push(self.ns.index_key().to_owned());
+        redis_keys.extend(self.shared_keys().map(str::to_owned));
         for attempt in 0..self.store.settings().max_update_attempts {
             crate::observe::attempt(attempt);
             let current: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
@@ -958,7 +979,7 @@ impl Space {
         }
         let (added, removed): (u64, u64) = scripts::REPAIR
             .script
-            .key(self.ns.index_key())
+            .key(&self.shared_keys())
             .arg(&self.common_args())
             .arg(self.ns.entry_prefix())
             .arg(members)
