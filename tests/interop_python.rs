@@ -162,8 +162,8 @@ async fn rust_writer_python_reader() {
         let line = line.expect("python sees the event").expect("a line");
         events.push(serde_json::from_str::<Json>(&line).unwrap());
     }
-    let event = |op: &str, key: &str, value: Option<Json>| {
-        let mut e = json!({"v": 1, "op": op, "key": key, "origin": "rust"});
+    let event = |op: &str, key: &str, value: Option<Json>, seq: u64| {
+        let mut e = json!({"v": 1, "op": op, "key": key, "origin": "rust", "seq": seq});
         if let Some(value) = value {
             e["value"] = value;
         }
@@ -172,11 +172,11 @@ async fn rust_writer_python_reader() {
     assert_eq!(
         events,
         vec![
-            event("set", "a", Some(json!({"x": 1, "y": -2}))),
-            event("set", "s", Some(json!({"Circle": {"r": 1.5}}))),
-            event("set", "q", Some(json!({"Square": 4}))),
-            event("set", "b", Some(json!({"$bytes": "00ff"}))),
-            event("del", "a", None),
+            event("set", "a", Some(json!({"x": 1, "y": -2})), 1),
+            event("set", "s", Some(json!({"Circle": {"r": 1.5}})), 2),
+            event("set", "q", Some(json!({"Square": 4})), 3),
+            event("set", "b", Some(json!({"$bytes": "00ff"})), 4),
+            event("del", "a", None, 5),
         ]
     );
     assert!(child.wait().unwrap().success());
@@ -253,12 +253,13 @@ async fn python_writer_rust_reader() {
             ("b".into(), Point { x: 3, y: 4 })
         ]
     );
+    // The Python writer numbers its changes after the Rust one's (seq).
     let expected = [
-        (Some("a"), Change::Set(Point { x: 1, y: -2 })),
-        (Some("b"), Change::Set(Point { x: 3, y: 4 })),
-        (Some("seed"), Change::Deleted),
+        (Some("a"), Change::Set(Point { x: 1, y: -2 }), 2),
+        (Some("b"), Change::Set(Point { x: 3, y: 4 }), 3),
+        (Some("seed"), Change::Deleted, 4),
     ];
-    for (key, change) in expected {
+    for (key, change, seq) in expected {
         let (_, from_log) = tokio::time::timeout(WAIT, durable.next())
             .await
             .unwrap()
@@ -271,6 +272,7 @@ async fn python_writer_rust_reader() {
                 (key, Some("python"))
             );
             assert_eq!(event.change, change);
+            assert_eq!(event.seq, Some(seq));
         }
     }
     // A value Python writes from bytes Rust wrote: a bignum as u128.

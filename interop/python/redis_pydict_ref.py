@@ -15,17 +15,29 @@ import cbor2
 import redis
 
 # One write: checks every key's type before writing anything, then entry,
-# index, event and (when the writer or the namespace wants one) the log.
+# index, sequence number, event and (when the writer or the namespace wants
+# one) the log. The payload gets its "seq" here: map header + 1, then the field.
 WRITE = """
-local entry, idx, meta, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local entry, idx, meta, log, seqkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op, member, value, channel, payload = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local publish, own = ARGV[6] == '1', ARGV[7]
 local function check(key, want)
   local t = redis.call('TYPE', key).ok
   if t ~= 'none' and t ~= want then return 'PYDICTTYPE ' .. t .. ' ' .. key end
 end
-local bad = check(idx, 'zset') or check(meta, 'hash') or check(entry, 'string')
+local bad = check(idx, 'zset') or check(meta, 'hash') or check(entry, 'string') or check(seqkey, 'string')
+local seq = redis.call('GET', seqkey)
+if not bad and seq and not string.match(seq, '^%d+$') then bad = 'PYDICTTYPE string ' .. seqkey end
 if bad then return redis.error_reply(bad) end
+local function uint(n)
+  if n < 24 then return string.char(n) end
+  local head, width = 27, 8
+  if n < 256 then head, width = 24, 1 elseif n < 65536 then head, width = 25, 2
+  elseif n < 4294967296 then head, width = 26, 4 end
+  local out = ''
+  for _ = 1, width do out = string.char(n % 256) .. out; n = math.floor(n / 256) end
+  return string.char(head) .. out
+end
 local declared = redis.call('HGET', meta, 'log_maxlen')
 local maxlen = own
 if maxlen == '' and declared then maxlen = declared end
@@ -45,6 +57,8 @@ else
   redis.call('ZREM', idx, member)
 end
 if changed == 1 then
+  local n = redis.call('INCR', seqkey)
+  payload = string.char(string.byte(payload, 1) + 1) .. string.sub(payload, 2) .. '\\99seq' .. uint(n)
   if publish then redis.call('PUBLISH', channel, payload) end
   if maxlen ~= '' then
     if own ~= '' and declared ~= own then redis.call('HSET', meta, 'log_maxlen', own) end
@@ -89,11 +103,12 @@ class Dict:
         self.own_log = "" if log_maxlen is None else str(int(log_maxlen))
         tag = "{" + namespace + "}"
         self.prefix, self.index, self.meta, self.log = tag + ":", tag + "#keys", tag + "#meta", tag + "#log"
+        self.seq = tag + "#seq"
         self.channel = tag + "#ev"
         self._write, self._len = client.register_script(WRITE), client.register_script(LEN)
 
     def _run(self, op, key, value, payload):
-        keys = [self.prefix + key, self.index, self.meta, self.log]
+        keys = [self.prefix + key, self.index, self.meta, self.log, self.seq]
         args = [op, key, value, self.channel + ":" + key, payload, "1" if self.publish else "0", self.own_log]
         return self._write(keys=keys, args=args)
 
@@ -191,7 +206,7 @@ def check_vectors(directory):
                     failures.append("%s: %s" % (v["name"], e))
                 continue
             want = v["event"] or {}
-            got = {k: event.get(k) for k in ("op", "key", "origin", "ttl_ms")}
+            got = {k: event.get(k) for k in ("op", "key", "origin", "ttl_ms", "seq")}
             got["value"] = cbor2.dumps(event["value"]).hex() if "value" in event else None
             if v["mode"] == "reject" or got != want:
                 failures.append("%s: read %r, expected %r" % (v["name"], got, want))

@@ -4,6 +4,9 @@
 //! every vector reads back as its Rust meaning (or is refused, for the
 //! vectors that say so).
 //!
+//! Event payloads of mode `both` carry `"seq"`, as the write scripts append
+//! it to what `event::payload` builds (`event::with_seq`).
+//!
 //! The cases below are the Rust meaning of each vector; the files hold the
 //! bytes. To add a vector, add a case, run
 //! `WIRE_VECTORS_WRITE=1 cargo test -p redis-pydict wire_vectors`, review the
@@ -369,6 +372,10 @@ struct EventMeaning {
     value: Option<String>,
     /// `expire`: the new TTL in ms, `None` after persist.
     ttl_ms: Option<u64>,
+    /// The namespace's sequence number of the change; `None` from writers
+    /// that predate it.
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
 struct EventCase {
@@ -395,7 +402,22 @@ fn meaning(
         origin: origin.map(str::to_owned),
         value: value.map(str::to_owned),
         ttl_ms,
+        seq: None,
     })
+}
+
+/// What the write scripts publish: the payload with its sequence number
+/// appended (see `event::with_seq`), and the meaning with it.
+fn numbered(
+    seq: u64,
+    payload: Vec<u8>,
+    meaning: Option<EventMeaning>,
+) -> (Vec<u8>, Option<EventMeaning>) {
+    let meaning = meaning.map(|m| EventMeaning {
+        seq: Some(seq),
+        ..m
+    });
+    (event::with_seq(payload, seq), meaning)
 }
 
 /// The raw event a meaning stands for.
@@ -412,6 +434,7 @@ fn raw_of(m: &EventMeaning) -> RawEvent {
         key: m.key.clone(),
         origin: m.origin.clone(),
         kind,
+        seq: m.seq,
     }
 }
 
@@ -420,12 +443,18 @@ fn event_cases() -> Vec<EventCase> {
     let value_hex = to_hex(&value);
     let built =
         |op, key, origin, value: Option<&[u8]>, ttl| event::payload(op, key, origin, value, ttl);
-    let both = |name, channel, bytes, meaning| EventCase {
-        name,
-        mode: Mode::Both,
-        channel,
-        bytes,
-        meaning,
+    // Numbered as a namespace's first changes are.
+    let mut seq = 0;
+    let mut both = |name, channel, bytes, meaning| {
+        seq += 1;
+        let (bytes, meaning) = numbered(seq, bytes, meaning);
+        EventCase {
+            name,
+            mode: Mode::Both,
+            channel,
+            bytes,
+            meaning,
+        }
     };
     let read = |name, text: &str, meaning| EventCase {
         name,
@@ -728,6 +757,7 @@ fn keyspace_expiry_notification_reads_as_expired() {
             origin: None,
             value: None,
             ttl_ms: None,
+            seq: None,
         })))
     );
     // Other keyspace notifications (the write itself: "set", "del") are ignored.
