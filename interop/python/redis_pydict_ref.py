@@ -57,7 +57,7 @@ else
   redis.call('ZREM', idx, member)
 end
 if changed == 1 then
-  local n = redis.call('INCR', seqkey)
+  local n = redis.call('INCRBY', seqkey, 1)
   payload = string.char(string.byte(payload, 1) + 1) .. string.sub(payload, 2) .. '\\99seq' .. uint(n)
   if publish then redis.call('PUBLISH', channel, payload) end
   if maxlen ~= '' then
