@@ -2188,10 +2188,14 @@ async fn soak(
         let _ = seq_dict.clear().await;
         let _ = tally.clear().await;
         let _ = snap.clear().await;
-        let _: redis::RedisResult<()> = redis::cmd("DEL")
-            .arg(seq_dict.namespace().log_key())
-            .query_async(&mut raw)
-            .await;
+        for ns in [plain.namespace(), cas.namespace(), seq_dict.namespace()] {
+            let _: redis::RedisResult<()> = redis::cmd("DEL")
+                .arg(ns.log_key())
+                .arg(ns.meta_key())
+                .arg(ns.seq_key())
+                .query_async(&mut raw)
+                .await;
+        }
     }
 
     // ----- the report -----

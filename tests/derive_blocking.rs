@@ -177,7 +177,7 @@ fn blocking_views_keep_their_settings() {
     dict.set("heartbeat", &3).unwrap();
     let reader = Config::view(&store, "settings").unwrap();
     let mut log = reader.subscribe_durable(StartFrom::Beginning).unwrap();
-    let origins: Vec<Option<String>> = (0..2)
+    let origins: Vec<Option<String>> = (0..3)
         .map(|_| {
             log.recv_timeout(Duration::from_secs(5))
                 .unwrap()
@@ -186,8 +186,17 @@ fn blocking_views_keep_their_settings() {
                 .origin
         })
         .collect();
-    // The view's write and the dict's went to the log (theirs has none).
-    assert_eq!(origins, [Some("me".to_owned()), Some("me".to_owned())]);
+    // The view's write and the dict's went to the log, and so did theirs:
+    // the view's first logged write declared the log in `{settings}#meta`,
+    // which every writer of the namespace honours (WIRE.md §8).
+    assert_eq!(
+        origins,
+        [
+            Some("me".to_owned()),
+            Some("them".to_owned()),
+            Some("me".to_owned())
+        ]
+    );
     assert!(log.recv_timeout(Duration::from_millis(200)).is_none());
 
     // Whole-struct subscriptions skip the view's own writes too.

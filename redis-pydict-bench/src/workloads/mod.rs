@@ -252,8 +252,11 @@ pub async fn cleanup(ctx: &mut Ctx, filler: bool) -> BoxResult<()> {
     for ns in NAMESPACES {
         let d: Dict<String, Session> = ctx.store.dict(ns)?;
         d.clear().await?;
+        // The log and its declaration: a later workload's plain dict would
+        // otherwise honour it and append too.
         redis::cmd("DEL")
             .arg(d.namespace().log_key())
+            .arg(d.namespace().meta_key())
             .query_async::<()>(&mut ctx.raw)
             .await?;
         redis::cmd("DEL")
