@@ -63,7 +63,8 @@ struct Global {
     #[arg(long, default_value = "redis-pydict-cli", global = true)]
     origin: String,
     /// Append writes to the namespace's durable log, capped at this length
-    /// (default: append, uncapped, when the log `{ns}#log` exists).
+    /// (default: append when the namespace declares a log in `{ns}#meta`,
+    /// with its cap; else, uncapped, when the log `{ns}#log` exists).
     #[arg(long, value_name = "MAXLEN", global = true)]
     log_max_len: Option<u64>,
     /// Human tables and indented JSON (the default when stdout is a terminal).
@@ -440,7 +441,11 @@ async fn writable<V>(
     let dict = store.dict::<String, V>(namespace)?;
     let max_len = match global.log_max_len {
         Some(n) => Some(n),
+        // The namespace declares its log (`{ns}#meta`): the library appends
+        // with the declared cap by itself.
+        None if dict.durable_log_declared().await?.is_some() => None,
         None => {
+            // A log written before declarations existed.
             let exists: bool = redis::cmd("EXISTS")
                 .arg(dict.namespace().log_key())
                 .query_async(&mut store.connection())
