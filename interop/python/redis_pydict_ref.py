@@ -208,6 +208,7 @@ def check_vectors(directory):
             want = v["event"] or {}
             got = {k: event.get(k) for k in ("op", "key", "origin", "ttl_ms", "seq")}
             got["value"] = cbor2.dumps(event["value"]).hex() if "value" in event else None
+            got["prev"] = [cbor2.dumps(x).hex() for x in event["prev"]] if "prev" in event else None
             if v["mode"] == "reject" or got != want:
                 failures.append("%s: read %r, expected %r" % (v["name"], got, want))
     with open(directory + "/values.json") as f:

@@ -376,6 +376,11 @@ struct EventMeaning {
     /// that predate it.
     #[serde(default)]
     seq: Option<u64>,
+    /// `"prev"` (writers asked for previous values), as on the wire: `[]`
+    /// (there was no entry) or `[hex of the previous value's item]`;
+    /// `None` when absent.
+    #[serde(default)]
+    prev: Option<Vec<String>>,
 }
 
 struct EventCase {
@@ -403,7 +408,23 @@ fn meaning(
         value: value.map(str::to_owned),
         ttl_ms,
         seq: None,
+        prev: None,
     })
+}
+
+/// A payload with `"prev"` appended as the write scripts append it (after
+/// `"seq"`): map count + 1, the text `"prev"`, then `[item]` or `[]`.
+fn with_prev(mut payload: Vec<u8>, item: Option<&[u8]>) -> Vec<u8> {
+    payload[0] += 1;
+    payload.extend_from_slice(b"\x64prev");
+    match item {
+        Some(bytes) => {
+            payload.push(0x81);
+            payload.extend_from_slice(bytes);
+        }
+        None => payload.push(0x80),
+    }
+    payload
 }
 
 /// What the write scripts publish: the payload with its sequence number
@@ -435,6 +456,7 @@ fn raw_of(m: &EventMeaning) -> RawEvent {
         origin: m.origin.clone(),
         kind,
         seq: m.seq,
+        prev: m.prev.as_ref().map(|p| p.first().map(|h| hex(h))),
     }
 }
 
@@ -519,6 +541,35 @@ fn event_cases() -> Vec<EventCase> {
             built(Op::Clear, None, None, None, None),
             meaning("clear", None, None, None, None),
         ),
+        // Previous values (a writer with `with_previous_values`), after seq.
+        EventCase {
+            name: "set with prev: the previous value",
+            mode: Mode::Read,
+            channel: "{orders}#ev:a",
+            bytes: with_prev(
+                event::with_seq(built(Op::Set, Some("a"), None, Some(&[0x02]), None), 9),
+                Some(&[0x01]),
+            ),
+            meaning: Some(EventMeaning {
+                seq: Some(9),
+                prev: Some(vec!["01".into()]),
+                ..meaning("set", Some("a"), None, Some("02"), None).expect("a meaning")
+            }),
+        },
+        EventCase {
+            name: "set with prev: [] (there was no entry)",
+            mode: Mode::Read,
+            channel: "{orders}#ev:a",
+            bytes: with_prev(
+                event::with_seq(built(Op::Set, Some("a"), None, Some(&[0x03]), None), 10),
+                None,
+            ),
+            meaning: Some(EventMeaning {
+                seq: Some(10),
+                prev: Some(Vec::new()),
+                ..meaning("set", Some("a"), None, Some("03"), None).expect("a meaning")
+            }),
+        },
         // Python's cbor2.dumps({"v": 1, "op": "set", "key": "a", "origin": None, "value": 5}).
         read(
             "set as another encoder writes it (origin null)",
@@ -758,6 +809,7 @@ fn keyspace_expiry_notification_reads_as_expired() {
             value: None,
             ttl_ms: None,
             seq: None,
+            prev: None,
         })))
     );
     // Other keyspace notifications (the write itself: "set", "del") are ignored.
