@@ -52,8 +52,8 @@ async fn hget(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<
 }
 
 #[tokio::test]
-async fn a_logged_dict_declares_its_log_and_every_other_writer_appends_to_it() -> Result<(), Error>
-{
+async fn a_logged_dict_declares_its_log_and_every_other_writer_appends_to_it(
+) -> Result<(), Box<dyn std::error::Error>> {
     let (server, store) = support::start().await;
     let mut raw = support::raw(&server).await;
     let logged_dict = store.dict::<String, u32>("orders")?.with_durable_log(5_000);
@@ -127,7 +127,7 @@ async fn a_logged_dict_declares_its_log_and_every_other_writer_appends_to_it() -
 }
 
 #[tokio::test]
-async fn the_declaration_is_written_once_not_per_write() -> Result<(), Error> {
+async fn the_declaration_is_written_once_not_per_write() -> Result<(), Box<dyn std::error::Error>> {
     let (server, store) = support::start().await;
     let mut raw = support::raw(&server).await;
     let d = store.dict::<String, u32>("once")?.with_durable_log(100);
@@ -145,7 +145,7 @@ async fn the_declaration_is_written_once_not_per_write() -> Result<(), Error> {
 }
 
 #[tokio::test]
-async fn an_honouring_writer_uses_the_declared_cap() -> Result<(), Error> {
+async fn an_honouring_writer_uses_the_declared_cap() -> Result<(), Box<dyn std::error::Error>> {
     let (server, store) = support::start().await;
     let mut raw = support::raw(&server).await;
     let () = redis::cmd("HSET")
@@ -170,7 +170,8 @@ async fn an_honouring_writer_uses_the_declared_cap() -> Result<(), Error> {
 }
 
 #[tokio::test]
-async fn foreign_metadata_fails_writes_and_changes_nothing() -> Result<(), Error> {
+async fn foreign_metadata_fails_writes_and_changes_nothing(
+) -> Result<(), Box<dyn std::error::Error>> {
     let (server, store) = support::start().await;
     let mut raw = support::raw(&server).await;
     let plain = store.dict::<String, u32>("meta")?;
@@ -256,7 +257,8 @@ async fn foreign_metadata_fails_writes_and_changes_nothing() -> Result<(), Error
 /// On a cluster the metadata and the log share the namespace's slot: the same
 /// scripts declare and honour the log there.
 #[tokio::test]
-async fn a_cluster_namespace_declares_and_honours_its_log() -> Result<(), Error> {
+async fn a_cluster_namespace_declares_and_honours_its_log() -> Result<(), Box<dyn std::error::Error>>
+{
     let cluster = redis_pydict_test::RedisCluster::start();
     let urls = cluster.urls();
     let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
