@@ -892,6 +892,8 @@ async fn sharded_events_work_under_the_documented_acl_rules() {
         "+getdel",
         "+pexpire",
         "+persist",
+        "+hget",
+        "+hset",
         "+zadd",
         "+zrem",
         "+zrange",

@@ -113,7 +113,10 @@ local function non_string(keys, first, last)
 end
 local declared = redis.pcall('HGET', meta, 'log_maxlen')
 local bad = wrong_type(idx, 'zset')
-if not bad and type(declared) == 'table' then bad = 'PYDICTTYPE ' .. redis.call('TYPE', meta).ok .. ' ' .. meta end
+if not bad and type(declared) == 'table' then
+  if not string.find(declared.err, 'WRONGTYPE', 1, true) then return redis.error_reply(declared.err) end
+  bad = 'PYDICTTYPE ' .. redis.call('TYPE', meta).ok .. ' ' .. meta
+end
 if not bad and not own_log and declared then
   if not string.match(declared, '^[1-9][0-9]*$') then
     return redis.error_reply('PYDICTMETA ' .. meta .. ' ' .. declared)
