@@ -93,6 +93,11 @@ impl<T> View<T> {
         self.inner.origin()
     }
 
+    /// See [`crate::View::previous_values`].
+    pub fn previous_values(&self) -> bool {
+        self.inner.previous_values()
+    }
+
     /// See [`crate::View::durable_log`].
     pub fn durable_log(&self) -> Option<u64> {
         self.inner.durable_log()
@@ -129,6 +134,15 @@ impl<T: RedisDict> View<T> {
         self.reopen(
             self.inner
                 .reconfigured(|space| space.set_origin(Some(origin))),
+        )
+    }
+
+    /// See [`crate::View::with_previous_values`].
+    #[must_use = "the setting applies to the returned view only"]
+    pub fn with_previous_values(&self, on: bool) -> T::View<Blocking> {
+        self.reopen(
+            self.inner
+                .reconfigured(|space| space.set_previous_values(on)),
         )
     }
 

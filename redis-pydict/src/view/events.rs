@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::event::{RawEvent, RawKind};
-use crate::subscription::Change;
+use crate::subscription::{Change, Previous};
 
 use super::schema::{FieldSpec, Schema};
 use super::RedisDict;
@@ -15,7 +15,7 @@ use super::RedisDict;
 ///
 /// Generic over the enum so that one runtime type serves every derived
 /// struct; it is `Debug`, `Clone` and `PartialEq` when the enum is.
-/// Equality compares `origin` and `event`, not `seq` (as for
+/// Equality compares `origin`, `event` and `previous`, not `seq` (as for
 /// [`Event`](crate::Event)), so an event built with [`ViewEvent::new`] in a
 /// test equals the one a subscription yields.
 #[derive(Debug, Clone)]
@@ -32,11 +32,18 @@ pub struct ViewEvent<E> {
     /// `None` for events of writers older than the field, for `Expired` and
     /// for `Gap`.
     pub seq: Option<u64>,
+    /// The field's value before the change, when the writer carries previous
+    /// values ([`View::with_previous_values`](super::View::with_previous_values)):
+    /// the same variant as `event`, holding `Change::Set(previous value)`
+    /// (`ConfigEvent::Threshold(Change::Set(0.25))`), or [`Previous::Absent`]
+    /// when the field was not stored. Otherwise [`Previous::Unknown`], as for
+    /// `Cleared`, `Expired` and `Gap`.
+    pub previous: Previous<E>,
 }
 
 impl<E: PartialEq> PartialEq for ViewEvent<E> {
     fn eq(&self, other: &Self) -> bool {
-        self.origin == other.origin && self.event == other.event
+        self.origin == other.origin && self.event == other.event && self.previous == other.previous
     }
 }
 
@@ -48,7 +55,14 @@ impl<E> ViewEvent<E> {
             origin,
             event,
             seq: None,
+            previous: Previous::Unknown,
         }
+    }
+
+    /// The same event carrying `previous` (for tests of code that consumes events).
+    pub fn with_previous(mut self, previous: Previous<E>) -> Self {
+        self.previous = previous;
+        self
     }
 }
 
@@ -71,6 +85,9 @@ pub struct FieldChange<'a> {
     spec: &'static FieldSpec,
     namespace: &'a str,
     kind: RawKind,
+    /// Whether `kind` is the `Set` of the field's previous value (for the
+    /// wording of a decode error).
+    previous: bool,
 }
 
 impl FieldChange<'_> {
@@ -78,12 +95,17 @@ impl FieldChange<'_> {
     /// decode as `F` is [`Error::Decode`] naming the key and the field.
     pub fn decode<F: DeserializeOwned>(self) -> Result<Change<F>> {
         let (schema, spec, namespace) = (self.schema, self.spec, self.namespace);
+        let what = if self.previous {
+            "the previous value "
+        } else {
+            ""
+        };
         self.kind.typed(|e| Error::Decode {
             namespace: namespace.to_owned(),
             key: spec.key.to_owned(),
             expected: std::any::type_name::<F>(),
             reason: format!(
-                "in a change event of field `{}` of {}: {e}",
+                "{what}in a change event of field `{}` of {}: {e}",
                 spec.name, schema.type_name
             ),
         })
@@ -110,31 +132,49 @@ pub(crate) fn view_event<T: RedisDict>(
     if skipped.is_some() && raw.origin.as_deref() == skipped {
         return None;
     }
-    let input = match raw.kind {
-        RawKind::Clear => EventInput::Cleared,
-        RawKind::Gap => EventInput::Gap,
-        kind => {
-            let key = raw.key.as_deref()?;
-            let (index, spec) = T::SCHEMA
-                .fields
-                .iter()
-                .enumerate()
-                .find(|(_, spec)| spec.key == key)?;
-            EventInput::Field(
-                index,
-                FieldChange {
-                    schema: T::SCHEMA,
-                    spec,
-                    namespace,
-                    kind,
-                },
-            )
-        }
+    let whole = match raw.kind {
+        RawKind::Clear => Some(EventInput::Cleared),
+        RawKind::Gap => Some(EventInput::Gap),
+        _ => None,
     };
-    Some(T::__event(input).map(|event| ViewEvent {
-        origin: raw.origin,
-        event,
-        seq: raw.seq,
+    if let Some(input) = whole {
+        return Some(T::__event(input).map(|event| ViewEvent {
+            origin: raw.origin,
+            event,
+            seq: raw.seq,
+            previous: Previous::Unknown,
+        }));
+    }
+    let key = raw.key.as_deref()?;
+    let (index, spec) = T::SCHEMA
+        .fields
+        .iter()
+        .enumerate()
+        .find(|(_, spec)| spec.key == key)?;
+    let typed = |kind: RawKind, previous: bool| {
+        T::__event(EventInput::Field(
+            index,
+            FieldChange {
+                schema: T::SCHEMA,
+                spec,
+                namespace,
+                kind,
+                previous,
+            },
+        ))
+    };
+    let previous = match raw.prev {
+        None => Ok(Previous::Unknown),
+        Some(None) => Ok(Previous::Absent),
+        Some(Some(bytes)) => typed(RawKind::Set(bytes), true).map(Previous::Value),
+    };
+    Some(previous.and_then(|previous| {
+        Ok(ViewEvent {
+            event: typed(raw.kind, false)?,
+            origin: raw.origin,
+            seq: raw.seq,
+            previous,
+        })
     }))
 }
 
@@ -211,6 +251,7 @@ mod tests {
             origin: origin.map(str::to_owned),
             event,
             seq: None,
+            previous: Previous::Unknown,
         }
     }
 
@@ -246,6 +287,46 @@ mod tests {
         assert_eq!(got.unwrap(), ok(Some("p2"), TestEvent::Cleared));
         let got = typed(None, raw(None, None, RawKind::Gap)).unwrap();
         assert_eq!(got.unwrap(), ok(None, TestEvent::Gap));
+    }
+
+    #[test]
+    fn previous_values_are_typed_as_the_fields_variant() {
+        let with_prev = |kind, prev| RawEvent {
+            prev,
+            ..raw(Some("count"), None, kind)
+        };
+        let got = typed(None, with_prev(RawKind::Del, Some(Some(vec![0x07]))));
+        assert_eq!(
+            got.unwrap().unwrap(),
+            ok(None, TestEvent::Count(Change::Deleted))
+                .with_previous(Previous::Value(TestEvent::Count(Change::Set(7))))
+        );
+        let got = typed(None, with_prev(RawKind::Set(vec![0x01]), Some(None)));
+        assert_eq!(
+            got.unwrap().unwrap().previous,
+            Previous::<TestEvent>::Absent
+        );
+        let got = typed(None, with_prev(RawKind::Set(vec![0x01]), None));
+        assert_eq!(
+            got.unwrap().unwrap().previous,
+            Previous::<TestEvent>::Unknown
+        );
+        // Equality includes the previous value.
+        assert_ne!(
+            ok(None, TestEvent::Gap),
+            ok(None, TestEvent::Gap).with_previous(Previous::Absent)
+        );
+        // An undecodable previous value is an error naming key and field.
+        let text = Some(Some(b"\x64many".to_vec()));
+        let err = typed(None, with_prev(RawKind::Del, text))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(&err, Error::Decode { key, .. } if key == "count"));
+        let message = err.to_string();
+        assert!(
+            message.contains("the previous value in a change event of field `count` of Test"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -298,6 +379,7 @@ mod tests {
             spec: &Test::SCHEMA.fields[1],
             namespace: "cfg:prod",
             kind: RawKind::Del,
+            previous: false,
         };
         let err = change.unknown::<TestEvent>().unwrap_err().to_string();
         assert!(

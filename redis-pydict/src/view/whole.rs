@@ -82,6 +82,12 @@ impl<T> View<T> {
         self.space.origin()
     }
 
+    /// Whether this view's events carry previous values (see
+    /// [`View::with_previous_values`]).
+    pub fn previous_values(&self) -> bool {
+        self.space.previous_values()
+    }
+
     /// The durable log cap, when writes append to the log (see [`View::with_durable_log`]).
     pub fn durable_log(&self) -> Option<u64> {
         self.space.log_maxlen()
@@ -129,6 +135,19 @@ impl<T: RedisDict> View<T> {
     pub fn with_origin(&self, origin: impl Into<String>) -> T::View<Async> {
         let origin = origin.into();
         self.reconfigured(|space| space.set_origin(Some(origin)))
+            .open(())
+    }
+
+    /// The same view whose writes (of the view and of its fields) put each
+    /// field's value before the change into their change events (default:
+    /// off), like [`Dict::with_previous_values`]: a subscriber then sees it as
+    /// [`ViewEvent::previous`], the field's variant holding
+    /// `Change::Set(previous value)`, or [`Previous::Absent`](crate::Previous::Absent) when the field
+    /// was not stored. `save`, `update` and `clear` carry it per field. Events
+    /// of writers without it have [`Previous::Unknown`](crate::Previous::Unknown).
+    #[must_use = "the setting applies to the returned view only"]
+    pub fn with_previous_values(&self, on: bool) -> T::View<Async> {
+        self.reconfigured(|space| space.set_previous_values(on))
             .open(())
     }
 
