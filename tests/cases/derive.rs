@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::support::Ctx;
 
+const WAIT: Duration = Duration::from_secs(10);
+
 /// Every case of this file, listed once (see the runners in
 /// `tests/support/mod.rs`): expanded on a server per case by the
 /// single-server test file and on the shared cluster by `tests/cluster.rs`.
@@ -35,6 +37,8 @@ macro_rules! cases {
             #[tokio::test] shared crate_attribute_and_view_handles;
             #[tokio::test] shared field_subscriptions_are_typed;
             #[tokio::test] shared update_writes_only_what_changed;
+            #[tokio::test] shared view_events_carry_previous_values;
+            #[test] blocking blocking_view_carries_previous_values;
         }
     };
 }
@@ -966,4 +970,139 @@ pub async fn update_writes_only_what_changed(ctx: &Ctx) {
         (999, 8, 8)
     );
     assert!(end.nan.is_nan());
+}
+
+/// Issue 13 item 5: a view asked for previous values puts each field's value
+/// before the change into its events, for every write (field set and update,
+/// save, whole-struct update, field delete and expire, clear), in live and
+/// durable subscriptions and in the field's own subscription; a view not
+/// asked (the default) writes events whose previous value is `Unknown`.
+pub async fn view_events_carry_previous_values(ctx: &Ctx) {
+    use redis_pydict::{Change, Previous, StartFrom, ViewEvent};
+    use ConfigEvent::{MaxConn, Threshold, Workers};
+
+    let plain = Config::view(&ctx.store, &ctx.ns("prev"))
+        .unwrap()
+        .with_durable_log(1000);
+    let view = plain.with_previous_values(true);
+    assert!(view.previous_values() && !plain.previous_values());
+    let mut live = plain.subscribe().await.unwrap();
+    let mut field = plain.max_conn.subscribe().await.unwrap();
+
+    view.max_conn.set(&1).await.unwrap();
+    view.save(&Config {
+        threshold: 0.5,
+        max_conn: 2,
+        workers: vec!["a".into()],
+    })
+    .await
+    .unwrap();
+    view.update(|c: &mut Config| c.max_conn = 3).await.unwrap();
+    view.workers.delete().await.unwrap();
+    plain.threshold.set(&0.75).await.unwrap();
+    view.threshold.update(|t| *t = 1.0).await.unwrap();
+    view.threshold
+        .expire(Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(view.clear().await.unwrap(), 2);
+
+    use Previous::{Absent, Unknown, Value};
+    let ev = |event, previous| ViewEvent::new(None, event).with_previous(previous);
+    let expected = vec![
+        ev(MaxConn(Change::Set(1)), Absent),
+        ev(Threshold(Change::Set(0.5)), Absent),
+        ev(MaxConn(Change::Set(2)), Value(MaxConn(Change::Set(1)))),
+        ev(Workers(Change::Set(vec!["a".into()])), Absent),
+        ev(MaxConn(Change::Set(3)), Value(MaxConn(Change::Set(2)))),
+        ev(
+            Workers(Change::Deleted),
+            Value(Workers(Change::Set(vec!["a".into()]))),
+        ),
+        ev(Threshold(Change::Set(0.75)), Unknown),
+        ev(Threshold(Change::Set(1.0)), Value(Threshold(Change::Set(0.75)))),
+        ev(
+            Threshold(Change::TtlChanged(Some(Duration::from_secs(600)))),
+            Value(Threshold(Change::Set(1.0))),
+        ),
+        ev(Threshold(Change::Deleted), Value(Threshold(Change::Set(1.0)))),
+        ev(MaxConn(Change::Deleted), Value(MaxConn(Change::Set(3)))),
+    ];
+    // `save` writes its fields in one atomic unit: their order among
+    // themselves is not promised, so the three are compared as a set.
+    let in_order = |mut got: Vec<ViewEvent<ConfigEvent>>| {
+        let saved = got[1..4].to_vec();
+        assert!(
+            expected[1..4].iter().all(|e| saved.contains(e)),
+            "save: {saved:#?}"
+        );
+        got[1..4].clone_from_slice(&expected[1..4]);
+        assert_eq!(got, expected);
+    };
+    let mut got = Vec::new();
+    for _ in 0..expected.len() {
+        let item = tokio::time::timeout(WAIT, live.next()).await;
+        got.push(item.expect("an event").expect("open").unwrap());
+    }
+    in_order(got);
+    let extra = tokio::time::timeout(Duration::from_millis(300), live.next()).await;
+    assert!(extra.is_err(), "unexpected event: {extra:?}");
+
+    // The durable log carries the same previous values.
+    let mut log = plain.subscribe_durable(StartFrom::Beginning).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..expected.len() {
+        let item = tokio::time::timeout(WAIT, log.next()).await;
+        got.push(item.expect("an event").expect("open").unwrap().1);
+    }
+    in_order(got);
+
+    // The field's own subscription types them as the field's type.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let item = tokio::time::timeout(WAIT, field.next()).await;
+        let event = item.expect("an event").expect("open").unwrap();
+        seen.push((event.change, event.previous));
+    }
+    assert_eq!(
+        seen,
+        [
+            (Change::Set(1), Absent),
+            (Change::Set(2), Value(1)),
+            (Change::Set(3), Value(2)),
+            (Change::Deleted, Value(3)),
+        ]
+    );
+}
+
+/// The blocking mirror: `with_previous_values` on a blocking view.
+pub fn blocking_view_carries_previous_values(
+    store: &redis_pydict::blocking::Store,
+    prefix: &str,
+) {
+    use redis_pydict::{Change, Previous, ViewEvent};
+
+    let plain = Config::view(store, &format!("{prefix}blocking-prev")).unwrap();
+    let view = plain.with_previous_values(true);
+    assert!(view.previous_values() && !plain.previous_values());
+    let mut sub = plain.subscribe().unwrap();
+    plain.max_conn.set(&1).unwrap();
+    view.max_conn.set(&2).unwrap();
+    view.max_conn.update(|n| *n = 3).unwrap();
+    view.clear().unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(sub.recv_timeout(WAIT).unwrap().unwrap());
+    }
+    let ev = |event, previous| ViewEvent::new(None, event).with_previous(previous);
+    let max_conn = ConfigEvent::MaxConn;
+    assert_eq!(
+        got,
+        [
+            ev(max_conn(Change::Set(1)), Previous::Unknown),
+            ev(max_conn(Change::Set(2)), Previous::Value(max_conn(Change::Set(1)))),
+            ev(max_conn(Change::Set(3)), Previous::Value(max_conn(Change::Set(2)))),
+            ev(max_conn(Change::Deleted), Previous::Value(max_conn(Change::Set(3)))),
+        ]
+    );
 }
