@@ -145,6 +145,30 @@ impl<T: RedisDict> View<T> {
     /// `Change::Set(previous value)`, or [`Previous::Absent`](crate::Previous::Absent) when the field
     /// was not stored. `save`, `update` and `clear` carry it per field. Events
     /// of writers without it have [`Previous::Unknown`](crate::Previous::Unknown).
+    ///
+    /// ```
+    /// use redis_pydict::{Change, Previous, RedisDict, Store};
+    ///
+    /// #[derive(RedisDict)]
+    /// struct Limits {
+    ///     max_conn: u32,
+    /// }
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_pydict_test::RedisServer::start();
+    /// # let url = server.url();
+    /// let store = Store::connect(&url).await?;
+    /// let limits = Limits::view(&store, "prod")?.with_previous_values(true);
+    /// let mut changes = limits.subscribe().await?;
+    /// limits.max_conn.set(&16).await?;
+    /// limits.save(&Limits { max_conn: 32 }).await?;
+    /// let first = changes.recv().await.unwrap()?;
+    /// assert_eq!(first.previous, Previous::Absent);
+    /// let second = changes.recv().await.unwrap()?;
+    /// assert_eq!(second.event, LimitsEvent::MaxConn(Change::Set(32)));
+    /// assert_eq!(second.previous, Previous::Value(LimitsEvent::MaxConn(Change::Set(16))));
+    /// # Ok(()) }
+    /// ```
     #[must_use = "the setting applies to the returned view only"]
     pub fn with_previous_values(&self, on: bool) -> T::View<Async> {
         self.reconfigured(|space| space.set_previous_values(on))
