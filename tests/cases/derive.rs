@@ -1020,12 +1020,18 @@ pub async fn view_events_carry_previous_values(ctx: &Ctx) {
             Value(Workers(Change::Set(vec!["a".into()]))),
         ),
         ev(Threshold(Change::Set(0.75)), Unknown),
-        ev(Threshold(Change::Set(1.0)), Value(Threshold(Change::Set(0.75)))),
+        ev(
+            Threshold(Change::Set(1.0)),
+            Value(Threshold(Change::Set(0.75))),
+        ),
         ev(
             Threshold(Change::TtlChanged(Some(Duration::from_secs(600)))),
             Value(Threshold(Change::Set(1.0))),
         ),
-        ev(Threshold(Change::Deleted), Value(Threshold(Change::Set(1.0)))),
+        ev(
+            Threshold(Change::Deleted),
+            Value(Threshold(Change::Set(1.0))),
+        ),
         ev(MaxConn(Change::Deleted), Value(MaxConn(Change::Set(3)))),
     ];
     // `save` writes its fields in one atomic unit: their order among
@@ -1076,10 +1082,7 @@ pub async fn view_events_carry_previous_values(ctx: &Ctx) {
 }
 
 /// The blocking mirror: `with_previous_values` on a blocking view.
-pub fn blocking_view_carries_previous_values(
-    store: &redis_pydict::blocking::Store,
-    prefix: &str,
-) {
+pub fn blocking_view_carries_previous_values(store: &redis_pydict::blocking::Store, prefix: &str) {
     use redis_pydict::{Change, Previous, ViewEvent};
 
     let plain = Config::view(store, &format!("{prefix}blocking-prev")).unwrap();
@@ -1100,9 +1103,18 @@ pub fn blocking_view_carries_previous_values(
         got,
         [
             ev(max_conn(Change::Set(1)), Previous::Unknown),
-            ev(max_conn(Change::Set(2)), Previous::Value(max_conn(Change::Set(1)))),
-            ev(max_conn(Change::Set(3)), Previous::Value(max_conn(Change::Set(2)))),
-            ev(max_conn(Change::Deleted), Previous::Value(max_conn(Change::Set(3)))),
+            ev(
+                max_conn(Change::Set(2)),
+                Previous::Value(max_conn(Change::Set(1)))
+            ),
+            ev(
+                max_conn(Change::Set(3)),
+                Previous::Value(max_conn(Change::Set(2)))
+            ),
+            ev(
+                max_conn(Change::Deleted),
+                Previous::Value(max_conn(Change::Set(3)))
+            ),
         ]
     );
 }
