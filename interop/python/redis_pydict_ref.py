@@ -27,7 +27,9 @@ local function check(key, want)
 end
 local bad = check(idx, 'zset') or check(meta, 'hash') or check(entry, 'string') or check(seqkey, 'string')
 local seq = redis.call('GET', seqkey)
-if not bad and seq and not string.match(seq, '^%d+$') then bad = 'PYDICTTYPE string ' .. seqkey end
+if not bad and seq and not (seq == '0' or (#seq <= 18 and string.match(seq, '^[1-9]%d*$'))) then
+  bad = 'PYDICTTYPE string ' .. seqkey
+end
 if bad then return redis.error_reply(bad) end
 local function uint(n)
   if n < 24 then return string.char(n) end

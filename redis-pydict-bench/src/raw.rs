@@ -167,11 +167,22 @@ impl RawConn {
     }
 }
 
-/// The change event that `Dict::set` publishes (wire format v1, `design.md`
-/// "Events"): the CBOR map `{"v": 1, "op": "set", "key": key, "origin":
-/// null, "value": <the value's CBOR item>}`. The raw side publishes these
-/// very bytes (checked against a real event by the events workload).
+/// The change event that `Dict::set` publishes (WIRE.md §6): the CBOR map
+/// `{"v": 1, "op": "set", "key": key, "origin": null, "value": <the
+/// value's CBOR item>, "seq": seq}`, with a sequence number of the width
+/// the benchmark's own writes reach ([`RAW_SEQ`]). The raw side publishes
+/// these very bytes (checked against a real event by the events workload).
 pub fn event_payload(key: &str, value: &[u8]) -> Vec<u8> {
+    event_payload_seq(key, value, RAW_SEQ)
+}
+
+/// The sequence number in the raw side's payloads: the benchmark's writes
+/// number their events in the hundreds of thousands and millions, which
+/// CBOR encodes in 5 bytes, like this one.
+pub const RAW_SEQ: u64 = 1_000_000;
+
+/// [`event_payload`] with the sequence number `seq`.
+pub fn event_payload_seq(key: &str, value: &[u8], seq: u64) -> Vec<u8> {
     fn text(out: &mut Vec<u8>, s: &str) {
         let n = s.len();
         if n < 24 {
@@ -185,7 +196,7 @@ pub fn event_payload(key: &str, value: &[u8]) -> Vec<u8> {
         out.extend_from_slice(s.as_bytes());
     }
     let mut out = Vec::with_capacity(40 + key.len() + value.len());
-    out.push(0xa5); // a map of 5 pairs
+    out.push(0xa6); // a map of 6 pairs
     text(&mut out, "v");
     out.push(0x01);
     text(&mut out, "op");
@@ -196,6 +207,23 @@ pub fn event_payload(key: &str, value: &[u8]) -> Vec<u8> {
     out.push(0xf6); // null
     text(&mut out, "value");
     out.extend_from_slice(value);
+    text(&mut out, "seq");
+    match seq {
+        0..24 => out.push(seq as u8),
+        24..256 => out.extend_from_slice(&[0x18, seq as u8]),
+        256..65_536 => {
+            out.push(0x19);
+            out.extend_from_slice(&(seq as u16).to_be_bytes());
+        }
+        65_536..4_294_967_296 => {
+            out.push(0x1a);
+            out.extend_from_slice(&(seq as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(0x1b);
+            out.extend_from_slice(&seq.to_be_bytes());
+        }
+    }
     out
 }
 

@@ -39,8 +39,9 @@ use redis::Script;
 ///
 /// The namespace's sequence number: `{ns}#seq`, a string holding a decimal
 /// counter that never goes down. The prelude reads it (one GET: a
-/// non-string or non-integer value is refused as `PYDICTTYPE` before
-/// anything is written); every change the script makes takes the next number
+/// non-string value, or one that is not a canonical decimal integer of at
+/// most 18 digits, which the final INCRBY could refuse after the writes, is
+/// refused as `PYDICTTYPE` before anything is written); every change the script makes takes the next number
 /// (`next_seq()`, called by `emit` even for a silent change), every event
 /// payload carries it as an extra field `"seq"` (`with_seq`), and the script
 /// ends with `finish(result)`, one INCRBY by the number of changes.
@@ -131,7 +132,7 @@ if not bad then
   if type(current) == 'table' then
     bad = wrong_type(seqkey, 'string')
   elseif current then
-    if not string.match(current, '^%d+$') then
+    if not (current == '0' or (#current <= 18 and string.match(current, '^[1-9]%d*$'))) then
       bad = 'PYDICTTYPE string ' .. seqkey
     else
       seq_base = tonumber(current)
@@ -281,6 +282,96 @@ for first = 1, n, 1000 do
 end
 seq_count = n
 return finish(n)
+"#;
+
+/// The single-entry plain write, the path of almost every `set`: the
+/// PLAIN script's contract (same KEYS and ARGV, same effects, events byte
+/// for byte) for exactly one entry and a dict without a log of its own (a
+/// log the namespace declares in `{ns}#meta` is honoured). It stands alone,
+/// without the prelude: the prelude's setup (two dozen closures, the
+/// general checks) costs more server time than the writes, and a `set` is
+/// the operation whose cost users compare with a raw SET. Checks before
+/// anything is written, in the prelude's order: index, metadata, log,
+/// entry; then the sequence number is taken with INCRBY (the ACL rules
+/// already allow it), which refuses a
+/// non-integer or wrong-typed `{ns}#seq` before writing (a value below 1
+/// after it, i.e. a negative counter, is put back and refused).
+const PLAIN_ONE_BODY: &str = r#"
+local key, seqkey, log, meta, idx = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local t = redis.call('TYPE', idx).ok
+if t ~= 'none' and t ~= 'zset' then return redis.error_reply('PYDICTTYPE ' .. t .. ' ' .. idx) end
+local maxlen = redis.pcall('HGET', meta, 'log_maxlen')
+if type(maxlen) == 'table' then
+  if not string.find(maxlen.err, 'WRONGTYPE', 1, true) then return redis.error_reply(maxlen.err) end
+  return redis.error_reply('PYDICTTYPE ' .. redis.call('TYPE', meta).ok .. ' ' .. meta)
+end
+if maxlen then
+  if not string.match(maxlen, '^[1-9][0-9]*$') then
+    return redis.error_reply('PYDICTMETA ' .. meta .. ' ' .. maxlen)
+  end
+  t = redis.call('TYPE', log).ok
+  if t ~= 'none' and t ~= 'stream' then return redis.error_reply('PYDICTTYPE ' .. t .. ' ' .. log) end
+end
+t = redis.call('TYPE', key).ok
+if t ~= 'none' and t ~= 'string' then return redis.error_reply('PYDICTTYPE ' .. t .. ' ' .. key) end
+local seq = redis.pcall('INCRBY', seqkey, 1)
+if type(seq) == 'table' then
+  return redis.error_reply('PYDICTTYPE ' .. redis.call('TYPE', seqkey).ok .. ' ' .. seqkey)
+end
+if seq < 1 then
+  redis.call('INCRBY', seqkey, -1)
+  return redis.error_reply('PYDICTTYPE string ' .. seqkey)
+end
+local mode, value = ARGV[1], ARGV[8]
+local member = string.sub(key, tonumber(ARGV[4]) + 1)
+local prev = string.byte(mode, 2) == 112
+local old
+if prev then
+  old = redis.call('SET', key, value, 'GET')
+else
+  redis.call('SET', key, value)
+end
+redis.call('ZADD', idx, 'inf', member)
+local publish = string.byte(mode, 1)
+if publish == 48 and not maxlen then return 1 end
+local char, floor = string.char, math.floor
+local n = #member
+local th
+if n < 24 then th = char(96 + n)
+elseif n < 256 then th = char(120, n)
+elseif n < 65536 then th = char(121, floor(n / 256), n % 256)
+else th = char(122, floor(n / 16777216) % 256, floor(n / 65536) % 256, floor(n / 256) % 256, n % 256) end
+local head = ARGV[6]
+local first = string.byte(head, 1)
+local payload
+if first and first >= 160 and first < 183 then
+  local s
+  if seq < 24 then s = char(seq)
+  elseif seq < 256 then s = char(24, seq)
+  elseif seq < 65536 then s = char(25, floor(seq / 256), seq % 256)
+  elseif seq < 4294967296 then
+    s = char(26, floor(seq / 16777216) % 256, floor(seq / 65536) % 256, floor(seq / 256) % 256, seq % 256)
+  else
+    local hi, lo = floor(seq / 4294967296), seq % 4294967296
+    s = char(27, floor(hi / 16777216) % 256, floor(hi / 65536) % 256, floor(hi / 256) % 256, hi % 256,
+      floor(lo / 16777216) % 256, floor(lo / 65536) % 256, floor(lo / 256) % 256, lo % 256)
+  end
+  local count, tail = first + 1, '\99seq' .. s
+  if prev and count < 183 then
+    count = count + 1
+    if old then tail = tail .. '\100prev\129' .. old else tail = tail .. '\100prev\128' end
+  end
+  payload = char(count) .. string.sub(head, 2) .. th .. member .. ARGV[7] .. value .. tail
+else
+  payload = head .. th .. member .. ARGV[7] .. value
+end
+if publish == 115 and (redis.REDIS_VERSION_NUM or 0) >= 458752 then
+  redis.call('SPUBLISH', string.sub(idx, 1, -5) .. 'ev', payload)
+elseif publish ~= 48 then
+  redis.call('PUBLISH', ARGV[5] .. member, payload)
+end
+if maxlen then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
+return 1
 "#;
 
 /// KEYS: entry keys..., seq, log, meta, index. ARGV (after the common three): mode ('set' |
@@ -456,7 +547,7 @@ local seq = redis.pcall('GET', KEYS[1])
 if type(seq) == 'table' then
   return redis.error_reply('PYDICTTYPE ' .. redis.call('TYPE', KEYS[1]).ok .. ' ' .. KEYS[1])
 end
-if seq and not string.match(seq, '^%d+$') then
+if seq and not (seq == '0' or (#seq <= 18 and string.match(seq, '^[1-9]%d*$'))) then
   return redis.error_reply('PYDICTTYPE string ' .. KEYS[1])
 end
 if #KEYS == 1 then return {seq or '0', {}} end
@@ -481,7 +572,11 @@ pub(crate) struct WriteScript {
 
 impl WriteScript {
     fn new(body: &str) -> Self {
-        let source = format!("{PRELUDE}{body}");
+        Self::standalone(format!("{PRELUDE}{body}"))
+    }
+
+    /// A write script without the prelude (it does its own checks).
+    fn standalone(source: String) -> Self {
         let script = Script::new(&source);
         WriteScript { source, script }
     }
@@ -489,6 +584,9 @@ impl WriteScript {
 
 /// Plain writes without TTL (`set`, every `set_many` batch).
 pub(crate) static PLAIN: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(PLAIN_BODY));
+/// One plain write without TTL by a dict without a log of its own (almost every `set`).
+pub(crate) static PLAIN_ONE: LazyLock<WriteScript> =
+    LazyLock::new(|| WriteScript::standalone(PLAIN_ONE_BODY.to_owned()));
 /// Writes with a TTL, a set-if-absent or a kept TTL (`update_with`, view saves).
 pub(crate) static SET: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(SET_BODY));
 /// Deletes and takes.

@@ -427,19 +427,22 @@ impl Space {
     }
 
     /// Sends an EVALSHA command built by [`Space::plain_cmd`]; when the
-    /// server lacks the script (a restart or SCRIPT FLUSH), loads it and sends
+    /// server lacks the script (a restart or SCRIPT FLUSH), loads both plain
+    /// scripts and sends
     /// the command again. A NOSCRIPT reply means nothing ran, so the resend
     /// cannot apply anything twice.
     async fn eval_plain(&self, cmd: &redis::Cmd, operation: &'static str) -> Result<u64> {
         let mut conn = self.conn();
         match cmd.query_async(&mut conn).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(&scripts::PLAIN.source)
-                    .query_async::<()>(&mut conn)
-                    .await
-                    .map_err(self.fail(operation))?;
+                for script in [&scripts::PLAIN_ONE, &scripts::PLAIN] {
+                    redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(&script.source)
+                        .query_async::<()>(&mut conn)
+                        .await
+                        .map_err(self.fail(operation))?;
+                }
                 cmd.query_async(&mut conn)
                     .await
                     .map_err(self.fail(operation))
@@ -733,7 +736,7 @@ impl Space {
         }
     }
 
-    /// The EVALSHA command of the PLAIN script writing `entries` without TTL
+    /// The EVALSHA command of the PLAIN script (or, for one entry, PLAIN_ONE) writing `entries` without TTL
     /// (MSET, ZADD with score `inf`, per entry its PUBLISH and log append;
     /// every key's type checked first). The path of `set` and of each batch
     /// of `set_many`. Refuses values over the size limit. Per entry only
@@ -760,8 +763,15 @@ impl Space {
             10 + 2 * n,
             256 + bytes + n * (prefix.len() + 32) + middle.len(),
         );
+        // One entry by a dict without a log of its own (almost every
+        // `set`) takes the lean single-entry script; the same contract.
+        let script = if n == 1 && self.log_maxlen.is_none() {
+            &scripts::PLAIN_ONE
+        } else {
+            &scripts::PLAIN
+        };
         cmd.arg("EVALSHA")
-            .arg(scripts::PLAIN.script.get_hash())
+            .arg(script.script.get_hash())
             .arg(n + SHARED_KEYS);
         let mut scratch: Vec<u8> = Vec::with_capacity(128);
         for (key, _) in entries {
@@ -1071,7 +1081,7 @@ mod tests {
     use super::*;
     use redis_pydict_test::RedisServer;
 
-    /// The payload the PLAIN script assembles (head, the key's CBOR text
+    /// The payload the PLAIN and PLAIN_ONE scripts assemble (head, the key's CBOR text
     /// header, key, middle, value) is byte for byte the one
     /// `event::write_payload` builds, for every text header length form,
     /// non-ASCII and empty keys, empty and long values, origin absent and
@@ -1108,9 +1118,20 @@ mod tests {
         let mut pubsub = client.get_async_pubsub().await.unwrap();
         let origins = [None, Some("p1".to_owned()), Some("ørigin-".repeat(40))];
         for (round, origin) in origins.into_iter().enumerate() {
-            let mut space = store.space("payloads").unwrap();
-            space.set_origin(origin.clone());
+            // Single sets go through a space without a log of its own, so
+            // through PLAIN_ONE, which appends to the log the namespace
+            // declares; the batch through PLAIN with the dict's own log.
+            let mut single = store.space("payloads").unwrap();
+            single.set_origin(origin.clone());
+            let mut space = single.clone();
             space.set_log_maxlen(Some(1_000_000));
+            let _: () = redis::cmd("HSET")
+                .arg(space.ns.meta_key())
+                .arg("log_maxlen")
+                .arg(1_000_000)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
             pubsub
                 .psubscribe(format!("{}*", space.ns.key_channel_prefix()))
                 .await
@@ -1123,7 +1144,7 @@ mod tests {
                 .collect();
             // One entry per `set`, then all in one `set_many` batch.
             for entry in &entries {
-                space.set(SetMode::Set, None, &[*entry]).await.unwrap();
+                single.set(SetMode::Set, None, &[*entry]).await.unwrap();
             }
             let batch: Vec<(String, Vec<u8>)> = entries
                 .iter()

@@ -317,7 +317,15 @@ pub async fn foreign_seq_key_is_refused_and_changes_nothing(ctx: &Ctx) {
     cfg.save(&start_settings()).await.unwrap();
     let seq_key = cfg.namespace().seq_key().to_owned();
     let mut raw = ctx.raw(cfg.namespace().name()).await;
-    for foreign in ["hash", "text"] {
+    // The same namespace as a plain dict: its `set` takes the single-entry
+    // script, which checks `{ns}#seq` its own way (INCRBY, put back).
+    let dict = ctx
+        .store
+        .dict::<String, f64>(cfg.namespace().name())
+        .unwrap();
+    // "007": digits, but not what INCRBY accepts (it would fail after the
+    // writes of a unit that checked only for digits).
+    for foreign in ["hash", "negative", "leading zero", "text"] {
         let _: () = redis::cmd("DEL")
             .arg(&seq_key)
             .query_async(&mut raw)
@@ -330,6 +338,8 @@ pub async fn foreign_seq_key_is_refused_and_changes_nothing(ctx: &Ctx) {
         write.arg(&seq_key);
         match foreign {
             "hash" => write.arg("f").arg("v"),
+            "negative" => write.arg("-5"),
+            "leading zero" => write.arg("007"),
             _ => write.arg("not a number"),
         };
         let _: () = write.query_async(&mut raw).await.unwrap();
@@ -345,6 +355,23 @@ pub async fn foreign_seq_key_is_refused_and_changes_nothing(ctx: &Ctx) {
         assert!(matches!(refused, Error::WrongType { .. }), "{refused}");
         let refused = cfg.live().await.unwrap_err();
         assert!(matches!(refused, Error::WrongType { .. }), "{refused}");
+        let refused = dict.set("threshold", &9.0).await.unwrap_err();
+        match &refused {
+            Error::WrongType { key, .. } => assert_eq!(key, &seq_key, "{foreign}"),
+            other => panic!("{foreign}: dict set: expected WrongType, got {other}"),
+        }
+        if let Some(was) = match foreign {
+            "negative" => Some("-5"),
+            "leading zero" => Some("007"),
+            _ => None,
+        } {
+            let kept: String = redis::cmd("GET")
+                .arg(&seq_key)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            assert_eq!(kept, was, "a refused write leaves the counter as it was");
+        }
         assert_eq!(
             cfg.load().await.unwrap(),
             start_settings(),

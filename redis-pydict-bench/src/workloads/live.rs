@@ -6,13 +6,13 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use redis_pydict::{Live, RedisDict, Store};
 
 use crate::args::Plan;
 use crate::measure::{fmt_dur, group, interleaved_timed, status_kb, Latencies};
-use crate::raw::{event_payload, RAW_CHANNEL};
+use crate::raw::{event_payload, raw_event_channel, RAW_CHANNEL};
 use crate::table::{Row, Table};
+use crate::workloads::events::RawListener;
 use crate::workloads::{progress, Ctx};
 use crate::BoxResult;
 
@@ -188,14 +188,15 @@ pub async fn live_views(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
     let mut watcher: Live<Wide> = live.clone();
     let values: Vec<String> = (0..1000).map(|i| format!("v{i:08}")).collect();
     let payload = event_payload("f00", &cbor_text(&values[0]));
-    let channel = format!("{RAW_CHANNEL}:f00");
-    let mut raw_pubsub = ctx
-        .node_client(RAW_CHANNEL)
-        .await?
-        .get_async_pubsub()
-        .await?;
-    raw_pubsub.subscribe(&channel).await?;
-    let mut messages = raw_pubsub.into_on_message();
+    // On a cluster the library publishes sharded (SPUBLISH to the
+    // namespace's channel), so the raw side does the same.
+    let cluster = ctx.deployment.cluster;
+    let (publish_cmd, channel) = raw_event_channel(cluster, "f00");
+    let mut messages = if cluster {
+        RawListener::sharded(ctx, RAW_CHANNEL).await?
+    } else {
+        RawListener::classic(ctx, RAW_CHANNEL, &channel, false).await?
+    };
     let (ours, theirs) = {
         let mut r = ctx.raw.clone();
         interleaved_timed(
@@ -213,7 +214,7 @@ pub async fn live_views(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
                 Ok(seen? - t)
             },
             async |_| {
-                let mut publish = redis::cmd("PUBLISH");
+                let mut publish = redis::cmd(publish_cmd);
                 publish.arg(&channel).arg(&payload);
                 let t = Instant::now();
                 let (published, arrived) =
@@ -221,7 +222,7 @@ pub async fn live_views(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
                         (messages.next().await, Instant::now())
                     });
                 if published? == 0 {
-                    return Err("raw PUBLISH reached no subscriber".into());
+                    return Err("raw (S)PUBLISH reached no subscriber".into());
                 }
                 let (msg, at) = arrived;
                 black_box(
@@ -234,7 +235,11 @@ pub async fn live_views(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
         .await?
     };
     table.latency(
-        "write in client A → visible in client B's live view (vs PUBLISH → message)",
+        if cluster {
+            "write in client A → visible in client B's live view (vs SPUBLISH → sharded message)"
+        } else {
+            "write in client A → visible in client B's live view (vs PUBLISH → message)"
+        },
         &ours,
         &theirs,
         1.5,

@@ -70,7 +70,9 @@ pub async fn single_ops(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
         )
         .await?
     };
-    table.latency("`set` (events on, default)", &ours, &theirs, 1.15);
+    // The design's target: 1.15x on one server; issue 13's on a cluster.
+    let set_target = if ctx.deployment.cluster { 1.30 } else { 1.15 };
+    table.latency("`set` (events on, default)", &ours, &theirs, set_target);
 
     // The floor of the design: the same atomic unit (entry, index, event)
     // hand-built with raw redis-rs, one MULTI/EXEC of SET, ZADD and PUBLISH
