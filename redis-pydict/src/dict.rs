@@ -435,7 +435,7 @@ where
     /// `Vec<(&str, V)>`, `[(1, &v)]`, a lazy generator, ...
     ///
     /// The pairs go out in batches of up to `max_batch` entries (default
-    /// 10,000, see [`crate::StoreBuilder::max_batch`]); each batch is one
+    /// 5,000, see [`crate::StoreBuilder::max_batch`]); each batch is one
     /// atomic script call, so a call of up to `max_batch` entries is atomic
     /// (all or nothing) and no call holds the server for long. The input is
     /// consumed and encoded one batch at a time while a few batches are in
