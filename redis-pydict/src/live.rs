@@ -152,7 +152,7 @@ impl<T: RedisDict> Shared<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn decode(&self, values: Vec<Option<Vec<u8>>>) -> Result<T> {
+    fn decode(&self, values: &[Option<Vec<u8>>]) -> Result<T> {
         T::__read(&mut FieldReader {
             schema: T::SCHEMA,
             namespace: self.view.namespace().name(),
@@ -182,16 +182,18 @@ impl<T: RedisDict> Shared<T> {
             return;
         }
         let now = SystemTime::now();
-        let mut candidate = applied.raw.clone();
-        for (i, value) in &updates {
-            if let Some(slot) = candidate.get_mut(*i) {
-                slot.clone_from(value);
+        // The updates go into the snapshot's bytes in place, the values they
+        // replace kept aside, so that nothing is copied when the result
+        // decodes (the common case).
+        let mut replaced = Vec::with_capacity(updates.len());
+        for (i, value) in updates {
+            if let Some(slot) = applied.raw.get_mut(i) {
+                replaced.push((i, std::mem::replace(slot, value)));
             }
         }
-        let value = match self.decode(candidate.clone()) {
+        let value = match self.decode(&applied.raw) {
             Ok(value) => {
-                applied.raw = candidate;
-                for (i, _) in &updates {
+                for (i, _) in &replaced {
                     if let Some(bad) = applied.bad.get_mut(*i) {
                         *bad = None;
                     }
@@ -199,21 +201,31 @@ impl<T: RedisDict> Shared<T> {
                 Some(value)
             }
             Err(_) => {
+                // Back to the last good bytes, then the updates one by one:
+                // those that decode stay, the others are marked bad.
+                let mut updates = Vec::with_capacity(replaced.len());
+                for (i, old) in replaced {
+                    if let Some(slot) = applied.raw.get_mut(i) {
+                        updates.push((i, std::mem::replace(slot, old)));
+                    }
+                }
                 let mut last = None;
                 for (i, update) in updates {
-                    let mut one = applied.raw.clone();
-                    if let Some(slot) = one.get_mut(i) {
-                        *slot = update;
-                    }
-                    match self.decode(one.clone()) {
+                    let Some(slot) = applied.raw.get_mut(i) else {
+                        continue;
+                    };
+                    let old = std::mem::replace(slot, update);
+                    match self.decode(&applied.raw) {
                         Ok(value) => {
-                            applied.raw = one;
                             if let Some(bad) = applied.bad.get_mut(i) {
                                 *bad = None;
                             }
                             last = Some(value);
                         }
                         Err(e) => {
+                            if let Some(slot) = applied.raw.get_mut(i) {
+                                *slot = old;
+                            }
                             if applied.bad.iter().all(Option::is_none) {
                                 applied.bad_since = now;
                             }
@@ -505,7 +517,7 @@ impl<T: RedisDict + Send + Sync + 'static> Live<T> {
         let value = T::__read(&mut FieldReader {
             schema: T::SCHEMA,
             namespace: view.namespace().name(),
-            values: raw.clone(),
+            values: &raw,
         })?;
         let now = SystemTime::now();
         let fields = T::SCHEMA.fields.len();

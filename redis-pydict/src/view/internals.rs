@@ -72,7 +72,9 @@ impl FieldWriter<'_> {
 pub struct FieldReader<'a> {
     pub(crate) schema: &'static Schema,
     pub(crate) namespace: &'a str,
-    pub(crate) values: Vec<Option<Vec<u8>>>,
+    /// Per stored field, its bytes (`None`: nothing stored); borrowed, so
+    /// that a live view decodes its snapshot without copying it.
+    pub(crate) values: &'a [Option<Vec<u8>>],
 }
 
 impl FieldReader<'_> {
@@ -93,8 +95,8 @@ impl FieldReader<'_> {
         default: Option<fn() -> F>,
     ) -> Result<F> {
         let spec = spec_at(self.schema, index)?;
-        match self.values.get_mut(index).and_then(Option::take) {
-            Some(bytes) => codec::decode(&bytes, self.namespace, spec.key),
+        match self.values.get(index).and_then(Option::as_ref) {
+            Some(bytes) => codec::decode(bytes, self.namespace, spec.key),
             None => missing(self.schema, spec, self.namespace, default),
         }
     }

@@ -221,7 +221,7 @@ impl<T: RedisDict> View<T> {
         T::__read(&mut FieldReader {
             schema: T::SCHEMA,
             namespace: self.name(),
-            values,
+            values: &values,
         })
     }
 
