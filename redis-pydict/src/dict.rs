@@ -204,6 +204,11 @@ impl<K, V> Dict<K, V> {
     }
 
     /// Number of live entries: O(log n) on the index, whatever else the database holds.
+    ///
+    /// It counts the index's members (those not expired), without looking at
+    /// the entries themselves: an entry overwritten by other means with a
+    /// hash, list... (foreign data), or deleted by other means, still counts
+    /// until [`Dict::repair`] runs. [`Dict::keys`] lists the same members.
     pub async fn len(&self) -> Result<u64> {
         crate::observe::op("len", self.namespace(), 0, async { self.space.len().await }).await
     }
@@ -331,6 +336,12 @@ where
     }
 
     /// Values of several keys in one round trip (MGET), `None` where absent.
+    ///
+    /// A key holding foreign data (a hash, list... written by other means)
+    /// is refused with [`Error::WrongType`](crate::Error::WrongType), as
+    /// [`Dict::get`] refuses it: MGET reads such a key as absent, so when it
+    /// answers nil for some keys, their types are checked in one more round
+    /// trip (none when every key has a value).
     pub async fn get_many<'q, Q, I>(&self, keys: I) -> Result<Vec<Option<V>>>
     where
         I: IntoIterator<Item = &'q Q>,
@@ -414,17 +425,35 @@ where
 
     /// Removes `key` and returns its value, atomically (GETDEL): of two
     /// concurrent `remove`s, exactly one gets the value.
+    ///
+    /// The value is decoded after the removal: if it does not decode as `V`,
+    /// the entry is gone all the same and the error is
+    /// [`Error::Removed`](crate::Error::Removed), which carries the stored
+    /// bytes ([`Error::was_applied`](crate::Error::was_applied) is true).
     pub async fn remove<Q>(&self, key: &Q) -> Result<Option<V>>
     where
         K: Borrow<Q>,
         Q: KeyText + ?Sized,
     {
-        crate::observe::op("remove", self.namespace(), 1, async {
-            let key = key.key_text();
-            let mut old = self.space.take(&[&key]).await?;
-            match old.pop().flatten() {
-                Some(bytes) => self.decode(&key, &bytes).map(Some),
-                None => Ok(None),
+        self.take("remove", &key.key_text()).await
+    }
+
+    /// [`Dict::remove`], reporting an undecodable old value as `operation`.
+    pub(crate) async fn take(&self, operation: &'static str, key: &str) -> Result<Option<V>> {
+        crate::observe::op(operation, self.namespace(), 1, async {
+            let mut old = self.space.take(&[key]).await?;
+            let Some(bytes) = old.pop().flatten() else {
+                return Ok(None);
+            };
+            match self.decode(key, &bytes) {
+                Ok(value) => Ok(Some(value)),
+                Err(source) => Err(crate::Error::Removed {
+                    operation,
+                    namespace: self.namespace().name().to_owned(),
+                    key: key.to_owned(),
+                    value: bytes,
+                    source: Box::new(source),
+                }),
             }
         })
         .await
@@ -478,6 +507,11 @@ where
     /// if nobody wrote the entry meanwhile; otherwise `f` runs again on the
     /// fresh value (optimistic WATCH/MULTI on a dedicated connection). The
     /// entry keeps its TTL. Returns the value written.
+    ///
+    /// If the key holds foreign data (a hash, list... written by other
+    /// means), the call fails with [`Error::WrongType`](crate::Error::WrongType)
+    /// before `f` is called: the read asks the key's type in the same round
+    /// trip, so `f` never sees such a key as absent.
     ///
     /// ```no_run
     /// # async fn demo(counters: redis_pydict::Dict<String, u64>) -> redis_pydict::Result<()> {
@@ -594,6 +628,13 @@ where
     }
 
     /// All keys, as a stream that pages through the index.
+    ///
+    /// Like [`Dict::len`], it lists the index's members without reading the
+    /// entries, so it agrees with `len`: a key whose entry was overwritten by
+    /// other means with a non-string value (foreign data) is listed, whereas
+    /// [`Dict::items`] and [`Dict::values`], which read the values, give an
+    /// [`Error::WrongType`](crate::Error::WrongType) item for it (and `get`
+    /// refuses it). [`Dict::repair`] drops such members from the index.
     pub fn keys(&self) -> impl Stream<Item = Result<K>> + Send + 'static
     where
         K: Send + 'static,
@@ -719,7 +760,7 @@ where
     {
         crate::observe::op("subscribe", self.namespace(), 0, async {
             let store = self.space.store();
-            let expiry = subscription::expiry_db(store).await;
+            let expiry = subscription::expiry_db(store).await?;
             let target = Target::pattern(self.namespace(), pattern, expiry);
             subscription::start(store, self.namespace(), target, self.decoder()).await
         })
@@ -735,7 +776,7 @@ where
     {
         crate::observe::op("subscribe", self.namespace(), 1, async {
             let store = self.space.store();
-            let expiry = subscription::expiry_db(store).await;
+            let expiry = subscription::expiry_db(store).await?;
             let target = Target::key(self.namespace(), &key.key_text(), expiry);
             subscription::start(store, self.namespace(), target, self.decoder()).await
         })

@@ -16,7 +16,8 @@ use redis::AsyncConnectionConfig;
 /// The client name of durable-log reader connections (`CLIENT LIST`).
 pub const LOG_READER_NAME: &str = "redis-pydict:log-reader";
 
-/// Entries read per round trip at first, and again after catching up.
+/// Entries read per round trip after catching up (fewer when that many
+/// entries of the last read's mean size would not fit the buffer's bytes).
 const BATCH_MIN: usize = 500;
 /// Most entries read per round trip (fewer when the subscription buffer holds fewer).
 const BATCH_MAX: usize = 8_000;
@@ -129,7 +130,10 @@ where
         decode,
         conn: None,
         limit: subscription::limit(store),
-        batch: BATCH_MIN.min(subscription::limit(store).events),
+        // Entry sizes are unknown until something was read: the first read
+        // takes one entry, and batches double from there.
+        batch: 1,
+        entry_bytes: None,
     };
     reader.last = match from {
         StartFrom::Beginning => LogId::ZERO,
@@ -150,12 +154,16 @@ struct LogReader<F> {
     conn: Option<MultiplexedConnection>,
     /// The subscription buffer's bound, which also bounds a batch.
     limit: subscription::BufferLimit,
-    /// Entries read per round trip: doubled after each full batch (the
-    /// reader is behind), back to `BATCH_MIN` once caught up; never more
-    /// than the buffer holds in events, nor (by the last batch's mean entry
-    /// size) in bytes, so that the client never holds more than about two
-    /// buffers (one queued, one being read).
+    /// Entries read per round trip: 1 at first (entry sizes unknown),
+    /// doubled after each full batch (the reader is behind), back to
+    /// `BATCH_MIN` once caught up; never more than the buffer holds in
+    /// events, nor, by `entry_bytes`, in bytes, so that the client holds
+    /// about two buffers at most (one queued, one being read) while entry
+    /// sizes do not jump.
     batch: usize,
+    /// The mean payload size of the entries of the last read that found
+    /// any (`None`: nothing read yet).
+    entry_bytes: Option<usize>,
 }
 
 /// One read of the log.
@@ -238,11 +246,14 @@ where
                 }
             };
             caught_up = entries.len() < self.batch;
-            let bytes = entries
-                .iter()
-                .map(|(_, p)| p.as_ref().map_or(0, Vec::len))
-                .sum();
-            self.batch = next_batch(self.batch, self.limit, entries.len(), bytes, caught_up);
+            if !entries.is_empty() {
+                let bytes: usize = entries
+                    .iter()
+                    .map(|(_, p)| p.as_ref().map_or(0, Vec::len))
+                    .sum();
+                self.entry_bytes = Some(bytes / entries.len());
+            }
+            self.batch = next_batch(self.batch, self.limit, self.entry_bytes, caught_up);
             let mut items = Vec::with_capacity(entries.len());
             for (log_id, payload) in entries {
                 self.last = log_id;
@@ -341,22 +352,22 @@ where
     }
 }
 
-/// The size of the batch after one of `batch` entries that read `read`
-/// entries of `bytes` payload bytes in all (see [`LogReader::batch`]).
+/// The size of the batch after one of `batch` entries, given the mean
+/// entry size last read (`entry_bytes`) and whether the reader caught up
+/// (see [`LogReader::batch`]). With no size known yet, one entry.
 fn next_batch(
     batch: usize,
     limit: subscription::BufferLimit,
-    read: usize,
-    bytes: usize,
+    entry_bytes: Option<usize>,
     caught_up: bool,
 ) -> usize {
+    let Some(entry_bytes) = entry_bytes else {
+        return 1;
+    };
     let by_events = BATCH_MAX.min(limit.events);
-    if caught_up {
-        return BATCH_MIN.min(by_events);
-    }
-    let mean = (bytes / read.max(1)).max(1);
-    let by_bytes = (limit.bytes / mean).max(1);
-    (batch * 2).min(by_events).min(by_bytes)
+    let by_bytes = (limit.bytes / entry_bytes.max(1)).max(1);
+    let wanted = if caught_up { BATCH_MIN } else { batch * 2 };
+    wanted.min(by_events).min(by_bytes).max(1)
 }
 
 /// The entries of an `XRANGE` reply, read straight from the reply's
@@ -464,25 +475,30 @@ mod tests {
             events: 10_000,
             bytes: 16 << 20,
         };
+        // Nothing read yet: one entry, whatever the buffer.
+        assert_eq!(next_batch(1, limit, None, false), 1);
+        assert_eq!(next_batch(1, limit, None, true), 1);
         // Behind, small entries: doubling up to BATCH_MAX.
-        assert_eq!(next_batch(500, limit, 500, 500 * 100, false), 1000);
-        assert_eq!(next_batch(8000, limit, 8000, 8000 * 100, false), BATCH_MAX);
+        assert_eq!(next_batch(1, limit, Some(100), false), 2);
+        assert_eq!(next_batch(500, limit, Some(100), false), 1000);
+        assert_eq!(next_batch(8000, limit, Some(100), false), BATCH_MAX);
         // Bounded by the buffer's events...
         let few = subscription::BufferLimit {
             events: 300,
             ..limit
         };
-        assert_eq!(next_batch(300, few, 300, 300, false), 300);
+        assert_eq!(next_batch(300, few, Some(1), false), 300);
         // ...and by its bytes, at the mean size of what was read.
         let small = subscription::BufferLimit {
             events: 10_000,
             bytes: 1 << 20,
         };
-        assert_eq!(next_batch(500, small, 500, 500 * 10_000, false), 104);
-        assert_eq!(next_batch(500, small, 500, 500 * (2 << 20), false), 1);
-        // Caught up: back to the first size.
-        assert_eq!(next_batch(8000, limit, 10, 1000, true), BATCH_MIN);
-        assert_eq!(next_batch(8000, few, 10, 1000, true), 300);
+        assert_eq!(next_batch(500, small, Some(10_000), false), 104);
+        assert_eq!(next_batch(500, small, Some(2 << 20), false), 1);
+        // Caught up: back to BATCH_MIN, within the buffer's events and bytes.
+        assert_eq!(next_batch(8000, limit, Some(100), true), BATCH_MIN);
+        assert_eq!(next_batch(8000, few, Some(100), true), 300);
+        assert_eq!(next_batch(8000, small, Some(256 << 10), true), 4);
     }
 
     #[test]

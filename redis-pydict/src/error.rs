@@ -168,6 +168,47 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A removal that returns the old value ([`crate::Dict::remove`], a view
+    /// field's `take`, their blocking and near-cached forms) WAS applied: the
+    /// entry is gone from Redis (and its event published), but its old value
+    /// does not decode as the requested type (foreign or outdated data). The
+    /// old value's bytes, exactly as stored, are kept in `value`, so nothing is
+    /// lost; `source` is the [`Error::Decode`] that stopped it. Not to be
+    /// retried as if nothing happened: [`Error::outcome_unknown`] is false and
+    /// [`Error::was_applied`] is true.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_pydict_test::RedisServer::start();
+    /// # let store = redis_pydict::Store::connect(&server.url()).await?;
+    /// let words = store.dict::<String, String>("words")?;
+    /// store.dict::<String, u32>("words")?.set("n", &7).await?; // not a String
+    /// match words.remove("n").await {
+    ///     Err(redis_pydict::Error::Removed { value, .. }) => {
+    ///         // Removed all the same: the stored CBOR is handed back.
+    ///         assert_eq!(value, [0x07]);
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(!words.contains("n").await?);
+    /// # Ok(()) }
+    /// ```
+    #[error("{operation} on namespace {namespace:?} removed key {key:?} (applied: the entry is gone), but its old value could not be returned: {source}")]
+    Removed {
+        /// The operation (`remove`, `take`).
+        operation: &'static str,
+        /// The namespace written.
+        namespace: String,
+        /// The key removed.
+        key: String,
+        /// The removed value's bytes, exactly as they were stored.
+        value: Vec<u8>,
+        /// Why it could not be returned (an [`Error::Decode`]).
+        #[source]
+        source: Box<Error>,
+    },
+
     /// An optimistic update (`update_with`) lost the race to other writers too many
     /// times in a row; nothing was written by this call.
     #[error("update of {key:?} in namespace {namespace:?} gave up after {attempts} attempts, each interrupted by a concurrent write")]
@@ -178,6 +219,27 @@ pub enum Error {
         key: String,
         /// How many attempts were made.
         attempts: u32,
+    },
+
+    /// Expiry events were asked for
+    /// ([`crate::StoreBuilder::enable_expiry_events`]), but the server does
+    /// not report expired keys (its `notify-keyspace-events` lacks `K`, or
+    /// `x`/`A`) and it refused to switch them on (`CONFIG SET`, e.g. a user
+    /// without `+config|set`): subscribing would silently miss every
+    /// expiry, so it fails. Fix it on the server (an operator runs `CONFIG
+    /// SET notify-keyspace-events` with `wanted`, or sets it in `redis.conf`),
+    /// or grant the user `+config|set`; or turn expiry events off.
+    #[error("expiry events were asked for (enable_expiry_events), but the server's notify-keyspace-events is {current:?}, which lacks {missing}, and switching them on was refused ({source}); have an operator set notify-keyspace-events to {wanted:?} (CONFIG SET or redis.conf), or allow this user +config|set")]
+    ExpiryEventsOff {
+        /// The server's `notify-keyspace-events` flags.
+        current: String,
+        /// The flags it lacks, described.
+        missing: &'static str,
+        /// The flags it needs (the current ones plus `K` and `x`).
+        wanted: String,
+        /// The server's refusal of `CONFIG SET`.
+        #[source]
+        source: redis::RedisError,
     },
 
     /// The connection URL or a builder setting is unusable.
@@ -264,6 +326,15 @@ impl Error {
             }
             _ => false,
         }
+    }
+
+    /// True when the error says the request WAS applied, in full, although
+    /// the call failed afterwards: [`Error::Removed`] (the entry was
+    /// removed, its old value could not be returned). Such an error must not
+    /// be handled as "nothing happened". (A partly applied write is
+    /// [`Error::PartlyApplied`], which says what was applied.)
+    pub fn was_applied(&self) -> bool {
+        matches!(self, Error::Removed { .. })
     }
 
     /// True when the request may have been applied although it returned this

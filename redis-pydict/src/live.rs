@@ -507,7 +507,7 @@ impl<T: RedisDict + Send + Sync + 'static> Live<T> {
     /// or with [`Error::WrongType`] for a foreign `{ns}#seq`.
     pub(crate) async fn start(view: View<T>) -> Result<Live<T>> {
         let store = view.space().store().clone();
-        let expiry = subscription::expiry_db(&store).await;
+        let expiry = subscription::expiry_db(&store).await?;
         let target = Target::keys(view.namespace(), T::SCHEMA.keys(), expiry);
         // Subscribed before loading: no change falls between the two.
         let events: Events =

@@ -32,11 +32,15 @@
 //! concern: `compare-and-set conflict` (`update_with` retries), `operation
 //! failed` (with the error), `subscription reconnecting` and `subscription
 //! reconnected`, `durable log read failed, retrying`, `gap` (with a `reason`:
-//! `reconnect`, `overflow` or `log lost or trimmed`). Nothing is logged at
-//! `INFO` or above: a failed operation returns its [`Error`] to the caller and
-//! a gap reaches the subscriber as [`Change::Gap`](crate::Change::Gap), so
-//! the program decides what deserves a log line; the counters below are the
-//! operator's signal.
+//! `reconnect`, `overflow` or `log lost or trimmed`). Nothing else is
+//! logged at `INFO` or above: a failed operation returns its [`Error`] to the
+//! caller and a gap reaches the subscriber as
+//! [`Change::Gap`](crate::Change::Gap), so the program decides what deserves
+//! a log line; the counters below are the operator's signal. The one
+//! exception, at `WARN`, is what nothing else could report: expiry events
+//! were asked for ([`crate::StoreBuilder::enable_expiry_events`]) but the
+//! server refused `CONFIG GET`, so whether expiries will arrive cannot be
+//! verified.
 //!
 //! # Metrics (feature `metrics`)
 //!
@@ -134,6 +138,8 @@ pub fn error_kind(error: &Error) -> &'static str {
         Error::InvalidTtl { .. } => "invalid_ttl",
         Error::WrongType { .. } => "wrong_type",
         Error::PartlyApplied { .. } => "partly_applied",
+        Error::Removed { .. } => "removed",
+        Error::ExpiryEventsOff { .. } => "expiry_events_off",
         Error::Contention { .. } => "contention",
         Error::Config(_) => "config",
         Error::Redis { .. } => "redis",
@@ -283,6 +289,22 @@ impl Source {
             Source::Durable => "durable",
         }
     }
+}
+
+/// Expiry events were asked for but the server refused `CONFIG GET
+/// notify-keyspace-events` (`error`): whether it reports expired keys cannot
+/// be verified. The one event logged at `WARN`: nothing else says that
+/// expiries may silently not arrive.
+#[inline]
+pub(crate) fn expiry_events_unverified(error: &redis::RedisError) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        error = %error,
+        "expiry events were asked for, but CONFIG GET notify-keyspace-events was refused: \
+         expiries arrive only if the server reports them (notify-keyspace-events with K and x, \
+         set by an operator); allow +config|get to have this verified"
+    );
+    let _ = error;
 }
 
 /// A subscription hands its consumer a `Change::Gap` (`ns` when known).

@@ -299,16 +299,52 @@ impl Space {
     }
 
     /// Values of several entries in one MGET round trip, `None` where absent.
+    /// MGET answers nil for a key holding a non-string value too: only when
+    /// it answered nil for some keys, their types are asked (one pipelined
+    /// TYPE each, a second round trip), and foreign data is
+    /// [`Error::WrongType`], as for [`Space::get`].
     pub(crate) async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
-        redis::cmd("MGET")
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
             .arg(&redis_keys)
             .query_async(&mut self.conn())
             .await
-            .map_err(self.fail("get_many"))
+            .map_err(self.fail("get_many"))?;
+        let nil: Vec<&String> = redis_keys
+            .iter()
+            .zip(&values)
+            .filter_map(|(key, value)| value.is_none().then_some(key))
+            .collect();
+        if !nil.is_empty() {
+            let mut types = redis::pipe();
+            for key in &nil {
+                types.cmd("TYPE").arg(key.as_str());
+            }
+            let found: Vec<String> = types
+                .query_async(&mut self.conn())
+                .await
+                .map_err(self.fail("get_many"))?;
+            self.refuse_foreign("get_many", nil.into_iter().zip(found))?;
+        }
+        Ok(values)
+    }
+
+    /// [`Error::WrongType`] for the first of `(Redis key, TYPE)` pairs of
+    /// entries whose type is neither `string` nor `none` (foreign data).
+    pub(crate) fn refuse_foreign<'k>(
+        &self,
+        operation: &'static str,
+        types: impl IntoIterator<Item = (&'k String, String)>,
+    ) -> Result<()> {
+        for (redis_key, found) in types {
+            if found != "string" && found != "none" {
+                return Err(self.wrong_type(operation, redis_key, found));
+            }
+        }
+        Ok(())
     }
 
     /// The namespace's sequence number and the values of several entries,
@@ -819,12 +855,17 @@ impl Space {
         let mut conn = self.store.dedicated().await.map_err(&fail)?;
         for attempt in 0..self.store.settings().max_update_attempts {
             crate::observe::attempt(attempt);
-            let current = self
+            let (current, types) = self
                 .store
                 .watch_and_read(&mut conn, &redis_keys)
                 .await
                 .map_err(&fail)?;
-            let (changes, result) = match decide(current) {
+            // MGET reads a foreign (non-string) entry as nil: refused before
+            // `decide` could see it as absent.
+            let decided = self
+                .refuse_foreign("update_with", redis_keys.iter().zip(types))
+                .and_then(|()| decide(current));
+            let (changes, result) = match decided {
                 Ok(decided) => decided,
                 Err(e) => {
                     let _: redis::RedisResult<()> =
@@ -879,11 +920,17 @@ impl Space {
         redis_keys.extend(self.shared_keys().map(str::to_owned));
         for attempt in 0..self.store.settings().max_update_attempts {
             crate::observe::attempt(attempt);
-            let current: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                .arg(&current_keys)
+            // With each key's TYPE, in the same round trip: MGET reads a
+            // foreign (non-string) entry as nil, refused before `decide`
+            // could see it as absent.
+            let mut read = redis::pipe();
+            crate::store::read_with_types(&mut read, &current_keys);
+            let (current, types) = read
                 .query_async(&mut self.conn())
                 .await
+                .and_then(crate::store::read_with_types_reply)
                 .map_err(&fail)?;
+            self.refuse_foreign("update_with", current_keys.iter().zip(types))?;
             let mut args: Vec<Vec<u8>> = self.common_args().into();
             args.push(keys.len().to_string().into_bytes());
             for value in &current {

@@ -359,10 +359,28 @@ impl StoreBuilder {
         self
     }
 
-    /// Allows subscriptions to switch on the server's keyspace notifications
-    /// for expired keys (`CONFIG SET notify-keyspace-events`, adding `Kx` to
-    /// what is set) so that TTL expiries arrive as `Change::Expired`. Default
-    /// off: expiries are then reported only where the server already has them on.
+    /// Makes subscriptions report TTL expiries as `Change::Expired`, from the
+    /// server's keyspace notifications of expired keys. Default off: then no
+    /// subscription listens for expiries and no `CONFIG` command is sent.
+    ///
+    /// On, each subscription first checks the server's setting (`CONFIG GET
+    /// notify-keyspace-events`) and, where it lacks `K` (keyspace channels)
+    /// or `x` (expired events; `A` includes it), switches them on (`CONFIG
+    /// SET`, adding `Kx` to what is set). Expiries never go missing silently:
+    ///
+    /// * the server has them on (set by an operator), or `CONFIG SET` is
+    ///   allowed: expiries arrive;
+    /// * they are off and `CONFIG SET` is refused (a user without
+    ///   `+config|set`): subscribing fails with
+    ///   [`Error::ExpiryEventsOff`](crate::Error::ExpiryEventsOff), naming the
+    ///   flags missing and the setting to make;
+    /// * even `CONFIG GET` is refused (a user without `+config|get`, a
+    ///   managed server hiding `CONFIG`): nothing can be verified, so the
+    ///   subscription listens for expiries anyway (they arrive if the server
+    ///   reports them) and, with the `tracing` feature, a `WARN` event says so.
+    ///
+    /// A restricted user also needs the keyspace channels it listens on
+    /// (`&__keyspace@<db>__:{ns}:*`).
     pub fn enable_expiry_events(mut self, on: bool) -> Self {
         self.settings.enable_expiry_events = on;
         self
@@ -853,8 +871,8 @@ impl Store {
         Ok(DedicatedConnection { conn, lost })
     }
 
-    /// The read phase of an optimistic update: WATCH `keys` and MGET them on
-    /// `conn`. If the connection turns out to be dead (it died after it was
+    /// The read phase of an optimistic update: WATCH `keys`, MGET them and
+    /// ask each one's TYPE (see [`read_with_types`]) on `conn`. If the connection turns out to be dead (it died after it was
     /// checked, or redis-rs could not tell: RESP2), the read is repeated once
     /// on a new connection, which then replaces `conn`: a read changes
     /// nothing, so this is always safe.
@@ -862,19 +880,19 @@ impl Store {
         &self,
         conn: &mut DedicatedConnection,
         keys: &[String],
-    ) -> redis::RedisResult<Vec<Option<Vec<u8>>>> {
+    ) -> redis::RedisResult<(Vec<Option<Vec<u8>>>, Vec<String>)> {
         let mut read = redis::pipe();
-        read.cmd("WATCH").arg(keys).ignore().cmd("MGET").arg(keys);
-        match read.query_async::<(Vec<Option<Vec<u8>>>,)>(conn).await {
-            Ok((values,)) => Ok(values),
+        read.cmd("WATCH").arg(keys).ignore();
+        read_with_types(&mut read, keys);
+        match read.query_async::<Vec<redis::Value>>(conn).await {
+            Ok(replies) => read_with_types_reply(replies),
             Err(e) if e.is_connection_dropped() => {
                 // What killed this connection (a restart, CLIENT KILL of every
                 // normal client) most likely killed the idle ones too, before
                 // redis-rs noticed: start afresh rather than try them in turn.
                 self.forget_idle();
                 *conn = self.new_dedicated().await?;
-                let (values,) = read.query_async(conn).await?;
-                Ok(values)
+                read_with_types_reply(read.query_async(conn).await?)
             }
             Err(e) => Err(e),
         }
@@ -970,6 +988,29 @@ fn describe(info: &ConnectionInfo) -> String {
         ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}/{db}"),
         addr => format!("redis+unix://{addr}?db={db}"),
     }
+}
+
+/// Adds to `pipe` the reads of an optimistic update: MGET `keys`, then each
+/// key's TYPE (MGET reads a key holding a non-string value as nil, which the
+/// TYPE tells apart from an absent one). [`read_with_types_reply`] splits
+/// the replies.
+pub(crate) fn read_with_types(pipe: &mut redis::Pipeline, keys: &[String]) {
+    pipe.cmd("MGET").arg(keys);
+    for key in keys {
+        pipe.cmd("TYPE").arg(key);
+    }
+}
+
+/// The values and types read by [`read_with_types`].
+pub(crate) fn read_with_types_reply(
+    replies: Vec<redis::Value>,
+) -> redis::RedisResult<(Vec<Option<Vec<u8>>>, Vec<String>)> {
+    let mut replies = replies.into_iter();
+    let values = redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))?;
+    let types = replies
+        .map(redis::from_redis_value)
+        .collect::<Result<_, _>>()?;
+    Ok((values, types))
 }
 
 #[cfg(test)]

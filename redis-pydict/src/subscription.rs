@@ -509,28 +509,49 @@ impl Target {
 
 /// Whether expired-key notifications reach subscribers. Only when the store
 /// asked for them ([`crate::StoreBuilder::enable_expiry_events`]): then asks
-/// the server and switches them on where they are off. Returns the database
-/// number to listen on, or `None` when expiries will not be reported. A store
-/// that did not ask sends no command (no `CONFIG` in a restricted user's ACL log).
-pub(crate) async fn expiry_db(store: &Store) -> Option<i64> {
+/// the server (`CONFIG GET notify-keyspace-events`) and switches them on
+/// where they are off (`CONFIG SET`, adding `Kx`). Returns the database
+/// number to listen on, or `None` when the store did not ask. A store that
+/// did not ask sends no command (no `CONFIG` in a restricted user's ACL log).
+///
+/// Never silent when expiries cannot be reported: if the server lacks them
+/// and `CONFIG SET` is refused, [`Error::ExpiryEventsOff`] says what is
+/// missing and what to do. If even `CONFIG GET` is refused (a user without
+/// `+config|get`, a managed server that hides `CONFIG`), nothing can be
+/// verified: the subscription listens for expiries anyway (they arrive if an
+/// operator configured the server) and a `tracing` warning says so.
+pub(crate) async fn expiry_db(store: &Store) -> Result<Option<i64>> {
     if !store.settings().enable_expiry_events {
-        return None;
+        return Ok(None);
     }
+    let fail = |source| Error::Redis {
+        operation: "subscribe",
+        namespace: String::new(),
+        source,
+    };
     let mut conn = store.connection();
-    let current: std::collections::HashMap<String, String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("notify-keyspace-events")
-        .query_async(&mut conn)
-        .await
-        .ok()?;
-    let flags = current
-        .get("notify-keyspace-events")
-        .cloned()
-        .unwrap_or_default();
-    if flags.contains('K') && (flags.contains('x') || flags.contains('A')) {
-        return Some(store.db());
-    }
-    let mut wanted = flags;
+    let current: redis::RedisResult<std::collections::HashMap<String, String>> =
+        redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("notify-keyspace-events")
+            .query_async(&mut conn)
+            .await;
+    let flags = match current {
+        Ok(current) => current
+            .get("notify-keyspace-events")
+            .cloned()
+            .unwrap_or_default(),
+        // Refused (NOPERM, CONFIG renamed away): cannot verify.
+        Err(e) if e.code().is_some() => {
+            crate::observe::expiry_events_unverified(&e);
+            return Ok(Some(store.db()));
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    let Some(missing) = missing_expiry_flags(&flags) else {
+        return Ok(Some(store.db()));
+    };
+    let mut wanted = flags.clone();
     for flag in ['K', 'x'] {
         if !wanted.contains(flag) {
             wanted.push(flag);
@@ -539,10 +560,32 @@ pub(crate) async fn expiry_db(store: &Store) -> Option<i64> {
     let set: redis::RedisResult<()> = redis::cmd("CONFIG")
         .arg("SET")
         .arg("notify-keyspace-events")
-        .arg(wanted)
+        .arg(&wanted)
         .query_async(&mut conn)
         .await;
-    set.ok().map(|()| store.db())
+    match set {
+        Ok(()) => Ok(Some(store.db())),
+        Err(source) if source.code().is_some() => Err(Error::ExpiryEventsOff {
+            current: flags,
+            missing,
+            wanted,
+            source,
+        }),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// What `notify-keyspace-events` `flags` lack for expired keys to be
+/// reported on keyspace channels (`K`, and `x` or `A`), or `None`.
+fn missing_expiry_flags(flags: &str) -> Option<&'static str> {
+    let keyspace = flags.contains('K');
+    let expired = flags.contains('x') || flags.contains('A');
+    match (keyspace, expired) {
+        (true, true) => None,
+        (true, false) => Some("x (expired events)"),
+        (false, true) => Some("K (keyspace channels)"),
+        (false, false) => Some("K (keyspace channels) and x (expired events)"),
+    }
 }
 
 /// The buffer limit of the store's subscriptions.

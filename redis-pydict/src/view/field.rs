@@ -121,9 +121,10 @@ impl<T: Serialize + DeserializeOwned> Field<T> {
     }
 
     /// Deletes the field's key and returns its value, atomically (the dict's
-    /// [`Dict::remove`]).
+    /// [`Dict::remove`]). If the old value does not decode, the key is
+    /// removed all the same and the error is [`crate::Error::Removed`].
     pub async fn take(&self) -> Result<Option<T>> {
-        self.dict.remove(self.spec.key).await
+        self.dict.take("take", self.spec.key).await
     }
 
     /// Whether the field holds a value (the dict's [`Dict::contains`]).

@@ -384,7 +384,7 @@ impl<T: RedisDict> View<T> {
     {
         crate::observe::op("subscribe", self.namespace(), 0, async {
             let store = self.space.store();
-            let expiry = subscription::expiry_db(store).await;
+            let expiry = subscription::expiry_db(store).await?;
             let target = Target::keys(self.namespace(), T::SCHEMA.keys(), expiry);
             subscription::start(store, self.namespace(), target, self.decoder()).await
         })
