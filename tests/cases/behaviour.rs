@@ -31,6 +31,9 @@ macro_rules! cases {
             #[tokio::test] shared every_write_publishes_its_event_atomically;
             #[test] blocking blocking_api_mirrors_the_async_one;
             #[tokio::test] shared clear_larger_than_a_batch_empties_the_namespace;
+            #[tokio::test] shared remove_of_an_undecodable_value_says_it_was_removed;
+            #[tokio::test] shared foreign_data_is_refused_by_get_many_and_before_update_with_runs;
+            #[test] blocking blocking_remove_of_an_undecodable_value_says_it_was_removed;
         }
     };
 }
@@ -498,4 +501,166 @@ pub async fn iteration_reads_ahead_across_pages(ctx: &Ctx) {
     assert_eq!(first.len(), 3);
     d.set(&5, &"after".to_string()).await.unwrap();
     assert_eq!(d.get(&5).await.unwrap().as_deref(), Some("after"));
+}
+
+/// `remove` decodes the old value after removing it: when it does not decode,
+/// the entry is gone all the same, and the error says so (`Error::Removed`,
+/// `was_applied`, not `outcome_unknown`) and hands back the stored bytes.
+pub async fn remove_of_an_undecodable_value_says_it_was_removed(ctx: &Ctx) {
+    let ns = ctx.ns("removed");
+    let numbers = ctx.store.dict::<String, u32>(&ns).unwrap();
+    let words = ctx.store.dict::<String, String>(&ns).unwrap();
+    numbers.set("n", &7).await.unwrap();
+    let mut events = words.subscribe_key("n").await.unwrap();
+    let err = words.remove("n").await.unwrap_err();
+    assert!(err.was_applied(), "{err}");
+    assert!(!err.outcome_unknown(), "{err}");
+    assert!(!err.is_connection_error(), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("removed key \"n\"") && message.contains("applied"),
+        "{message}"
+    );
+    let redis_pydict::Error::Removed {
+        operation,
+        key,
+        value,
+        source,
+        ..
+    } = err
+    else {
+        panic!("expected Error::Removed, got {err:?}");
+    };
+    assert_eq!((operation, key.as_str()), ("remove", "n"));
+    assert_eq!(value, [0x07], "the stored CBOR of 7");
+    assert!(
+        matches!(*source, redis_pydict::Error::Decode { .. }),
+        "{source}"
+    );
+    // Applied: gone from the keyspace and the index, and announced.
+    assert!(!numbers.contains("n").await.unwrap());
+    assert_eq!(numbers.len().await.unwrap(), 0);
+    let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("a Deleted event")
+        .expect("a subscription never ends")
+        .unwrap();
+    assert_eq!(event.change, redis_pydict::Change::Deleted);
+    // A decodable or missing value is unchanged: Ok.
+    words.set("w", &"x".into()).await.unwrap();
+    assert_eq!(words.remove("w").await.unwrap(), Some("x".into()));
+    assert_eq!(words.remove("w").await.unwrap(), None);
+}
+
+/// A key holding foreign data (a hash written by another program) is
+/// refused by `get_many` as `get` refuses it (MGET alone reads it as
+/// absent), by `to_map`/`items`, and by `update_with` before its closure
+/// ever runs (the read sees it as nil). `keys` and `len` list it, as
+/// documented: they read the index only.
+pub async fn foreign_data_is_refused_by_get_many_and_before_update_with_runs(ctx: &Ctx) {
+    let ns = ctx.ns("foreign-reads");
+    let mut raw = ctx.raw(&ns).await;
+    let d = ctx.store.dict::<String, u32>(&ns).unwrap();
+    d.set("good", &1).await.unwrap();
+    d.set("hashed", &2).await.unwrap();
+    let hashed = format!("{{{ns}}}:hashed");
+    let _: () = redis::cmd("DEL")
+        .arg(&hashed)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&hashed)
+        .arg("f")
+        .arg("v")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let wrong_type = |err: redis_pydict::Error, operation: &str| match err {
+        redis_pydict::Error::WrongType {
+            operation: op,
+            role,
+            key,
+            found,
+            ..
+        } => {
+            assert_eq!(
+                (op, role, key.as_str()),
+                (operation, "entry", hashed.as_str())
+            );
+            assert_eq!(found, "hash");
+        }
+        other => panic!("expected WrongType from {operation}, got {other:?}"),
+    };
+
+    assert!(matches!(
+        d.get("hashed").await.unwrap_err(),
+        redis_pydict::Error::WrongType { .. }
+    ));
+    wrong_type(
+        d.get_many(["good", "missing", "hashed"]).await.unwrap_err(),
+        "get_many",
+    );
+    // Without foreign data: values and None, as before.
+    assert_eq!(
+        d.get_many(["good", "missing"]).await.unwrap(),
+        [Some(1), None]
+    );
+    assert_eq!(d.get_many(["good"]).await.unwrap(), [Some(1)]);
+    wrong_type(d.to_map().await.unwrap_err(), "iterate");
+
+    let mut calls = 0;
+    let err = d
+        .update_with("hashed", |v| {
+            calls += 1;
+            v.unwrap_or(0) + 1
+        })
+        .await
+        .unwrap_err();
+    wrong_type(err, "update_with");
+    assert_eq!(calls, 0, "the closure never saw the hash as absent");
+    let kept: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&hashed)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.get("f").map(String::as_str),
+        Some("v"),
+        "left as it was"
+    );
+    // A missing key and a string one still work.
+    assert_eq!(
+        d.update_with("new", |v| v.unwrap_or(40) + 2).await.unwrap(),
+        42
+    );
+    assert_eq!(
+        d.update_with("good", |v| v.unwrap_or(0) + 1).await.unwrap(),
+        2
+    );
+
+    // keys() and len() read the index only (documented): the member is listed.
+    let mut keys: Vec<String> = d.keys().try_collect().await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["good", "hashed", "new"]);
+    assert_eq!(d.len().await.unwrap(), 3);
+}
+
+/// The blocking mirror goes through the same path: `remove` of an
+/// undecodable value is `Error::Removed`, and the entry is gone.
+pub fn blocking_remove_of_an_undecodable_value_says_it_was_removed(
+    store: &redis_pydict::blocking::Store,
+    prefix: &str,
+) {
+    let ns = format!("{prefix}blocking-removed");
+    let numbers = store.dict::<String, u32>(&ns).unwrap();
+    let words = store.dict::<String, String>(&ns).unwrap();
+    numbers.set("n", &7).unwrap();
+    let err = words.remove("n").unwrap_err();
+    assert!(
+        matches!(&err, redis_pydict::Error::Removed { value, .. } if value == &[0x07]),
+        "{err}"
+    );
+    assert!(err.was_applied() && !err.outcome_unknown(), "{err}");
+    assert!(!numbers.contains("n").unwrap());
 }
