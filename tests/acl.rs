@@ -629,3 +629,166 @@ async fn near_cache_works_under_the_documented_rules_and_says_what_is_missing() 
         "{message}"
     );
 }
+
+/// `tracing` output at `WARN` and above, captured while the guard lives
+/// (on this thread: the tests below run on a current-thread runtime).
+struct Warnings(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Warnings {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_warnings() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    tracing::subscriber::DefaultGuard,
+) {
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || Warnings(writer.clone()))
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+fn text(captured: &std::sync::Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&captured.lock().unwrap()).into_owned()
+}
+
+/// Expiry events asked for, a server that does not report expired keys
+/// (`notify-keyspace-events` empty, the default) and a user that may read
+/// but not change the setting: subscribing fails with a clear error naming
+/// what is missing and what to do, instead of never reporting an expiry.
+#[tokio::test]
+async fn expiry_events_the_server_lacks_and_the_user_may_not_switch_on_are_a_clear_error() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server).await;
+    let mut rules = APP_RULES.to_vec();
+    rules.extend(["+config|get", "&__keyspace@0__:{app}:*"]);
+    set_user(&mut admin, "app", &rules).await;
+    let store = Store::builder(&user_url(&server, "app"))
+        .enable_expiry_events(true)
+        .connect()
+        .await
+        .unwrap();
+    let d = store.dict::<String, u32>("app").unwrap();
+    for err in [
+        d.subscribe("*").await.unwrap_err(),
+        d.subscribe_key("k").await.unwrap_err(),
+    ] {
+        let message = err.to_string();
+        let Error::ExpiryEventsOff {
+            ref current,
+            missing,
+            ref wanted,
+            ..
+        } = err
+        else {
+            panic!("expected ExpiryEventsOff, got {err:?}");
+        };
+        assert_eq!(current, "");
+        assert!(missing.contains('K') && missing.contains('x'), "{missing}");
+        assert!(wanted.contains('K') && wanted.contains('x'), "{wanted}");
+        for needed in ["notify-keyspace-events", "+config|set", "operator"] {
+            assert!(message.contains(needed), "{needed} in: {message}");
+        }
+    }
+    // Nothing was changed on the server.
+    let flags: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(flags[1], "");
+    // Once an operator switches them on, the same user subscribes and
+    // expiries arrive.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Kx")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let mut all = d.subscribe("*").await.unwrap();
+    d.set_with_ttl("brief", &1, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut all).await.change, Change::Set(1));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _: Option<u32> = d.get("brief").await.unwrap();
+    let expired = next(&mut all).await;
+    assert_eq!(
+        (expired.key.as_deref(), expired.change),
+        (Some("brief"), Change::Expired)
+    );
+}
+
+/// A user that may not run `CONFIG` at all, on a server whose operator
+/// switched expiry notifications on (`notify-keyspace-events Kx`): the
+/// setting cannot be verified, so the subscription listens for expiries
+/// anyway, and they arrive; a `tracing` warning says it could not verify.
+#[tokio::test]
+async fn expiry_events_set_by_the_operator_arrive_for_a_user_without_config() {
+    let (warnings, _guard) = capture_warnings();
+    let server = RedisServer::start_with(&["--notify-keyspace-events", "Kx"]);
+    let mut admin = admin(&server).await;
+    let mut rules = APP_RULES.to_vec();
+    rules.push("&__keyspace@0__:{app}:*");
+    set_user(&mut admin, "app", &rules).await;
+    let store = Store::builder(&user_url(&server, "app"))
+        .enable_expiry_events(true)
+        .connect()
+        .await
+        .unwrap();
+    let d = store.dict::<String, u32>("app").unwrap();
+    let mut all = d.subscribe("*").await.unwrap();
+    let mut one = d.subscribe_key("brief").await.unwrap();
+    let warned = text(&warnings);
+    assert!(
+        warned.contains("WARN") && warned.contains("CONFIG GET") && warned.contains("+config|get"),
+        "{warned}"
+    );
+    d.set_with_ttl("brief", &1, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut all).await.change, Change::Set(1));
+    assert_eq!(next(&mut one).await.change, Change::Set(1));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _: Option<u32> = d.get("brief").await.unwrap();
+    assert_eq!(next(&mut all).await.change, Change::Expired);
+    assert_eq!(next(&mut one).await.change, Change::Expired);
+}
+
+/// The same user on a server without expiry notifications: nothing can be
+/// verified nor switched on, so subscribing succeeds (other events arrive)
+/// and the one thing that says expiries may not arrive is the `tracing`
+/// warning, which names what to do.
+#[tokio::test]
+async fn unverifiable_expiry_events_are_a_warning_not_silence() {
+    let (warnings, _guard) = capture_warnings();
+    let server = RedisServer::start();
+    let mut admin = admin(&server).await;
+    let mut rules = APP_RULES.to_vec();
+    rules.push("&__keyspace@0__:{app}:*");
+    set_user(&mut admin, "app", &rules).await;
+    let store = Store::builder(&user_url(&server, "app"))
+        .enable_expiry_events(true)
+        .connect()
+        .await
+        .unwrap();
+    let d = store.dict::<String, u32>("app").unwrap();
+    let mut all = d.subscribe("*").await.unwrap();
+    let warned = text(&warnings);
+    for needed in ["CONFIG GET", "notify-keyspace-events", "+config|get"] {
+        assert!(warned.contains(needed), "{needed} in: {warned}");
+    }
+    d.set("k", &1).await.unwrap();
+    assert_eq!(next(&mut all).await.change, Change::Set(1));
+}

@@ -39,6 +39,7 @@ macro_rules! cases {
             #[tokio::test] shared update_writes_only_what_changed;
             #[tokio::test] shared view_events_carry_previous_values;
             #[test] blocking blocking_view_carries_previous_values;
+            #[tokio::test] shared field_take_and_updates_meet_bad_data_clearly;
         }
     };
 }
@@ -1117,4 +1118,63 @@ pub fn blocking_view_carries_previous_values(store: &redis_pydict::blocking::Sto
             ),
         ]
     );
+}
+
+/// A field's `take` of a value that does not decode removes it and says so
+/// (`Error::Removed`, operation `take`); `update` and `update_with` on a
+/// field key holding foreign data fail with `WrongType` before their closure
+/// runs, leaving the data as it was.
+pub async fn field_take_and_updates_meet_bad_data_clearly(ctx: &Ctx) {
+    let ns = ctx.ns("bad-data");
+    let view = Config::view(&ctx.store, &ns).unwrap();
+    let dict_ns = format!("config:{ns}");
+    let text: Dict<String, String> = ctx.store.dict(&dict_ns).unwrap();
+    text.set("max-conn", &"many".into()).await.unwrap();
+    let err = view.max_conn.take().await.unwrap_err();
+    let Error::Removed {
+        operation, ref key, ..
+    } = err
+    else {
+        panic!("expected Error::Removed, got {err:?}");
+    };
+    assert_eq!((operation, key.as_str()), ("take", "max-conn"));
+    assert!(err.was_applied(), "{err}");
+    assert!(!view.max_conn.exists().await.unwrap());
+
+    let entry = format!("{{{dict_ns}}}:max-conn");
+    let mut raw = ctx.raw(&dict_ns).await;
+    let _: () = redis::cmd("RPUSH")
+        .arg(&entry)
+        .arg("a")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut calls = 0;
+    let err = view
+        .max_conn
+        .update_with(|v| {
+            calls += 1;
+            v.unwrap_or(0) + 1
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongType { found, .. } if found == "list"),
+        "{err}"
+    );
+    let err = view
+        .max_conn
+        .update(|v| calls += *v as usize)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongType { .. }), "{err}");
+    assert_eq!(calls, 0, "no closure saw the list as absent");
+    let kept: Vec<String> = redis::cmd("LRANGE")
+        .arg(&entry)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(kept, ["a"]);
 }

@@ -770,3 +770,97 @@ async fn durable_subscriber_keeps_to_its_byte_bound_with_large_entries() {
     }
     nothing_more(&mut sub).await;
 }
+
+/// The COUNTs of the `XRANGE ... COUNT n` reads of `log_key` the server ran
+/// (from its SLOWLOG, which logs every command once
+/// `slowlog-log-slower-than` is 0).
+async fn xrange_counts(conn: &mut MultiplexedConnection, log_key: &str) -> Vec<usize> {
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let mut counts = Vec::new();
+    for entry in entries {
+        let redis::Value::Array(fields) = entry else {
+            continue;
+        };
+        let Some(redis::Value::Array(args)) = fields.get(3) else {
+            continue;
+        };
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| match a {
+                redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        if args.first().map(String::as_str) == Some("XRANGE")
+            && args.get(1).map(String::as_str) == Some(log_key)
+            && args.get(4).map(String::as_str) == Some("COUNT")
+        {
+            counts.push(args[5].parse().unwrap());
+        }
+    }
+    counts
+}
+
+/// Each durable read asks for at most what fits the subscription's byte
+/// bound at the size of the entries last read, and the first read (sizes
+/// unknown) for one entry: with a 1 MiB bound and 256 KiB entries no read
+/// brings more than about 1 MiB into the client, from the very first.
+#[tokio::test]
+async fn durable_reads_are_bounded_in_bytes_from_the_first_read() {
+    let server = RedisServer::start();
+    let store = Store::builder(&server.url())
+        .subscription_buffer(10_000, 1 << 20)
+        .connect()
+        .await
+        .unwrap();
+    let d = store
+        .dict::<String, String>("read-bytes")
+        .unwrap()
+        .with_durable_log(10_000);
+    let big = "y".repeat(256 << 10);
+    d.set_many((0..40u32).map(|i| (format!("k{i}"), big.clone())))
+        .await
+        .unwrap();
+    let mut admin = raw(&server.url()).await;
+    for (name, value) in [
+        ("slowlog-max-len", "100000"),
+        ("slowlog-log-slower-than", "0"),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+    let mut sub = d.subscribe_durable(StartFrom::Beginning).await.unwrap();
+    for i in 0..40 {
+        let (_, event) = next(&mut sub).await;
+        assert_eq!(event.key, Some(format!("k{i}")));
+    }
+    // More of them after catching up: the batch size goes back down to
+    // what fits, not to a fixed count.
+    d.set_many((40..80u32).map(|i| (format!("k{i}"), big.clone())))
+        .await
+        .unwrap();
+    for i in 40..80 {
+        let (_, event) = next(&mut sub).await;
+        assert_eq!(event.key, Some(format!("k{i}")));
+    }
+    let mut counts = xrange_counts(&mut admin, "{read-bytes}#log").await;
+    counts.reverse(); // SLOWLOG lists the newest first
+    println!("XRANGE COUNTs: {counts:?}");
+    assert!(counts.len() >= 20, "reads seen: {counts:?}");
+    assert_eq!(counts.first().copied(), Some(1), "the first read: {counts:?}");
+    assert!(counts.contains(&3), "batches grow to what fits: {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n * (256 << 10) <= 1 << 20),
+        "every read fits the byte bound: {counts:?}"
+    );
+}
