@@ -313,23 +313,39 @@ impl Space {
             .query_async(&mut self.conn())
             .await
             .map_err(self.fail("get_many"))?;
+        self.refuse_foreign_nils("get_many", &redis_keys, &values)
+            .await?;
+        Ok(values)
+    }
+
+    /// After an MGET of `redis_keys` that read `values`: when some are nil
+    /// (absent, or holding a non-string value, which MGET reads as nil too),
+    /// asks their types (one pipelined TYPE each, one round trip) and refuses
+    /// foreign data with [`Error::WrongType`]. No round trip when none is nil.
+    async fn refuse_foreign_nils(
+        &self,
+        operation: &'static str,
+        redis_keys: &[String],
+        values: &[Option<Vec<u8>>],
+    ) -> Result<()> {
         let nil: Vec<&String> = redis_keys
             .iter()
-            .zip(&values)
+            .zip(values)
             .filter_map(|(key, value)| value.is_none().then_some(key))
             .collect();
-        if !nil.is_empty() {
-            let mut types = redis::pipe();
-            for key in &nil {
-                types.cmd("TYPE").arg(key.as_str());
-            }
-            let found: Vec<String> = types
-                .query_async(&mut self.conn())
-                .await
-                .map_err(self.fail("get_many"))?;
-            self.refuse_foreign("get_many", nil.into_iter().zip(found))?;
+        if nil.is_empty() {
+            return Ok(());
         }
-        Ok(values)
+        let mut types = redis::pipe();
+        for key in &nil {
+            types.cmd("TYPE").arg(key.as_str());
+        }
+        let found: Vec<String> = types
+            .query_async(&mut self.conn())
+            .await
+            .map_err(self.fail(operation))?;
+        // "string": written between the two reads, so absent when read.
+        self.refuse_foreign(operation, nil.into_iter().zip(found))
     }
 
     /// [`Error::WrongType`] for the first of `(Redis key, TYPE)` pairs of
@@ -350,14 +366,16 @@ impl Space {
     /// The namespace's sequence number and the values of several entries,
     /// read in one atomic unit (`None` where absent): the values are the
     /// state after exactly the changes numbered up to the returned one. A
-    /// foreign `{ns}#seq` is [`Error::WrongType`].
+    /// foreign `{ns}#seq`, or an entry holding foreign data, is
+    /// [`Error::WrongType`] (the latter checked as in [`Space::get_many`]).
     pub(crate) async fn get_many_with_seq(
         &self,
         keys: &[&str],
     ) -> Result<(u64, Vec<Option<Vec<u8>>>)> {
+        let redis_keys: Vec<String> = keys.iter().map(|k| self.ns.entry_key(k)).collect();
         let mut invocation = scripts::LOAD.key(self.ns.seq_key());
-        for key in keys {
-            invocation.key(self.ns.entry_key(key));
+        for key in &redis_keys {
+            invocation.key(key);
         }
         let (seq, values): (String, Vec<Option<Vec<u8>>>) = invocation
             .invoke_async(&mut self.conn())
@@ -371,6 +389,8 @@ impl Space {
             found: format!("string {seq:?}"),
             expected: "string holding a decimal integer",
         })?;
+        self.refuse_foreign_nils("load", &redis_keys, &values)
+            .await?;
         Ok((seq, values))
     }
 

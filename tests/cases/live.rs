@@ -391,6 +391,32 @@ pub async fn foreign_seq_key_is_refused_and_changes_nothing(ctx: &Ctx) {
         .unwrap();
     cfg.threshold.set(&9.0).await.unwrap();
     assert_eq!(cfg.live().await.unwrap().get().threshold, 9.0);
+
+    // A field's key holding foreign data: load and live() refuse it (the
+    // atomic read sees it as nil) rather than take the field as missing.
+    let label = cfg.namespace().entry_key(cfg.label.key());
+    let _: () = redis::cmd("DEL")
+        .arg(&label)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg(&label)
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    for refused in [
+        cfg.live().await.map(drop).unwrap_err(),
+        cfg.load().await.map(drop).unwrap_err(),
+    ] {
+        match &refused {
+            Error::WrongType { key, found, .. } => {
+                assert_eq!((key.as_str(), found.as_str()), (label.as_str(), "list"))
+            }
+            other => panic!("expected WrongType, got {other}"),
+        }
+    }
 }
 
 /// CBOR of a text.

@@ -857,7 +857,11 @@ async fn durable_reads_are_bounded_in_bytes_from_the_first_read() {
     counts.reverse(); // SLOWLOG lists the newest first
     println!("XRANGE COUNTs: {counts:?}");
     assert!(counts.len() >= 20, "reads seen: {counts:?}");
-    assert_eq!(counts.first().copied(), Some(1), "the first read: {counts:?}");
+    assert_eq!(
+        counts.first().copied(),
+        Some(1),
+        "the first read: {counts:?}"
+    );
     assert!(counts.contains(&3), "batches grow to what fits: {counts:?}");
     assert!(
         counts.iter().all(|&n| n * (256 << 10) <= 1 << 20),
