@@ -661,6 +661,26 @@ fn text(captured: &std::sync::Mutex<Vec<u8>>) -> String {
     String::from_utf8_lossy(&captured.lock().unwrap()).into_owned()
 }
 
+/// Dict `app` of a store asking for expiry events, under user `app` with
+/// `APP_RULES`, the keyspace channels of `{app}` and `extra` rules; and an
+/// admin connection.
+async fn expiry_dict(
+    server: &RedisServer,
+    extra: &[&str],
+) -> (MultiplexedConnection, redis_pydict::Dict<String, u32>) {
+    let mut admin = admin(server).await;
+    let mut rules = APP_RULES.to_vec();
+    rules.push("&__keyspace@0__:{app}:*");
+    rules.extend(extra);
+    set_user(&mut admin, "app", &rules).await;
+    let store = Store::builder(&user_url(server, "app"))
+        .enable_expiry_events(true)
+        .connect()
+        .await
+        .unwrap();
+    (admin, store.dict::<String, u32>("app").unwrap())
+}
+
 /// Expiry events asked for, a server that does not report expired keys
 /// (`notify-keyspace-events` empty, the default) and a user that may read
 /// but not change the setting: subscribing fails with a clear error naming
@@ -668,16 +688,7 @@ fn text(captured: &std::sync::Mutex<Vec<u8>>) -> String {
 #[tokio::test]
 async fn expiry_events_the_server_lacks_and_the_user_may_not_switch_on_are_a_clear_error() {
     let server = RedisServer::start();
-    let mut admin = admin(&server).await;
-    let mut rules = APP_RULES.to_vec();
-    rules.extend(["+config|get", "&__keyspace@0__:{app}:*"]);
-    set_user(&mut admin, "app", &rules).await;
-    let store = Store::builder(&user_url(&server, "app"))
-        .enable_expiry_events(true)
-        .connect()
-        .await
-        .unwrap();
-    let d = store.dict::<String, u32>("app").unwrap();
+    let (mut admin, d) = expiry_dict(&server, &["+config|get"]).await;
     for err in [
         d.subscribe("*").await.unwrap_err(),
         d.subscribe_key("k").await.unwrap_err(),
@@ -738,16 +749,7 @@ async fn expiry_events_the_server_lacks_and_the_user_may_not_switch_on_are_a_cle
 async fn expiry_events_set_by_the_operator_arrive_for_a_user_without_config() {
     let (warnings, _guard) = capture_warnings();
     let server = RedisServer::start_with(&["--notify-keyspace-events", "Kx"]);
-    let mut admin = admin(&server).await;
-    let mut rules = APP_RULES.to_vec();
-    rules.push("&__keyspace@0__:{app}:*");
-    set_user(&mut admin, "app", &rules).await;
-    let store = Store::builder(&user_url(&server, "app"))
-        .enable_expiry_events(true)
-        .connect()
-        .await
-        .unwrap();
-    let d = store.dict::<String, u32>("app").unwrap();
+    let (_admin, d) = expiry_dict(&server, &[]).await;
     let mut all = d.subscribe("*").await.unwrap();
     let mut one = d.subscribe_key("brief").await.unwrap();
     let warned = text(&warnings);
@@ -774,16 +776,7 @@ async fn expiry_events_set_by_the_operator_arrive_for_a_user_without_config() {
 async fn unverifiable_expiry_events_are_a_warning_not_silence() {
     let (warnings, _guard) = capture_warnings();
     let server = RedisServer::start();
-    let mut admin = admin(&server).await;
-    let mut rules = APP_RULES.to_vec();
-    rules.push("&__keyspace@0__:{app}:*");
-    set_user(&mut admin, "app", &rules).await;
-    let store = Store::builder(&user_url(&server, "app"))
-        .enable_expiry_events(true)
-        .connect()
-        .await
-        .unwrap();
-    let d = store.dict::<String, u32>("app").unwrap();
+    let (_admin, d) = expiry_dict(&server, &[]).await;
     let mut all = d.subscribe("*").await.unwrap();
     let warned = text(&warnings);
     for needed in ["CONFIG GET", "notify-keyspace-events", "+config|get"] {

@@ -880,7 +880,7 @@ impl Store {
         &self,
         conn: &mut DedicatedConnection,
         keys: &[String],
-    ) -> redis::RedisResult<(Vec<Option<Vec<u8>>>, Vec<String>)> {
+    ) -> redis::RedisResult<ValuesAndTypes> {
         let mut read = redis::pipe();
         read.cmd("WATCH").arg(keys).ignore();
         read_with_types(&mut read, keys);
@@ -1001,10 +1001,14 @@ pub(crate) fn read_with_types(pipe: &mut redis::Pipeline, keys: &[String]) {
     }
 }
 
+/// What [`read_with_types`] read: each key's value (`None` where MGET read
+/// nil) and its TYPE.
+pub(crate) type ValuesAndTypes = (Vec<Option<Vec<u8>>>, Vec<String>);
+
 /// The values and types read by [`read_with_types`].
 pub(crate) fn read_with_types_reply(
     replies: Vec<redis::Value>,
-) -> redis::RedisResult<(Vec<Option<Vec<u8>>>, Vec<String>)> {
+) -> redis::RedisResult<ValuesAndTypes> {
     let mut replies = replies.into_iter();
     let values = redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))?;
     let types = replies
