@@ -31,6 +31,8 @@ macro_rules! cases {
             #[tokio::test] shared dropped_deliveries_are_acknowledged_but_not_when_panicking;
             #[tokio::test] shared deleted_log_yields_a_gap_and_delivery_goes_on;
             #[tokio::test] shared wrong_typed_log_is_a_clear_error;
+            #[tokio::test] shared a_group_behind_the_cap_gets_one_gap_then_the_rest;
+            #[tokio::test] shared a_group_that_keeps_up_gets_no_gap;
             #[tokio::test] shared view_group_delivers_typed_view_events;
             #[test] blocking blocking_group_recv_ack_and_flush;
         }
@@ -508,6 +510,112 @@ pub async fn deleted_log_yields_a_gap_and_delivery_goes_on(ctx: &Ctx) {
     assert_eq!(b.change, Change::Set(2));
     b.ack().await.unwrap();
     assert_eq!(pending(&mut raw, &ns, "g").await, 0);
+}
+
+/// The ids of the entries of `{ns}#log`, oldest first.
+async fn log_ids(raw: &mut MultiplexedConnection, ns: &str) -> Vec<LogId> {
+    let entries: Entries = redis::cmd("XRANGE")
+        .arg(format!("{{{ns}}}#log"))
+        .arg("-")
+        .arg("+")
+        .query_async(raw)
+        .await
+        .unwrap();
+    entries.iter().map(|(id, _)| id.parse().unwrap()).collect()
+}
+
+/// A consumer stopped while the log is written past its cap (`MAXLEN ~
+/// 10`: whole nodes of 100 entries are trimmed), so that changes the group
+/// was never delivered are trimmed: resumed, it gets one `Gap` (id
+/// `LogId::ZERO`) and then exactly the changes still in the log, in order,
+/// and nothing more. Another group, caught up before the same writes and
+/// reading along, gets every change and no `Gap`.
+pub async fn a_group_behind_the_cap_gets_one_gap_then_the_rest(ctx: &Ctx) {
+    let ns = ctx.ns("behind");
+    let d = ctx
+        .store
+        .dict::<String, u32>(&ns)
+        .unwrap()
+        .with_durable_log(10);
+    let mut slow = d.subscribe_group("slow", "me").await.unwrap();
+    let mut fast = d.subscribe_group("fast", "me").await.unwrap();
+    d.set("first", &0).await.unwrap();
+    next(&mut slow).await.ack().await.unwrap();
+    next(&mut fast).await.ack().await.unwrap();
+    drop(slow); // stopped
+    for i in 1..=450 {
+        d.set(&format!("k{i}"), &i).await.unwrap();
+        // The other group keeps up as it goes.
+        let got = next(&mut fast).await;
+        assert_eq!(got.change, Change::Set(i), "{:?}", got.key);
+    }
+    let mut raw = ctx.raw(&ns).await;
+    let kept = log_ids(&mut raw, &ns).await;
+    assert!(kept.len() < 450, "the log was trimmed: {} left", kept.len());
+    let mut slow = d.subscribe_group("slow", "me").await.unwrap();
+    let gap = next(&mut slow).await;
+    assert_eq!((gap.change.clone(), gap.id()), (Change::Gap, LogId::ZERO));
+    for id in &kept {
+        let got = next(&mut slow).await;
+        assert_eq!(got.id(), *id);
+        assert_ne!(got.change, Change::Gap);
+    }
+    d.set("after", &1).await.unwrap();
+    assert_eq!(next(&mut slow).await.change, Change::Set(1));
+    assert_eq!(next(&mut fast).await.change, Change::Set(1));
+    nothing_more(&mut slow, Duration::from_millis(500)).await;
+    nothing_more(&mut fast, Duration::from_millis(100)).await;
+}
+
+/// No false positives: consumers that keep up with a log trimmed all along
+/// (`MAXLEN ~ 50`, two thousand changes, many reads, two consumers sharing
+/// the group, entries trimmed right behind them) get no `Gap`; nor does a
+/// group created late at `StartFrom::Beginning` on a log trimmed long
+/// before it existed (it starts at the oldest change still there, which it
+/// gets first).
+pub async fn a_group_that_keeps_up_gets_no_gap(ctx: &Ctx) {
+    let ns = ctx.ns("keepsup");
+    let d = ctx
+        .store
+        .dict::<String, u32>(&ns)
+        .unwrap()
+        .with_durable_log(50);
+    let mut one = d.subscribe_group("g", "one").await.unwrap();
+    let mut two = d.subscribe_group("g", "two").await.unwrap();
+    let mut seen = BTreeSet::new();
+    for round in 0..100u32 {
+        for i in 0..20 {
+            d.set(&format!("k{i}"), &(round * 20 + i)).await.unwrap();
+        }
+        // Both consumers take what comes until the round is all in.
+        while seen.len() < ((round + 1) * 20) as usize {
+            tokio::select! {
+                Some(item) = one.next() => {
+                    let got = item.unwrap();
+                    assert_ne!(got.change, Change::Gap, "one: false gap in round {round}");
+                    assert!(seen.insert(got.id()));
+                }
+                Some(item) = two.next() => {
+                    let got = item.unwrap();
+                    assert_ne!(got.change, Change::Gap, "two: false gap in round {round}");
+                    assert!(seen.insert(got.id()));
+                }
+                _ = tokio::time::sleep(WAIT) => panic!("round {round} stalled at {}", seen.len()),
+            }
+        }
+    }
+    nothing_more(&mut one, Duration::from_millis(300)).await;
+    nothing_more(&mut two, Duration::from_millis(100)).await;
+    let mut raw = ctx.raw(&ns).await;
+    let kept = log_ids(&mut raw, &ns).await;
+    assert!(kept.len() < 2000, "the log was trimmed: {} left", kept.len());
+    let options = GroupOptions::new().start(StartFrom::Beginning);
+    let mut late = d.subscribe_group_with("late", "me", &options).await.unwrap();
+    for id in &kept {
+        let got = next(&mut late).await;
+        assert_eq!((got.id(), got.deliveries()), (*id, 1));
+    }
+    nothing_more(&mut late, Duration::from_millis(300)).await;
 }
 
 /// A log key holding another type: joining is a clear error naming the
