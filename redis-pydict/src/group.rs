@@ -246,6 +246,99 @@ pub(crate) fn ack_outcome(
     })
 }
 
+/// Removes a consumer from a group, atomically: when it holds pending
+/// (delivered, unacknowledged) changes, either refuses (no heir: replies
+/// `{1, pending}`) or first moves them to the heir, marked idle for
+/// `ARGV[4]` ms so that the group's next claim pass takes them, without
+/// counting a delivery (`XCLAIM ... IDLE ... JUSTID`). Replies `{0, 0}` when
+/// there is no such consumer, `{2, moved}` once it is removed.
+/// KEYS[1]: the log; ARGV: group, consumer, heir (`""`: none), idle ms.
+const REMOVE_CONSUMER: &str = r#"
+local log, group, consumer, heir = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local pending
+for _, listed in ipairs(redis.call('XINFO', 'CONSUMERS', log, group)) do
+  local name, count
+  for i = 1, #listed, 2 do
+    if listed[i] == 'name' then name = listed[i + 1] end
+    if listed[i] == 'pending' then count = listed[i + 1] end
+  end
+  if name == consumer then pending = count end
+end
+if pending == nil then return {0, 0} end
+if pending > 0 and heir == '' then return {1, pending} end
+local moved, from = 0, '-'
+while true do
+  local entries = redis.call('XPENDING', log, group, from, '+', 1000, consumer)
+  if #entries == 0 then break end
+  local claim = {'XCLAIM', log, group, heir, 0}
+  for _, entry in ipairs(entries) do claim[#claim + 1] = entry[1] end
+  from = '(' .. entries[#entries][1]
+  claim[#claim + 1] = 'IDLE'
+  claim[#claim + 1] = ARGV[4]
+  claim[#claim + 1] = 'JUSTID'
+  moved = moved + #redis.call(unpack(claim))
+end
+redis.call('XGROUP', 'DELCONSUMER', log, group, consumer)
+return {2, moved}
+"#;
+
+static REMOVE_CONSUMER_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(REMOVE_CONSUMER));
+
+/// Removes `member.consumer` from `member.group` (`XGROUP DELCONSUMER`),
+/// never losing its pending changes: with no `heir`, a consumer holding
+/// some is left alone ([`Error::ConsumerHasPending`]); with one, they are
+/// first handed to the heir, idle for `idle` (see [`REMOVE_CONSUMER`]).
+/// Returns whether the consumer existed and how many changes were handed.
+pub(crate) async fn remove_consumer(
+    store: &Store,
+    ns: &Namespace,
+    member: Member<'_>,
+    heir: Option<&str>,
+    idle: Duration,
+) -> Result<(bool, u64)> {
+    if member.consumer.is_empty() || member.group.is_empty() {
+        return Err(Error::Config(format!(
+            "the group or consumer name given to remove a consumer of namespace {:?} is empty",
+            ns.name()
+        )));
+    }
+    let (outcome, count): (u8, u64) = REMOVE_CONSUMER_SCRIPT
+        .key(ns.log_key())
+        .arg(member.group)
+        .arg(member.consumer)
+        .arg(heir.unwrap_or(""))
+        .arg(idle.as_millis().max(1) as u64)
+        .invoke_async(&mut store.connection())
+        .await
+        .map_err(|source| Error::Redis {
+            operation: "remove_group_consumer",
+            namespace: ns.name().to_owned(),
+            source,
+        })?;
+    match outcome {
+        0 => Ok((false, 0)),
+        1 => Err(Error::ConsumerHasPending {
+            namespace: ns.name().to_owned(),
+            group: member.group.to_owned(),
+            consumer: member.consumer.to_owned(),
+            pending: count,
+        }),
+        _ => Ok((true, count)),
+    }
+}
+
+/// Removes `member.consumer` from `member.group` if it holds no pending
+/// changes (see [`crate::Dict::remove_group_consumer`]).
+pub(crate) async fn remove_idle_consumer(
+    store: &Store,
+    ns: &Namespace,
+    member: Member<'_>,
+) -> Result<bool> {
+    let (existed, _) = remove_consumer(store, ns, member, None, Duration::ZERO).await?;
+    Ok(existed)
+}
+
 /// A consumer's share of a group's changes: a stream of [`Delivery`] items
 /// (see [`crate::Dict::subscribe_group`]). Dropping it stops reading; the
 /// changes it had read and not yet handed on stay pending and are claimed by
@@ -273,7 +366,8 @@ pub(crate) fn ack_outcome(
 ///   `XDEL` after others that are still there, and a group whose position
 ///   was never a change of the log (`XGROUP SETID`, or a group created by
 ///   `StartFrom::Now` on a log emptied by `XTRIM MAXLEN 0`); a group
-///   at `0-0` (created at `StartFrom::Beginning` and never read) reports nothing.
+///   at `0-0` (that has delivered nothing since it was created on an empty
+///   log or at `StartFrom::Beginning`) reports nothing.
 /// Memory is bounded as for other subscriptions
 /// ([`crate::StoreBuilder::subscription_buffer`]).
 ///
@@ -312,6 +406,12 @@ pub(crate) fn ack_outcome(
 pub struct GroupSubscription<T> {
     inner: Subscription<Delivery<T>>,
     acks: mpsc::UnboundedSender<AckRequest>,
+    /// For [`GroupSubscription::retire_consumer`].
+    store: Store,
+    ns: Namespace,
+    group: String,
+    consumer: String,
+    claim_idle: Duration,
 }
 
 impl<T> std::fmt::Debug for GroupSubscription<T> {
@@ -349,6 +449,51 @@ impl<T> GroupSubscription<T> {
     /// [`Delivery::ack`] or by dropping deliveries) is on the server.
     pub async fn flush_acks(&self) -> Result<()> {
         ack_outcome(self.flush_request().await)
+    }
+
+    /// Retires `consumer` of this subscription's group for good (a worker
+    /// that will not come back): hands the changes it holds unacknowledged
+    /// to this subscription's consumer, marked idle for this
+    /// subscription's [`GroupOptions::claim_idle`] so that the group's next
+    /// claim pass (this consumer's within half of it, at most 10 s; or
+    /// another's) delivers them again, their delivery count unchanged; then
+    /// removes it from the group (`XGROUP DELCONSUMER`). Atomic (one
+    /// script): a change the retired consumer reads meanwhile is handed over
+    /// too, none is lost. Returns how many changes were handed over (0 also
+    /// when there was no such consumer). Retiring this subscription's own
+    /// consumer is an [`Error::Config`]: drop the subscription instead, and
+    /// call [`crate::Dict::remove_group_consumer`] once its changes are
+    /// claimed. Needs `+xinfo|consumers +xgroup|delconsumer` (ACL).
+    ///
+    /// ```
+    /// use redis_pydict::Store;
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_pydict_test::RedisServer::start();
+    /// let store = Store::connect(&server.url()).await?;
+    /// let orders = store.dict::<String, u32>("orders")?.with_durable_log(100_000);
+    /// let work = orders.subscribe_group("billing", "worker-2").await?;
+    /// // worker-1 was decommissioned: its unfinished changes come to worker-2.
+    /// let handed = work.retire_consumer("worker-1").await?;
+    /// assert_eq!(handed, 0); // it had none (nor ever joined, here)
+    /// # Ok(()) }
+    /// ```
+    pub async fn retire_consumer(&self, consumer: &str) -> Result<u64> {
+        if consumer == self.consumer {
+            return Err(Error::Config(format!(
+                "consumer {consumer:?} of group {:?} of namespace {:?} cannot retire itself: drop its subscription, then remove it once its changes are claimed",
+                self.group,
+                self.ns.name()
+            )));
+        }
+        let member = Member {
+            group: &self.group,
+            consumer,
+        };
+        let heir = Some(self.consumer.as_str());
+        let (_, handed) =
+            remove_consumer(&self.store, &self.ns, member, heir, self.claim_idle).await?;
+        Ok(handed)
     }
 
     /// Asks the acknowledging task to say when what is queued is done.
@@ -433,6 +578,11 @@ where
     Ok(GroupSubscription {
         inner: Subscription::from_parts(buffer, task.abort_handle()),
         acks,
+        store: store.clone(),
+        ns: ns.clone(),
+        group: member.group.to_owned(),
+        consumer: member.consumer.to_owned(),
+        claim_idle: options.claim_idle,
     })
 }
 

@@ -34,7 +34,9 @@ macro_rules! cases {
             #[tokio::test] shared a_group_behind_the_cap_gets_one_gap_then_the_rest;
             #[tokio::test] shared a_group_that_keeps_up_gets_no_gap;
             #[tokio::test] shared view_group_delivers_typed_view_events;
+            #[tokio::test] shared removing_a_consumer_never_loses_its_pending_changes;
             #[test] blocking blocking_group_recv_ack_and_flush;
+            #[test] blocking blocking_consumer_removal;
         }
     };
 }
@@ -512,6 +514,105 @@ pub async fn deleted_log_yields_a_gap_and_delivery_goes_on(ctx: &Ctx) {
     assert_eq!(pending(&mut raw, &ns, "g").await, 0);
 }
 
+/// The consumers of `group`, by name, with how many changes each holds.
+async fn consumers(
+    raw: &mut MultiplexedConnection,
+    ns: &str,
+    group: &str,
+) -> BTreeMap<String, u64> {
+    let listed: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(format!("{{{ns}}}#log"))
+        .arg(group)
+        .query_async(raw)
+        .await
+        .unwrap();
+    listed
+        .into_iter()
+        .map(|mut c| {
+            let name: String = redis::from_redis_value(c.remove("name").unwrap()).unwrap();
+            let pending: u64 = redis::from_redis_value(c.remove("pending").unwrap()).unwrap();
+            (name, pending)
+        })
+        .collect()
+}
+
+/// Removing consumers: an idle one with nothing pending is removed
+/// (`Ok(true)`, then `Ok(false)`: it is gone); one holding unacknowledged
+/// changes is refused with `ConsumerHasPending` naming it and the count,
+/// and nothing changes (it is still listed, its changes still pending);
+/// `retire_consumer` from a live subscription hands them over atomically
+/// and removes it: the live consumer gets them again (delivery count 2, the
+/// hand-over counts none) at its next claim pass, and nothing stays
+/// pending. A consumer cannot retire itself; an unknown group is a clear
+/// error naming the namespace.
+pub async fn removing_a_consumer_never_loses_its_pending_changes(ctx: &Ctx) {
+    let ns = ctx.ns("removal");
+    let d = logged(ctx, &ctx.store, "removal");
+    let options = GroupOptions::new().claim_idle(Duration::from_secs(5));
+    let mut idle = d.subscribe_group_with("g", "idle", &options).await.unwrap();
+    d.set("z", &0).await.unwrap();
+    next(&mut idle).await.ack().await.unwrap(); // listed once it was delivered one
+    drop(idle);
+    let mut gone = d.subscribe_group_with("g", "gone", &options).await.unwrap();
+    d.set("a", &1).await.unwrap();
+    d.set("b", &2).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let delivery = next(&mut gone).await;
+        held.push(delivery.id());
+        delivery.release(); // it dies while handling them
+    }
+    drop(gone);
+    let mut raw = ctx.raw(&ns).await;
+    let listed = consumers(&mut raw, &ns, "g").await;
+    assert_eq!(listed.get("idle"), Some(&0));
+    assert_eq!(listed.get("gone"), Some(&2));
+
+    assert!(d.remove_group_consumer("g", "idle").await.unwrap());
+    assert!(!d.remove_group_consumer("g", "idle").await.unwrap());
+    match d.remove_group_consumer("g", "gone").await {
+        Err(Error::ConsumerHasPending {
+            namespace,
+            group,
+            consumer,
+            pending,
+        }) => assert_eq!(
+            (namespace.as_str(), group.as_str(), consumer.as_str(), pending),
+            (ns.as_str(), "g", "gone", 2)
+        ),
+        other => panic!("expected ConsumerHasPending, got {other:?}"),
+    }
+    let listed = consumers(&mut raw, &ns, "g").await;
+    assert_eq!(
+        listed.into_iter().collect::<Vec<_>>(),
+        vec![("gone".to_owned(), 2)]
+    );
+
+    let mut live = d.subscribe_group_with("g", "live", &options).await.unwrap();
+    assert_eq!(live.retire_consumer("gone").await.unwrap(), 2);
+    let listed = consumers(&mut raw, &ns, "g").await;
+    assert_eq!(
+        listed.into_iter().collect::<Vec<_>>(),
+        vec![("live".to_owned(), 2)]
+    );
+    let mut again = Vec::new();
+    for _ in 0..2 {
+        let delivery = next(&mut live).await;
+        again.push((delivery.id(), delivery.deliveries()));
+        delivery.ack().await.unwrap();
+    }
+    again.sort();
+    assert_eq!(again, held.iter().map(|id| (*id, 2)).collect::<Vec<_>>());
+    assert_eq!(pending(&mut raw, &ns, "g").await, 0);
+    assert_eq!(live.retire_consumer("nobody").await.unwrap(), 0);
+    let e = live.retire_consumer("live").await.unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    let e = d.remove_group_consumer("nogroup", "x").await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains(&format!("{ns:?}")) && text.contains("NOGROUP"), "{text}");
+}
+
 /// The ids of the entries of `{ns}#log`, oldest first.
 async fn log_ids(raw: &mut MultiplexedConnection, ns: &str) -> Vec<LogId> {
     let entries: Entries = redis::cmd("XRANGE")
@@ -691,4 +792,37 @@ pub fn blocking_group_recv_ack_and_flush(store: &redis_pydict::blocking::Store, 
     drop(sub);
     let mut again = d.subscribe_group("g", "me").unwrap();
     assert!(again.recv_timeout(Duration::from_millis(500)).is_none());
+}
+
+/// The blocking mirror of consumer removal: refused while changes are
+/// pending, handed over by `retire_consumer`, then removed; on a view too.
+pub fn blocking_consumer_removal(store: &redis_pydict::blocking::Store, prefix: &str) {
+    let d = store
+        .dict::<String, u32>(&format!("{prefix}blocking-removal"))
+        .unwrap()
+        .with_durable_log(100);
+    let options = GroupOptions::new().claim_idle(Duration::from_secs(2));
+    let mut gone = d.subscribe_group_with("g", "gone", &options).unwrap();
+    d.set("a", &1).unwrap();
+    let held = gone.recv_timeout(WAIT).unwrap().unwrap();
+    held.release();
+    drop(gone);
+    let e = d.remove_group_consumer("g", "gone").unwrap_err();
+    assert!(matches!(e, Error::ConsumerHasPending { pending: 1, .. }), "{e}");
+    let mut live = d.subscribe_group_with("g", "live", &options).unwrap();
+    assert_eq!(live.retire_consumer("gone").unwrap(), 1);
+    let again = live.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!((again.change.clone(), again.deliveries()), (Change::Set(1), 2));
+    again.ack_blocking().unwrap();
+    assert!(!d.remove_group_consumer("g", "gone").unwrap());
+    drop(live);
+    assert!(d.remove_group_consumer("g", "live").unwrap());
+    let tasks = Task::view(store, &format!("{prefix}blocking-removal-view"))
+        .unwrap()
+        .with_durable_log(100);
+    let mut worker = tasks.subscribe_group("g", "w").unwrap();
+    tasks.state.set(&"done".to_owned()).unwrap();
+    worker.recv_timeout(WAIT).unwrap().unwrap().ack_blocking().unwrap();
+    drop(worker);
+    assert!(tasks.remove_group_consumer("g", "w").unwrap());
 }
