@@ -486,19 +486,28 @@ async fn removing_group_consumers_works_under_the_documented_rules() {
     let options = GroupOptions::new().claim_idle(Duration::from_secs(2));
     let mut gone = d.subscribe_group_with("g", "gone", &options).await.unwrap();
     d.set("a", &1).await.unwrap();
-    let held = tokio::time::timeout(WAIT, gone.next()).await.unwrap().unwrap();
+    let held = tokio::time::timeout(WAIT, gone.next())
+        .await
+        .unwrap()
+        .unwrap();
     held.unwrap().release();
     drop(gone);
     let e = d.remove_group_consumer("g", "gone").await.unwrap_err();
     assert!(matches!(e, Error::ConsumerHasPending { .. }), "{e}");
     let mut live = d.subscribe_group_with("g", "live", &options).await.unwrap();
     assert_eq!(live.retire_consumer("gone").await.unwrap(), 1);
-    let again = tokio::time::timeout(WAIT, live.next()).await.unwrap().unwrap();
+    let again = tokio::time::timeout(WAIT, live.next())
+        .await
+        .unwrap()
+        .unwrap();
     again.unwrap().ack().await.unwrap();
     drop(live);
     assert!(d.remove_group_consumer("g", "live").await.unwrap());
     let denied = acl_log(&mut admin).await;
-    assert!(denied.is_empty(), "the rules are enough: ACL LOG {denied:#?}");
+    assert!(
+        denied.is_empty(),
+        "the rules are enough: ACL LOG {denied:#?}"
+    );
 
     let without: Vec<&str> = rules
         .iter()
@@ -508,7 +517,10 @@ async fn removing_group_consumers_works_under_the_documented_rules() {
     set_user(&mut admin, "app", &without).await;
     let mut me = d.subscribe_group("g", "me").await.unwrap();
     d.set("b", &2).await.unwrap();
-    let b = tokio::time::timeout(WAIT, me.next()).await.unwrap().unwrap();
+    let b = tokio::time::timeout(WAIT, me.next())
+        .await
+        .unwrap()
+        .unwrap();
     b.unwrap().ack().await.unwrap();
     drop(me);
     let e = d.remove_group_consumer("g", "me").await.unwrap_err();

@@ -368,6 +368,7 @@ pub(crate) async fn remove_idle_consumer(
 ///   `StartFrom::Now` on a log emptied by `XTRIM MAXLEN 0`); a group
 ///   at `0-0` (that has delivered nothing since it was created on an empty
 ///   log or at `StartFrom::Beginning`) reports nothing.
+///
 /// Memory is bounded as for other subscriptions
 /// ([`crate::StoreBuilder::subscription_buffer`]).
 ///
@@ -728,21 +729,26 @@ fn info_fields(
 fn reply_id(command: &str, value: redis::Value) -> redis::RedisResult<Option<LogId>> {
     let text: Option<String> =
         redis::from_redis_value(value).map_err(|_| unexpected(command, "an id is not text"))?;
-    text.map(|t| t.parse().map_err(|_| unexpected(command, "an id is not <ms>-<seq>")))
-        .transpose()
+    text.map(|t| {
+        t.parse()
+            .map_err(|_| unexpected(command, "an id is not <ms>-<seq>"))
+    })
+    .transpose()
 }
 
 /// The `last-delivered-id` of `group` in an `XINFO GROUPS` reply.
 fn group_position(reply: redis::Value, group: &str) -> redis::RedisResult<LogId> {
-    let groups: Vec<redis::Value> = redis::from_redis_value(reply)
-        .map_err(|_| unexpected("XINFO GROUPS", "not a list"))?;
+    let groups: Vec<redis::Value> =
+        redis::from_redis_value(reply).map_err(|_| unexpected("XINFO GROUPS", "not a list"))?;
     for listed in groups {
         let mut fields = info_fields("XINFO GROUPS", listed)?;
         let name: Option<String> = fields
             .remove("name")
             .and_then(|n| redis::from_redis_value(n).ok());
         if name.as_deref() == Some(group) {
-            let id = fields.remove("last-delivered-id").unwrap_or(redis::Value::Nil);
+            let id = fields
+                .remove("last-delivered-id")
+                .unwrap_or(redis::Value::Nil);
             return reply_id("XINFO GROUPS", id)?
                 .ok_or_else(|| unexpected("XINFO GROUPS", "no last-delivered-id"));
         }
@@ -925,14 +931,20 @@ where
         if let Some(after) = self.recovering {
             let (listed, last, entries) = self.claim(Some(after)).await?;
             self.recovering = (listed >= self.batch).then_some(last);
-            return Ok(Batch { gap: false, entries });
+            return Ok(Batch {
+                gap: false,
+                entries,
+            });
         }
         if Instant::now() >= self.next_claim {
             let (listed, _, entries) = self.claim(None).await?;
             if listed < self.batch {
                 self.next_claim = Instant::now() + self.options.claim_every();
             }
-            return Ok(Batch { gap: false, entries });
+            return Ok(Batch {
+                gap: false,
+                entries,
+            });
         }
         self.read_new().await
     }

@@ -578,7 +578,12 @@ pub async fn removing_a_consumer_never_loses_its_pending_changes(ctx: &Ctx) {
             consumer,
             pending,
         }) => assert_eq!(
-            (namespace.as_str(), group.as_str(), consumer.as_str(), pending),
+            (
+                namespace.as_str(),
+                group.as_str(),
+                consumer.as_str(),
+                pending
+            ),
             (ns.as_str(), "g", "gone", 2)
         ),
         other => panic!("expected ConsumerHasPending, got {other:?}"),
@@ -610,7 +615,10 @@ pub async fn removing_a_consumer_never_loses_its_pending_changes(ctx: &Ctx) {
     assert!(matches!(e, Error::Config(_)), "{e}");
     let e = d.remove_group_consumer("nogroup", "x").await.unwrap_err();
     let text = e.to_string();
-    assert!(text.contains(&format!("{ns:?}")) && text.contains("NOGROUP"), "{text}");
+    assert!(
+        text.contains(&format!("{ns:?}")) && text.contains("NOGROUP"),
+        "{text}"
+    );
 }
 
 /// The ids of the entries of `{ns}#log`, oldest first.
@@ -709,9 +717,16 @@ pub async fn a_group_that_keeps_up_gets_no_gap(ctx: &Ctx) {
     nothing_more(&mut two, Duration::from_millis(100)).await;
     let mut raw = ctx.raw(&ns).await;
     let kept = log_ids(&mut raw, &ns).await;
-    assert!(kept.len() < 2000, "the log was trimmed: {} left", kept.len());
+    assert!(
+        kept.len() < 2000,
+        "the log was trimmed: {} left",
+        kept.len()
+    );
     let options = GroupOptions::new().start(StartFrom::Beginning);
-    let mut late = d.subscribe_group_with("late", "me", &options).await.unwrap();
+    let mut late = d
+        .subscribe_group_with("late", "me", &options)
+        .await
+        .unwrap();
     for id in &kept {
         let got = next(&mut late).await;
         assert_eq!((got.id(), got.deliveries()), (*id, 1));
@@ -808,11 +823,17 @@ pub fn blocking_consumer_removal(store: &redis_pydict::blocking::Store, prefix: 
     held.release();
     drop(gone);
     let e = d.remove_group_consumer("g", "gone").unwrap_err();
-    assert!(matches!(e, Error::ConsumerHasPending { pending: 1, .. }), "{e}");
+    assert!(
+        matches!(e, Error::ConsumerHasPending { pending: 1, .. }),
+        "{e}"
+    );
     let mut live = d.subscribe_group_with("g", "live", &options).unwrap();
     assert_eq!(live.retire_consumer("gone").unwrap(), 1);
     let again = live.recv_timeout(WAIT).unwrap().unwrap();
-    assert_eq!((again.change.clone(), again.deliveries()), (Change::Set(1), 2));
+    assert_eq!(
+        (again.change.clone(), again.deliveries()),
+        (Change::Set(1), 2)
+    );
     again.ack_blocking().unwrap();
     assert!(!d.remove_group_consumer("g", "gone").unwrap());
     drop(live);
@@ -822,7 +843,12 @@ pub fn blocking_consumer_removal(store: &redis_pydict::blocking::Store, prefix: 
         .with_durable_log(100);
     let mut worker = tasks.subscribe_group("g", "w").unwrap();
     tasks.state.set(&"done".to_owned()).unwrap();
-    worker.recv_timeout(WAIT).unwrap().unwrap().ack_blocking().unwrap();
+    worker
+        .recv_timeout(WAIT)
+        .unwrap()
+        .unwrap()
+        .ack_blocking()
+        .unwrap();
     drop(worker);
     assert!(tasks.remove_group_consumer("g", "w").unwrap());
 }
