@@ -456,6 +456,28 @@ const GROUP_RULES: &[&str] = &[
     "+xinfo|stream",
 ];
 
+/// User `app` under exactly `rules`, with an empty ACL LOG: the admin
+/// connection and dict `app` with a durable log, as `app` uses it.
+async fn group_member(
+    server: &RedisServer,
+    rules: &[&str],
+) -> (MultiplexedConnection, redis_pydict::Dict<String, u32>) {
+    let mut admin = admin(server).await;
+    set_user(&mut admin, "app", rules).await;
+    let _: () = redis::cmd("ACL")
+        .arg("LOG")
+        .arg("RESET")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let store = Store::connect(&user_url(server, "app")).await.unwrap();
+    let d = store
+        .dict::<String, u32>("app")
+        .unwrap()
+        .with_durable_log(100);
+    (admin, d)
+}
+
 /// What removing a consumer needs beyond `APP_RULES` + `GROUP_RULES`
 /// (`remove_group_consumer`, `retire_consumer`; README, "ACL").
 const REMOVAL_RULES: &[&str] = &["+xinfo|consumers", "+xgroup|delconsumer"];
@@ -467,22 +489,10 @@ const REMOVAL_RULES: &[&str] = &["+xinfo|consumers", "+xgroup|delconsumer"];
 #[tokio::test]
 async fn removing_group_consumers_works_under_the_documented_rules() {
     let server = RedisServer::start();
-    let mut admin = admin(&server).await;
     let mut rules = APP_RULES.to_vec();
     rules.extend(GROUP_RULES);
     rules.extend(REMOVAL_RULES);
-    set_user(&mut admin, "app", &rules).await;
-    let _: () = redis::cmd("ACL")
-        .arg("LOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let store = Store::connect(&user_url(&server, "app")).await.unwrap();
-    let d = store
-        .dict::<String, u32>("app")
-        .unwrap()
-        .with_durable_log(100);
+    let (mut admin, d) = group_member(&server, &rules).await;
     let options = GroupOptions::new().claim_idle(Duration::from_secs(2));
     let mut gone = d.subscribe_group_with("g", "gone", &options).await.unwrap();
     d.set("a", &1).await.unwrap();
@@ -547,21 +557,9 @@ async fn removing_group_consumers_works_under_the_documented_rules() {
 #[tokio::test]
 async fn group_consumers_work_under_exactly_the_documented_rules() {
     let server = RedisServer::start();
-    let mut admin = admin(&server).await;
     let mut rules = APP_RULES.to_vec();
     rules.extend(GROUP_RULES);
-    set_user(&mut admin, "app", &rules).await;
-    let _: () = redis::cmd("ACL")
-        .arg("LOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let store = Store::connect(&user_url(&server, "app")).await.unwrap();
-    let d = store
-        .dict::<String, u32>("app")
-        .unwrap()
-        .with_durable_log(100);
+    let (mut admin, d) = group_member(&server, &rules).await;
     let options = GroupOptions::new().claim_idle(Duration::from_millis(200));
     let mut sub = d.subscribe_group_with("g", "me", &options).await.unwrap();
     d.set("a", &1).await.unwrap();
@@ -612,7 +610,8 @@ async fn group_consumers_work_under_exactly_the_documented_rules() {
 
 /// Each group permission missing gives a clear error naming the namespace
 /// and NOPERM: joining without `XGROUP CREATE` fails; reading without
-/// `XREADGROUP` is an `Err` item that ends the stream; acknowledging without
+/// `XREADGROUP` (or the `XINFO GROUPS`/`XINFO STREAM` of the trim check)
+/// is an `Err` item that ends the stream; acknowledging without
 /// `XACK` is an `Err` from `ack()` (the change stays pending).
 #[tokio::test]
 async fn group_consumers_without_a_permission_get_clear_errors() {
@@ -650,6 +649,20 @@ async fn group_consumers_without_a_permission_get_clear_errors() {
     match tokio::time::timeout(WAIT, sub.next()).await {
         Ok(None) => {}
         other => panic!("expected the end, got {other:?}"),
+    }
+
+    // The trim check of each read (XINFO in the read's transaction).
+    for missing in ["+xinfo|groups", "+xinfo|stream"] {
+        set_user(&mut admin, "app", &without(missing)).await;
+        let mut sub = d.subscribe_group("g", "me").await.unwrap();
+        match tokio::time::timeout(WAIT, sub.next()).await {
+            Ok(Some(Err(e))) => assert!(is_noperm(&e), "{missing}: {e}"),
+            other => panic!("{missing}: expected an error item, got {other:?}"),
+        }
+        match tokio::time::timeout(WAIT, sub.next()).await {
+            Ok(None) => {}
+            other => panic!("{missing}: expected the end, got {other:?}"),
+        }
     }
 
     set_user(&mut admin, "app", &without("+xack")).await;
