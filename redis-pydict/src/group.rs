@@ -458,10 +458,15 @@ impl<T> GroupSubscription<T> {
     /// subscription's [`GroupOptions::claim_idle`] so that the group's next
     /// claim pass (this consumer's within half of it, at most 10 s; or
     /// another's) delivers them again, their delivery count unchanged; then
-    /// removes it from the group (`XGROUP DELCONSUMER`). Atomic (one
-    /// script): a change the retired consumer reads meanwhile is handed over
-    /// too, none is lost. Returns how many changes were handed over (0 also
-    /// when there was no such consumer). Retiring this subscription's own
+    /// removes it from the group (`XGROUP DELCONSUMER`). One atomic
+    /// script: nothing happens between the hand-over and the removal, so no
+    /// change it holds is lost (a consumer that is in fact still running
+    /// joins again at its next read, under the same name, with nothing).
+    /// If the script is denied `XGROUP DELCONSUMER` (ACL), the changes are
+    /// already handed over and the consumer stays. Returns how many changes
+    /// were handed over (0 also when there was no such consumer; changes
+    /// trimmed from the log meanwhile are not counted: they are dropped
+    /// from the group as a claim meets them). Retiring this subscription's own
     /// consumer is an [`Error::Config`]: drop the subscription instead, and
     /// call [`crate::Dict::remove_group_consumer`] once its changes are
     /// claimed. Needs `+xinfo|consumers +xgroup|delconsumer` (ACL).
