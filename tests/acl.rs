@@ -452,7 +452,103 @@ const GROUP_RULES: &[&str] = &[
     "+xack",
     "+xpending",
     "+xclaim",
+    "+xinfo|groups",
+    "+xinfo|stream",
 ];
+
+/// User `app` under exactly `rules`, with an empty ACL LOG: the admin
+/// connection and dict `app` with a durable log, as `app` uses it.
+async fn group_member(
+    server: &RedisServer,
+    rules: &[&str],
+) -> (MultiplexedConnection, redis_pydict::Dict<String, u32>) {
+    let mut admin = admin(server).await;
+    set_user(&mut admin, "app", rules).await;
+    let _: () = redis::cmd("ACL")
+        .arg("LOG")
+        .arg("RESET")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let store = Store::connect(&user_url(server, "app")).await.unwrap();
+    let d = store
+        .dict::<String, u32>("app")
+        .unwrap()
+        .with_durable_log(100);
+    (admin, d)
+}
+
+/// What removing a consumer needs beyond `APP_RULES` + `GROUP_RULES`
+/// (`remove_group_consumer`, `retire_consumer`; README, "ACL").
+const REMOVAL_RULES: &[&str] = &["+xinfo|consumers", "+xgroup|delconsumer"];
+
+/// Under exactly `APP_RULES` + `GROUP_RULES` + `REMOVAL_RULES`, removing an
+/// idle consumer and retiring one that holds a change work, and the ACL LOG
+/// stays empty; without `+xgroup|delconsumer`, removal is a clear error
+/// naming the namespace and NOPERM, and the consumer stays.
+#[tokio::test]
+async fn removing_group_consumers_works_under_the_documented_rules() {
+    let server = RedisServer::start();
+    let mut rules = APP_RULES.to_vec();
+    rules.extend(GROUP_RULES);
+    rules.extend(REMOVAL_RULES);
+    let (mut admin, d) = group_member(&server, &rules).await;
+    let options = GroupOptions::new().claim_idle(Duration::from_secs(2));
+    let mut gone = d.subscribe_group_with("g", "gone", &options).await.unwrap();
+    d.set("a", &1).await.unwrap();
+    let held = tokio::time::timeout(WAIT, gone.next())
+        .await
+        .unwrap()
+        .unwrap();
+    held.unwrap().release();
+    drop(gone);
+    let e = d.remove_group_consumer("g", "gone").await.unwrap_err();
+    assert!(matches!(e, Error::ConsumerHasPending { .. }), "{e}");
+    let mut live = d.subscribe_group_with("g", "live", &options).await.unwrap();
+    assert_eq!(live.retire_consumer("gone").await.unwrap(), 1);
+    let again = tokio::time::timeout(WAIT, live.next())
+        .await
+        .unwrap()
+        .unwrap();
+    again.unwrap().ack().await.unwrap();
+    drop(live);
+    assert!(d.remove_group_consumer("g", "live").await.unwrap());
+    let denied = acl_log(&mut admin).await;
+    assert!(
+        denied.is_empty(),
+        "the rules are enough: ACL LOG {denied:#?}"
+    );
+
+    let without: Vec<&str> = rules
+        .iter()
+        .copied()
+        .filter(|r| *r != "+xgroup|delconsumer")
+        .collect();
+    set_user(&mut admin, "app", &without).await;
+    let mut me = d.subscribe_group("g", "me").await.unwrap();
+    d.set("b", &2).await.unwrap();
+    let b = tokio::time::timeout(WAIT, me.next())
+        .await
+        .unwrap()
+        .unwrap();
+    b.unwrap().ack().await.unwrap();
+    drop(me);
+    let e = d.remove_group_consumer("g", "me").await.unwrap_err();
+    let text = e.to_string();
+    // Denied inside the script: Redis says "can't run this command".
+    assert!(
+        text.contains("\"app\"") && text.contains("can't run this command"),
+        "{text}"
+    );
+    let listed: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg("{app}#log")
+        .arg("g")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "the consumer stays: {listed:?}");
+}
 
 /// Under exactly `APP_RULES` + `GROUP_RULES`, every path of a group
 /// consumer works (delivery, explicit and dropped acknowledgements, a claim
@@ -461,21 +557,9 @@ const GROUP_RULES: &[&str] = &[
 #[tokio::test]
 async fn group_consumers_work_under_exactly_the_documented_rules() {
     let server = RedisServer::start();
-    let mut admin = admin(&server).await;
     let mut rules = APP_RULES.to_vec();
     rules.extend(GROUP_RULES);
-    set_user(&mut admin, "app", &rules).await;
-    let _: () = redis::cmd("ACL")
-        .arg("LOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let store = Store::connect(&user_url(&server, "app")).await.unwrap();
-    let d = store
-        .dict::<String, u32>("app")
-        .unwrap()
-        .with_durable_log(100);
+    let (mut admin, d) = group_member(&server, &rules).await;
     let options = GroupOptions::new().claim_idle(Duration::from_millis(200));
     let mut sub = d.subscribe_group_with("g", "me", &options).await.unwrap();
     d.set("a", &1).await.unwrap();
@@ -526,7 +610,8 @@ async fn group_consumers_work_under_exactly_the_documented_rules() {
 
 /// Each group permission missing gives a clear error naming the namespace
 /// and NOPERM: joining without `XGROUP CREATE` fails; reading without
-/// `XREADGROUP` is an `Err` item that ends the stream; acknowledging without
+/// `XREADGROUP` (or the `XINFO GROUPS`/`XINFO STREAM` of the trim check)
+/// is an `Err` item that ends the stream; acknowledging without
 /// `XACK` is an `Err` from `ack()` (the change stays pending).
 #[tokio::test]
 async fn group_consumers_without_a_permission_get_clear_errors() {
@@ -564,6 +649,20 @@ async fn group_consumers_without_a_permission_get_clear_errors() {
     match tokio::time::timeout(WAIT, sub.next()).await {
         Ok(None) => {}
         other => panic!("expected the end, got {other:?}"),
+    }
+
+    // The trim check of each read (XINFO in the read's transaction).
+    for missing in ["+xinfo|groups", "+xinfo|stream"] {
+        set_user(&mut admin, "app", &without(missing)).await;
+        let mut sub = d.subscribe_group("g", "me").await.unwrap();
+        match tokio::time::timeout(WAIT, sub.next()).await {
+            Ok(Some(Err(e))) => assert!(is_noperm(&e), "{missing}: {e}"),
+            other => panic!("{missing}: expected an error item, got {other:?}"),
+        }
+        match tokio::time::timeout(WAIT, sub.next()).await {
+            Ok(None) => {}
+            other => panic!("{missing}: expected the end, got {other:?}"),
+        }
     }
 
     set_user(&mut admin, "app", &without("+xack")).await;

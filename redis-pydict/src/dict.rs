@@ -877,6 +877,38 @@ where
         .await
     }
 
+    /// Removes consumer `consumer` from consumer group `group` of the
+    /// durable log (`XGROUP DELCONSUMER`), for a worker retired for good
+    /// (otherwise its name stays in `XINFO CONSUMERS`). Refuses, changing
+    /// nothing, while it holds changes delivered and not acknowledged:
+    /// [`crate::Error::ConsumerHasPending`] (removing it would lose them).
+    /// Either let the group's other consumers claim them (after their
+    /// [`GroupOptions::claim_idle`]) and call again, or hand them to a live
+    /// consumer at once with
+    /// [`GroupSubscription::retire_consumer`](crate::GroupSubscription::retire_consumer).
+    /// Check and removal are one atomic script. `Ok(false)`: there was no
+    /// such consumer. Needs `+xinfo|consumers +xgroup|delconsumer` (ACL).
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_pydict_test::RedisServer::start();
+    /// let store = redis_pydict::Store::connect(&server.url()).await?;
+    /// let orders = store.dict::<String, u32>("orders")?.with_durable_log(100_000);
+    /// let mut work = orders.subscribe_group("billing", "worker-1").await?;
+    /// orders.set("a", &1).await?;
+    /// work.next().await.expect("a subscription never ends")?.ack().await?;
+    /// drop(work); // worker-1 is retired for good
+    /// assert!(orders.remove_group_consumer("billing", "worker-1").await?);
+    /// assert!(!orders.remove_group_consumer("billing", "worker-1").await?); // gone
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove_group_consumer(&self, group: &str, consumer: &str) -> Result<bool> {
+        let member = group::Member { group, consumer };
+        group::remove_idle_consumer(self.space.store(), self.namespace(), member).await
+    }
+
     /// Types raw events, dropping this dict's own when asked to.
     fn decoder(&self) -> impl FnMut(RawEvent) -> Option<Result<Event<K, V>>> + Send + 'static
     where

@@ -295,6 +295,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// A consumer of a group was not removed because changes delivered to
+    /// it are still unacknowledged (`XGROUP DELCONSUMER` would drop them
+    /// from the group: they would never be handled). Nothing was changed.
+    #[error("consumer {consumer:?} of group {group:?} of namespace {namespace:?} was not removed: it holds {pending} unacknowledged {changes_word}, which removing it would lose. Hand them to a live consumer with GroupSubscription::retire_consumer, or remove it once the others have claimed them (after their claim_idle)",
+        changes_word = if *pending == 1 { "change" } else { "changes" })]
+    ConsumerHasPending {
+        /// The namespace whose log the group reads.
+        namespace: String,
+        /// The consumer group.
+        group: String,
+        /// The consumer that was not removed.
+        consumer: String,
+        /// How many changes it holds unacknowledged.
+        pending: u64,
+    },
+
     /// A call of the blocking API was made on a thread of an async (tokio)
     /// runtime, where blocking would stall the runtime; nothing was done.
     #[error("blocking call {operation} made on a thread of an async runtime, where it would stall the runtime; nothing was done. Use the async API there (`as_async()` of the blocking handle gives it), or make blocking calls on a thread of your own (std::thread::spawn; tokio's spawn_blocking threads belong to the runtime too)")]

@@ -246,6 +246,99 @@ pub(crate) fn ack_outcome(
     })
 }
 
+/// Removes a consumer from a group, atomically: when it holds pending
+/// (delivered, unacknowledged) changes, either refuses (no heir: replies
+/// `{1, pending}`) or first moves them to the heir, marked idle for
+/// `ARGV[4]` ms so that the group's next claim pass takes them, without
+/// counting a delivery (`XCLAIM ... IDLE ... JUSTID`). Replies `{0, 0}` when
+/// there is no such consumer, `{2, moved}` once it is removed.
+/// KEYS[1]: the log; ARGV: group, consumer, heir (`""`: none), idle ms.
+const REMOVE_CONSUMER: &str = r#"
+local log, group, consumer, heir = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local pending
+for _, listed in ipairs(redis.call('XINFO', 'CONSUMERS', log, group)) do
+  local name, count
+  for i = 1, #listed, 2 do
+    if listed[i] == 'name' then name = listed[i + 1] end
+    if listed[i] == 'pending' then count = listed[i + 1] end
+  end
+  if name == consumer then pending = count end
+end
+if pending == nil then return {0, 0} end
+if pending > 0 and heir == '' then return {1, pending} end
+local moved, from = 0, '-'
+while true do
+  local entries = redis.call('XPENDING', log, group, from, '+', 1000, consumer)
+  if #entries == 0 then break end
+  local claim = {'XCLAIM', log, group, heir, 0}
+  for _, entry in ipairs(entries) do claim[#claim + 1] = entry[1] end
+  from = '(' .. entries[#entries][1]
+  claim[#claim + 1] = 'IDLE'
+  claim[#claim + 1] = ARGV[4]
+  claim[#claim + 1] = 'JUSTID'
+  moved = moved + #redis.call(unpack(claim))
+end
+redis.call('XGROUP', 'DELCONSUMER', log, group, consumer)
+return {2, moved}
+"#;
+
+static REMOVE_CONSUMER_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(REMOVE_CONSUMER));
+
+/// Removes `member.consumer` from `member.group` (`XGROUP DELCONSUMER`),
+/// never losing its pending changes: with no `heir`, a consumer holding
+/// some is left alone ([`Error::ConsumerHasPending`]); with one, they are
+/// first handed to the heir, idle for `idle` (see [`REMOVE_CONSUMER`]).
+/// Returns whether the consumer existed and how many changes were handed.
+pub(crate) async fn remove_consumer(
+    store: &Store,
+    ns: &Namespace,
+    member: Member<'_>,
+    heir: Option<&str>,
+    idle: Duration,
+) -> Result<(bool, u64)> {
+    if member.consumer.is_empty() || member.group.is_empty() {
+        return Err(Error::Config(format!(
+            "the group or consumer name given to remove a consumer of namespace {:?} is empty",
+            ns.name()
+        )));
+    }
+    let (outcome, count): (u8, u64) = REMOVE_CONSUMER_SCRIPT
+        .key(ns.log_key())
+        .arg(member.group)
+        .arg(member.consumer)
+        .arg(heir.unwrap_or(""))
+        .arg(idle.as_millis().max(1) as u64)
+        .invoke_async(&mut store.connection())
+        .await
+        .map_err(|source| Error::Redis {
+            operation: "remove_group_consumer",
+            namespace: ns.name().to_owned(),
+            source,
+        })?;
+    match outcome {
+        0 => Ok((false, 0)),
+        1 => Err(Error::ConsumerHasPending {
+            namespace: ns.name().to_owned(),
+            group: member.group.to_owned(),
+            consumer: member.consumer.to_owned(),
+            pending: count,
+        }),
+        _ => Ok((true, count)),
+    }
+}
+
+/// Removes `member.consumer` from `member.group` if it holds no pending
+/// changes (see [`crate::Dict::remove_group_consumer`]).
+pub(crate) async fn remove_idle_consumer(
+    store: &Store,
+    ns: &Namespace,
+    member: Member<'_>,
+) -> Result<bool> {
+    let (existed, _) = remove_consumer(store, ns, member, None, Duration::ZERO).await?;
+    Ok(existed)
+}
+
 /// A consumer's share of a group's changes: a stream of [`Delivery`] items
 /// (see [`crate::Dict::subscribe_group`]). Dropping it stops reading; the
 /// changes it had read and not yet handed on stay pending and are claimed by
@@ -257,9 +350,25 @@ pub(crate) fn ack_outcome(
 /// [`GroupOptions::max_deliveries`] times), or for an acknowledgement that
 /// failed, and the stream goes on; an `Err` for an error that retrying
 /// cannot cure (a permission missing, the log holding the wrong type), after
-/// which the stream ends. A `Gap` item (with `LogId::ZERO`) says the group
-/// was lost (the log deleted, flushed, or lost in a restart without
-/// persistence): it was created again at the start of the log as it now is.
+/// which the stream ends. A `Gap` item (with `LogId::ZERO`; not to be
+/// acknowledged) says changes may have been lost, and delivery goes on:
+/// - the group was lost (the log deleted, flushed, or lost in a restart
+///   without persistence): it was created again at the start of the log as
+///   it now is;
+/// - the group fell behind the log's cap: changes it had not been delivered
+///   were trimmed. Each read of new changes checks, in the same transaction
+///   as the `XREADGROUP` (no extra round trip), that the group's last
+///   delivered change is still in the log; if not, the consumer whose read
+///   passes the hole gets one `Gap` before the changes after it (the other
+///   consumers of the group get none). Like durable subscriptions, it may
+///   also fire when only the last delivered change itself was trimmed
+///   (the group was a whole cap behind). Blind spots: changes removed by
+///   `XDEL` after others that are still there, and a group whose position
+///   was never a change of the log (`XGROUP SETID`, or a group created by
+///   `StartFrom::Now` on a log emptied by `XTRIM MAXLEN 0`); a group
+///   at `0-0` (that has delivered nothing since it was created on an empty
+///   log or at `StartFrom::Beginning`) reports nothing.
+///
 /// Memory is bounded as for other subscriptions
 /// ([`crate::StoreBuilder::subscription_buffer`]).
 ///
@@ -298,6 +407,12 @@ pub(crate) fn ack_outcome(
 pub struct GroupSubscription<T> {
     inner: Subscription<Delivery<T>>,
     acks: mpsc::UnboundedSender<AckRequest>,
+    /// For [`GroupSubscription::retire_consumer`].
+    store: Store,
+    ns: Namespace,
+    group: String,
+    consumer: String,
+    claim_idle: Duration,
 }
 
 impl<T> std::fmt::Debug for GroupSubscription<T> {
@@ -335,6 +450,56 @@ impl<T> GroupSubscription<T> {
     /// [`Delivery::ack`] or by dropping deliveries) is on the server.
     pub async fn flush_acks(&self) -> Result<()> {
         ack_outcome(self.flush_request().await)
+    }
+
+    /// Retires `consumer` of this subscription's group for good (a worker
+    /// that will not come back): hands the changes it holds unacknowledged
+    /// to this subscription's consumer, marked idle for this
+    /// subscription's [`GroupOptions::claim_idle`] so that the group's next
+    /// claim pass (this consumer's within half of it, at most 10 s; or
+    /// another's) delivers them again, their delivery count unchanged; then
+    /// removes it from the group (`XGROUP DELCONSUMER`). One atomic
+    /// script: nothing happens between the hand-over and the removal, so no
+    /// change it holds is lost (a consumer that is in fact still running
+    /// joins again at its next read, under the same name, with nothing).
+    /// If the script is denied `XGROUP DELCONSUMER` (ACL), the changes are
+    /// already handed over and the consumer stays. Returns how many changes
+    /// were handed over (0 also when there was no such consumer; changes
+    /// trimmed from the log meanwhile are not counted: they are dropped
+    /// from the group as a claim meets them). Retiring this subscription's own
+    /// consumer is an [`Error::Config`]: drop the subscription instead, and
+    /// call [`crate::Dict::remove_group_consumer`] once its changes are
+    /// claimed. Needs `+xinfo|consumers +xgroup|delconsumer` (ACL).
+    ///
+    /// ```
+    /// use redis_pydict::Store;
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_pydict_test::RedisServer::start();
+    /// let store = Store::connect(&server.url()).await?;
+    /// let orders = store.dict::<String, u32>("orders")?.with_durable_log(100_000);
+    /// let work = orders.subscribe_group("billing", "worker-2").await?;
+    /// // worker-1 was decommissioned: its unfinished changes come to worker-2.
+    /// let handed = work.retire_consumer("worker-1").await?;
+    /// assert_eq!(handed, 0); // it had none (nor ever joined, here)
+    /// # Ok(()) }
+    /// ```
+    pub async fn retire_consumer(&self, consumer: &str) -> Result<u64> {
+        if consumer == self.consumer {
+            return Err(Error::Config(format!(
+                "consumer {consumer:?} of group {:?} of namespace {:?} cannot retire itself: drop its subscription, then remove it once its changes are claimed",
+                self.group,
+                self.ns.name()
+            )));
+        }
+        let member = Member {
+            group: &self.group,
+            consumer,
+        };
+        let heir = Some(self.consumer.as_str());
+        let (_, handed) =
+            remove_consumer(&self.store, &self.ns, member, heir, self.claim_idle).await?;
+        Ok(handed)
     }
 
     /// Asks the acknowledging task to say when what is queued is done.
@@ -400,14 +565,11 @@ where
         ack_failures,
         recovering: Some(LogId::ZERO),
         next_claim: Instant::now(),
-    };
-    let start = match options.start {
-        StartFrom::Beginning => "0".to_owned(),
-        StartFrom::Now => "$".to_owned(),
-        StartFrom::After(id) => id.to_string(),
+        caught_up: false,
+        position: LogId::ZERO,
     };
     reader
-        .create_group(&start)
+        .create_group(options.start)
         .await
         .map_err(|e| reader.fail("subscribe_group", e))?;
     let acker = Acker {
@@ -422,6 +584,11 @@ where
     Ok(GroupSubscription {
         inner: Subscription::from_parts(buffer, task.abort_handle()),
         acks,
+        store: store.clone(),
+        ns: ns.clone(),
+        group: member.group.to_owned(),
+        consumer: member.consumer.to_owned(),
+        claim_idle: options.claim_idle,
     })
 }
 
@@ -523,6 +690,90 @@ type Claimed = Vec<Option<(String, Vec<(Vec<u8>, Vec<u8>)>)>>;
 /// `XPENDING` extended reply: (id, consumer, idle ms, deliveries).
 type Pending = Vec<(String, String, u64, u64)>;
 
+/// What one step of the reader found.
+struct Batch {
+    /// The group lost changes before these entries (see [`Reader::lost`]):
+    /// a `Gap` goes first.
+    gap: bool,
+    entries: Vec<Entry>,
+}
+
+/// Whether the group may have lost changes it was never delivered, given
+/// its position (`last-delivered-id`) just before a read and the oldest
+/// entry of the log: the entry at the position is no longer in the log (the
+/// oldest is past it), so the log was trimmed past the group, or replaced.
+/// The same test as durable subscriptions make (`durable.rs`): it also
+/// fires, once, when only the entry at the position was trimmed and the
+/// one after it is still there (the group was a whole cap behind).
+/// Redis's own counters cannot do better: `max-deleted-entry-id` grows with
+/// `XDEL` only, not with trimming, and a group's `entries-read` (so `lag`)
+/// goes wrong once the log was trimmed past it.
+fn lost(position: LogId, oldest: Option<LogId>) -> bool {
+    position != LogId::ZERO && oldest.is_some_and(|oldest| oldest > position)
+}
+
+/// The error of a reply that does not have the expected shape.
+fn unexpected(command: &str, what: &str) -> redis::RedisError {
+    (
+        redis::ErrorKind::UnexpectedReturnType,
+        "unexpected reply",
+        format!("{command}: {what}"),
+    )
+        .into()
+}
+
+/// The fields of an `XINFO` reply (a map, or a flat array of pairs).
+fn info_fields(
+    command: &str,
+    reply: redis::Value,
+) -> redis::RedisResult<std::collections::HashMap<String, redis::Value>> {
+    redis::from_redis_value(reply).map_err(|_| unexpected(command, "not a map of fields"))
+}
+
+/// A stream id in a reply, `None` for nil.
+fn reply_id(command: &str, value: redis::Value) -> redis::RedisResult<Option<LogId>> {
+    let text: Option<String> =
+        redis::from_redis_value(value).map_err(|_| unexpected(command, "an id is not text"))?;
+    text.map(|t| {
+        t.parse()
+            .map_err(|_| unexpected(command, "an id is not <ms>-<seq>"))
+    })
+    .transpose()
+}
+
+/// The `last-delivered-id` of `group` in an `XINFO GROUPS` reply.
+fn group_position(reply: redis::Value, group: &str) -> redis::RedisResult<LogId> {
+    let groups: Vec<redis::Value> =
+        redis::from_redis_value(reply).map_err(|_| unexpected("XINFO GROUPS", "not a list"))?;
+    for listed in groups {
+        let mut fields = info_fields("XINFO GROUPS", listed)?;
+        let name: Option<String> = fields
+            .remove("name")
+            .and_then(|n| redis::from_redis_value(n).ok());
+        if name.as_deref() == Some(group) {
+            let id = fields
+                .remove("last-delivered-id")
+                .unwrap_or(redis::Value::Nil);
+            return reply_id("XINFO GROUPS", id)?
+                .ok_or_else(|| unexpected("XINFO GROUPS", "no last-delivered-id"));
+        }
+    }
+    Err(unexpected("XINFO GROUPS", "the group is not listed"))
+}
+
+/// The id of the oldest entry of the log in an `XINFO STREAM` reply
+/// (`first-entry`), `None` when the log is empty.
+fn oldest_entry(reply: redis::Value) -> redis::RedisResult<Option<LogId>> {
+    let mut fields = info_fields("XINFO STREAM", reply)?;
+    match fields.remove("first-entry") {
+        Some(redis::Value::Array(entry)) => match entry.into_iter().next() {
+            Some(id) => reply_id("XINFO STREAM", id),
+            None => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
 /// The reading task of a group subscription.
 struct Reader<F> {
     store: Store,
@@ -540,6 +791,11 @@ struct Reader<F> {
     recovering: Option<LogId>,
     /// When to look for idle pending changes next.
     next_claim: Instant,
+    /// The last read returned less than a batch: the next one first waits
+    /// for an entry after `position`.
+    caught_up: bool,
+    /// The group's position (`last-delivered-id`) as last seen.
+    position: LogId,
 }
 
 /// True for the error of a read or claim on a group that does not exist
@@ -573,7 +829,12 @@ where
                 }
             }
             let step = match self.step().await {
-                Ok(entries) => self.hand_on(entries, &feed).await,
+                Ok(batch) => {
+                    if batch.gap && !self.push_gap(&feed, "group behind the log's cap").await {
+                        return;
+                    }
+                    self.hand_on(batch.entries, &feed).await
+                }
                 Err(e) => Err(e),
             };
             match step {
@@ -583,7 +844,7 @@ where
                     // The group is gone with its log (deleted, flushed, lost
                     // in a restart without persistence): make it again over
                     // the log as it now is, and say that changes may be lost.
-                    if let Err(e) = self.create_group("0").await {
+                    if let Err(e) = self.create_group(StartFrom::Beginning).await {
                         if !subscription::is_transient(&e) {
                             let _ = feed
                                 .push_wait(Err(self.fail("subscribe_group", e)), 0)
@@ -595,17 +856,9 @@ where
                         continue;
                     }
                     self.recovering = None;
-                    let gap = (self.decode)(subscription::gap_event());
-                    if let Some(item) = gap {
-                        let item = item.map(|event| Delivery {
-                            id: LogId::ZERO,
-                            deliveries: 0,
-                            event,
-                            acker: None,
-                        });
-                        if !feed.push_wait(item, 0).await {
-                            return;
-                        }
+                    self.caught_up = false;
+                    if !self.push_gap(&feed, "log lost").await {
+                        return;
                     }
                 }
                 Err(e) if subscription::is_transient(&e) => {
@@ -625,6 +878,24 @@ where
         }
     }
 
+    /// Hands on a `Gap` (changes may have been lost). False once the
+    /// consumer is gone.
+    async fn push_gap(&mut self, feed: &Feed<Delivery<T>>, reason: &'static str) -> bool {
+        crate::observe::gap(crate::observe::Source::Durable, Some(&self.ns), reason);
+        match (self.decode)(subscription::gap_event()) {
+            Some(item) => {
+                let item = item.map(|event| Delivery {
+                    id: LogId::ZERO,
+                    deliveries: 0,
+                    event,
+                    acker: None,
+                });
+                feed.push_wait(item, 0).await
+            }
+            None => true,
+        }
+    }
+
     async fn connection(&mut self) -> redis::RedisResult<&mut MultiplexedConnection> {
         if self.conn.is_none() {
             self.conn = Some(durable::log_connection(&self.store, &self.ns, BLOCK).await?);
@@ -635,7 +906,12 @@ where
     }
 
     /// `XGROUP CREATE ... MKSTREAM`; a group that exists already is fine.
-    async fn create_group(&mut self, start: &str) -> redis::RedisResult<()> {
+    async fn create_group(&mut self, from: StartFrom) -> redis::RedisResult<()> {
+        let start = match from {
+            StartFrom::Beginning => "0".to_owned(),
+            StartFrom::Now => "$".to_owned(),
+            StartFrom::After(id) => id.to_string(),
+        };
         let log_key = self.ns.log_key().to_owned();
         let group = self.group.clone();
         let conn = self.connection().await?;
@@ -656,18 +932,24 @@ where
     /// The next entries to hand on: first this consumer's own pending ones
     /// (left by an earlier life), then by turns idle pending ones of any
     /// consumer and new ones.
-    async fn step(&mut self) -> redis::RedisResult<Vec<Entry>> {
+    async fn step(&mut self) -> redis::RedisResult<Batch> {
         if let Some(after) = self.recovering {
             let (listed, last, entries) = self.claim(Some(after)).await?;
             self.recovering = (listed >= self.batch).then_some(last);
-            return Ok(entries);
+            return Ok(Batch {
+                gap: false,
+                entries,
+            });
         }
         if Instant::now() >= self.next_claim {
             let (listed, _, entries) = self.claim(None).await?;
             if listed < self.batch {
                 self.next_claim = Instant::now() + self.options.claim_every();
             }
-            return Ok(entries);
+            return Ok(Batch {
+                gap: false,
+                entries,
+            });
         }
         self.read_new().await
     }
@@ -741,28 +1023,66 @@ where
         Ok((pending.len(), last, entries))
     }
 
-    /// New entries (`XREADGROUP ... >`), waiting a while for them.
-    async fn read_new(&mut self) -> redis::RedisResult<Vec<Entry>> {
+    /// New entries (`XREADGROUP ... >`), waiting a while for them when the
+    /// last read found the log caught up, and whether the group lost changes
+    /// (see [`Reader::lost`]).
+    ///
+    /// One round trip: when waiting, `XREAD BLOCK` for an entry after the
+    /// group's position (it consumes nothing), then a transaction of
+    /// `XINFO GROUPS`, `XINFO STREAM` and a non-blocking `XREADGROUP`. The
+    /// transaction makes the check exact: nothing runs between the look at
+    /// the group's position and the read that moves it.
+    async fn read_new(&mut self) -> redis::RedisResult<Batch> {
         let log_key = self.ns.log_key().to_owned();
         let group = self.group.clone();
         let consumer = self.consumer.clone();
         let batch = self.batch;
         let block = BLOCK.min(self.options.claim_every());
+        let wait_after = self.caught_up.then(|| self.position.to_string());
         let conn = self.connection().await?;
-        let read: GroupRead = redis::cmd("XREADGROUP")
+        let mut pipe = redis::pipe();
+        if let Some(after) = wait_after {
+            pipe.cmd("XREAD")
+                .arg("COUNT")
+                .arg(1)
+                .arg("BLOCK")
+                .arg(block.as_millis().max(1) as u64)
+                .arg("STREAMS")
+                .arg(&log_key)
+                .arg(after)
+                .ignore();
+        }
+        pipe.cmd("MULTI")
+            .ignore()
+            .cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&log_key)
+            .ignore()
+            .cmd("XINFO")
+            .arg("STREAM")
+            .arg(&log_key)
+            .ignore()
+            .cmd("XREADGROUP")
             .arg("GROUP")
-            .arg(group)
-            .arg(consumer)
+            .arg(&group)
+            .arg(&consumer)
             .arg("COUNT")
             .arg(batch)
-            .arg("BLOCK")
-            .arg(block.as_millis().max(1) as u64)
             .arg("STREAMS")
-            .arg(log_key)
+            .arg(&log_key)
             .arg(">")
-            .query_async(conn)
-            .await?;
-        Ok(read
+            .ignore()
+            .cmd("EXEC");
+        let (replies,): (Vec<redis::Value>,) = pipe.query_async(conn).await?;
+        let [groups, stream, read]: [redis::Value; 3] = replies
+            .try_into()
+            .map_err(|_| unexpected("EXEC", "not three replies"))?;
+        // The read's error first: on a log that is gone it is NOGROUP (the
+        // group is made again), where the XINFOs only say "no such key".
+        let read: GroupRead = redis::from_redis_value(read.extract_error()?)?;
+        let position = group_position(groups.extract_error()?, &group)?;
+        let oldest = oldest_entry(stream.extract_error()?)?;
+        let entries: Vec<Entry> = read
             .into_iter()
             .flatten()
             .flat_map(|(_, entries)| entries)
@@ -773,7 +1093,11 @@ where
                     fields,
                 })
             })
-            .collect())
+            .collect();
+        let gap = lost(position, oldest);
+        self.caught_up = entries.len() < batch;
+        self.position = entries.last().map_or(position, |e| e.id.max(position));
+        Ok(Batch { gap, entries })
     }
 
     /// Hands the entries on: each one as a delivery, or parked when it is

@@ -31,8 +31,12 @@ macro_rules! cases {
             #[tokio::test] shared dropped_deliveries_are_acknowledged_but_not_when_panicking;
             #[tokio::test] shared deleted_log_yields_a_gap_and_delivery_goes_on;
             #[tokio::test] shared wrong_typed_log_is_a_clear_error;
+            #[tokio::test] shared a_group_behind_the_cap_gets_one_gap_then_the_rest;
+            #[tokio::test] shared a_group_that_keeps_up_gets_no_gap;
             #[tokio::test] shared view_group_delivers_typed_view_events;
+            #[tokio::test] shared removing_a_consumer_never_loses_its_pending_changes;
             #[test] blocking blocking_group_recv_ack_and_flush;
+            #[test] blocking blocking_consumer_removal;
         }
     };
 }
@@ -510,6 +514,226 @@ pub async fn deleted_log_yields_a_gap_and_delivery_goes_on(ctx: &Ctx) {
     assert_eq!(pending(&mut raw, &ns, "g").await, 0);
 }
 
+/// The consumers of `group`, by name, with how many changes each holds.
+async fn consumers(
+    raw: &mut MultiplexedConnection,
+    ns: &str,
+    group: &str,
+) -> BTreeMap<String, u64> {
+    let listed: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(format!("{{{ns}}}#log"))
+        .arg(group)
+        .query_async(raw)
+        .await
+        .unwrap();
+    listed
+        .into_iter()
+        .map(|mut c| {
+            let name: String = redis::from_redis_value(c.remove("name").unwrap()).unwrap();
+            let pending: u64 = redis::from_redis_value(c.remove("pending").unwrap()).unwrap();
+            (name, pending)
+        })
+        .collect()
+}
+
+/// Removing consumers: an idle one with nothing pending is removed
+/// (`Ok(true)`, then `Ok(false)`: it is gone); one holding unacknowledged
+/// changes is refused with `ConsumerHasPending` naming it and the count,
+/// and nothing changes (it is still listed, its changes still pending);
+/// `retire_consumer` from a live subscription hands them over atomically
+/// and removes it: the live consumer gets them again (delivery count 2, the
+/// hand-over counts none) at its next claim pass, and nothing stays
+/// pending. A consumer cannot retire itself; an unknown group is a clear
+/// error naming the namespace.
+pub async fn removing_a_consumer_never_loses_its_pending_changes(ctx: &Ctx) {
+    let ns = ctx.ns("removal");
+    let d = logged(ctx, &ctx.store, "removal");
+    let options = GroupOptions::new().claim_idle(Duration::from_secs(5));
+    let mut idle = d.subscribe_group_with("g", "idle", &options).await.unwrap();
+    d.set("z", &0).await.unwrap();
+    next(&mut idle).await.ack().await.unwrap(); // listed once it was delivered one
+    drop(idle);
+    let mut gone = d.subscribe_group_with("g", "gone", &options).await.unwrap();
+    d.set("a", &1).await.unwrap();
+    d.set("b", &2).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let delivery = next(&mut gone).await;
+        held.push(delivery.id());
+        delivery.release(); // it dies while handling them
+    }
+    drop(gone);
+    let mut raw = ctx.raw(&ns).await;
+    let listed = consumers(&mut raw, &ns, "g").await;
+    assert_eq!(listed.get("idle"), Some(&0));
+    assert_eq!(listed.get("gone"), Some(&2));
+
+    assert!(d.remove_group_consumer("g", "idle").await.unwrap());
+    assert!(!d.remove_group_consumer("g", "idle").await.unwrap());
+    match d.remove_group_consumer("g", "gone").await {
+        Err(Error::ConsumerHasPending {
+            namespace,
+            group,
+            consumer,
+            pending,
+        }) => assert_eq!(
+            (
+                namespace.as_str(),
+                group.as_str(),
+                consumer.as_str(),
+                pending
+            ),
+            (ns.as_str(), "g", "gone", 2)
+        ),
+        other => panic!("expected ConsumerHasPending, got {other:?}"),
+    }
+    let listed = consumers(&mut raw, &ns, "g").await;
+    assert_eq!(
+        listed.into_iter().collect::<Vec<_>>(),
+        vec![("gone".to_owned(), 2)]
+    );
+
+    let mut live = d.subscribe_group_with("g", "live", &options).await.unwrap();
+    assert_eq!(live.retire_consumer("gone").await.unwrap(), 2);
+    let listed = consumers(&mut raw, &ns, "g").await;
+    assert_eq!(
+        listed.into_iter().collect::<Vec<_>>(),
+        vec![("live".to_owned(), 2)]
+    );
+    let mut again = Vec::new();
+    for _ in 0..2 {
+        let delivery = next(&mut live).await;
+        again.push((delivery.id(), delivery.deliveries()));
+        delivery.ack().await.unwrap();
+    }
+    again.sort();
+    assert_eq!(again, held.iter().map(|id| (*id, 2)).collect::<Vec<_>>());
+    assert_eq!(pending(&mut raw, &ns, "g").await, 0);
+    assert_eq!(live.retire_consumer("nobody").await.unwrap(), 0);
+    let e = live.retire_consumer("live").await.unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    let e = d.remove_group_consumer("nogroup", "x").await.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("{ns:?}")) && text.contains("NOGROUP"),
+        "{text}"
+    );
+}
+
+/// The ids of the entries of `{ns}#log`, oldest first.
+async fn log_ids(raw: &mut MultiplexedConnection, ns: &str) -> Vec<LogId> {
+    let entries: Entries = redis::cmd("XRANGE")
+        .arg(format!("{{{ns}}}#log"))
+        .arg("-")
+        .arg("+")
+        .query_async(raw)
+        .await
+        .unwrap();
+    entries.iter().map(|(id, _)| id.parse().unwrap()).collect()
+}
+
+/// A consumer stopped while the log is written past its cap (`MAXLEN ~
+/// 10`: whole nodes of 100 entries are trimmed), so that changes the group
+/// was never delivered are trimmed: resumed, it gets one `Gap` (id
+/// `LogId::ZERO`) and then exactly the changes still in the log, in order,
+/// and nothing more. Another group, caught up before the same writes and
+/// reading along, gets every change and no `Gap`.
+pub async fn a_group_behind_the_cap_gets_one_gap_then_the_rest(ctx: &Ctx) {
+    let ns = ctx.ns("behind");
+    let d = ctx
+        .store
+        .dict::<String, u32>(&ns)
+        .unwrap()
+        .with_durable_log(10);
+    let mut slow = d.subscribe_group("slow", "me").await.unwrap();
+    let mut fast = d.subscribe_group("fast", "me").await.unwrap();
+    d.set("first", &0).await.unwrap();
+    next(&mut slow).await.ack().await.unwrap();
+    next(&mut fast).await.ack().await.unwrap();
+    drop(slow); // stopped
+    for i in 1..=450 {
+        d.set(&format!("k{i}"), &i).await.unwrap();
+        // The other group keeps up as it goes.
+        let got = next(&mut fast).await;
+        assert_eq!(got.change, Change::Set(i), "{:?}", got.key);
+    }
+    let mut raw = ctx.raw(&ns).await;
+    let kept = log_ids(&mut raw, &ns).await;
+    assert!(kept.len() < 450, "the log was trimmed: {} left", kept.len());
+    let mut slow = d.subscribe_group("slow", "me").await.unwrap();
+    let gap = next(&mut slow).await;
+    assert_eq!((gap.change.clone(), gap.id()), (Change::Gap, LogId::ZERO));
+    for id in &kept {
+        let got = next(&mut slow).await;
+        assert_eq!(got.id(), *id);
+        assert_ne!(got.change, Change::Gap);
+    }
+    d.set("after", &1).await.unwrap();
+    assert_eq!(next(&mut slow).await.change, Change::Set(1));
+    assert_eq!(next(&mut fast).await.change, Change::Set(1));
+    nothing_more(&mut slow, Duration::from_millis(500)).await;
+    nothing_more(&mut fast, Duration::from_millis(100)).await;
+}
+
+/// No false positives: consumers that keep up with a log trimmed all along
+/// (`MAXLEN ~ 50`, two thousand changes, many reads, two consumers sharing
+/// the group, entries trimmed right behind them) get no `Gap`; nor does a
+/// group created late at `StartFrom::Beginning` on a log trimmed long
+/// before it existed (it starts at the oldest change still there, which it
+/// gets first).
+pub async fn a_group_that_keeps_up_gets_no_gap(ctx: &Ctx) {
+    let ns = ctx.ns("keepsup");
+    let d = ctx
+        .store
+        .dict::<String, u32>(&ns)
+        .unwrap()
+        .with_durable_log(50);
+    let mut one = d.subscribe_group("g", "one").await.unwrap();
+    let mut two = d.subscribe_group("g", "two").await.unwrap();
+    let mut seen = BTreeSet::new();
+    for round in 0..100u32 {
+        for i in 0..20 {
+            d.set(&format!("k{i}"), &(round * 20 + i)).await.unwrap();
+        }
+        // Both consumers take what comes until the round is all in.
+        while seen.len() < ((round + 1) * 20) as usize {
+            tokio::select! {
+                Some(item) = one.next() => {
+                    let got = item.unwrap();
+                    assert_ne!(got.change, Change::Gap, "one: false gap in round {round}");
+                    assert!(seen.insert(got.id()));
+                }
+                Some(item) = two.next() => {
+                    let got = item.unwrap();
+                    assert_ne!(got.change, Change::Gap, "two: false gap in round {round}");
+                    assert!(seen.insert(got.id()));
+                }
+                _ = tokio::time::sleep(WAIT) => panic!("round {round} stalled at {}", seen.len()),
+            }
+        }
+    }
+    nothing_more(&mut one, Duration::from_millis(300)).await;
+    nothing_more(&mut two, Duration::from_millis(100)).await;
+    let mut raw = ctx.raw(&ns).await;
+    let kept = log_ids(&mut raw, &ns).await;
+    assert!(
+        kept.len() < 2000,
+        "the log was trimmed: {} left",
+        kept.len()
+    );
+    let options = GroupOptions::new().start(StartFrom::Beginning);
+    let mut late = d
+        .subscribe_group_with("late", "me", &options)
+        .await
+        .unwrap();
+    for id in &kept {
+        let got = next(&mut late).await;
+        assert_eq!((got.id(), got.deliveries()), (*id, 1));
+    }
+    nothing_more(&mut late, Duration::from_millis(300)).await;
+}
+
 /// A log key holding another type: joining is a clear error naming the
 /// namespace and WRONGTYPE, and nothing is changed.
 pub async fn wrong_typed_log_is_a_clear_error(ctx: &Ctx) {
@@ -583,4 +807,48 @@ pub fn blocking_group_recv_ack_and_flush(store: &redis_pydict::blocking::Store, 
     drop(sub);
     let mut again = d.subscribe_group("g", "me").unwrap();
     assert!(again.recv_timeout(Duration::from_millis(500)).is_none());
+}
+
+/// The blocking mirror of consumer removal: refused while changes are
+/// pending, handed over by `retire_consumer`, then removed; on a view too.
+pub fn blocking_consumer_removal(store: &redis_pydict::blocking::Store, prefix: &str) {
+    let d = store
+        .dict::<String, u32>(&format!("{prefix}blocking-removal"))
+        .unwrap()
+        .with_durable_log(100);
+    let options = GroupOptions::new().claim_idle(Duration::from_secs(2));
+    let mut gone = d.subscribe_group_with("g", "gone", &options).unwrap();
+    d.set("a", &1).unwrap();
+    let held = gone.recv_timeout(WAIT).unwrap().unwrap();
+    held.release();
+    drop(gone);
+    let e = d.remove_group_consumer("g", "gone").unwrap_err();
+    assert!(
+        matches!(e, Error::ConsumerHasPending { pending: 1, .. }),
+        "{e}"
+    );
+    let mut live = d.subscribe_group_with("g", "live", &options).unwrap();
+    assert_eq!(live.retire_consumer("gone").unwrap(), 1);
+    let again = live.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(
+        (again.change.clone(), again.deliveries()),
+        (Change::Set(1), 2)
+    );
+    again.ack_blocking().unwrap();
+    assert!(!d.remove_group_consumer("g", "gone").unwrap());
+    drop(live);
+    assert!(d.remove_group_consumer("g", "live").unwrap());
+    let tasks = Task::view(store, &format!("{prefix}blocking-removal-view"))
+        .unwrap()
+        .with_durable_log(100);
+    let mut worker = tasks.subscribe_group("g", "w").unwrap();
+    tasks.state.set(&"done".to_owned()).unwrap();
+    worker
+        .recv_timeout(WAIT)
+        .unwrap()
+        .unwrap()
+        .ack_blocking()
+        .unwrap();
+    drop(worker);
+    assert!(tasks.remove_group_consumer("g", "w").unwrap());
 }

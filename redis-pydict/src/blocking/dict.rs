@@ -385,6 +385,14 @@ where
         Ok(GroupSubscription::new(inner, self.runtime.clone()))
     }
 
+    /// See [`crate::Dict::remove_group_consumer`].
+    pub fn remove_group_consumer(&self, group: &str, consumer: &str) -> Result<bool> {
+        self.runtime.run(
+            "Dict::remove_group_consumer",
+            self.inner.remove_group_consumer(group, consumer),
+        )
+    }
+
     /// See [`crate::Dict::to_map`].
     pub fn to_map(&self) -> Result<HashMap<K, V>>
     where

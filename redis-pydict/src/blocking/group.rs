@@ -50,6 +50,14 @@ impl<T> GroupSubscription<T> {
         self.inner.try_recv()
     }
 
+    /// See [`crate::GroupSubscription::retire_consumer`].
+    pub fn retire_consumer(&self, consumer: &str) -> Result<u64> {
+        self.runtime.run(
+            "GroupSubscription::retire_consumer",
+            self.inner.retire_consumer(consumer),
+        )
+    }
+
     /// See [`crate::GroupSubscription::flush_acks`].
     pub fn flush_acks(&self) -> Result<()> {
         runtime::check("GroupSubscription::flush_acks")?;

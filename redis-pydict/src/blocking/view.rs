@@ -270,6 +270,14 @@ impl<T: RedisDict> View<T> {
         )?;
         Ok(GroupSubscription::new(inner, self.runtime.clone()))
     }
+
+    /// See [`crate::View::remove_group_consumer`].
+    pub fn remove_group_consumer(&self, group: &str, consumer: &str) -> Result<bool> {
+        self.runtime.run(
+            "View::remove_group_consumer",
+            self.inner.remove_group_consumer(group, consumer),
+        )
+    }
 }
 
 /// A blocking handle on one field of a derived view (see [`crate::Field`],

@@ -489,4 +489,12 @@ impl<T: RedisDict> View<T> {
         )
         .await
     }
+
+    /// Removes consumer `consumer` from consumer group `group` of this
+    /// instance's durable log, refusing while it holds unacknowledged
+    /// changes (see [`crate::Dict::remove_group_consumer`]).
+    pub async fn remove_group_consumer(&self, group: &str, consumer: &str) -> Result<bool> {
+        let member = group::Member { group, consumer };
+        group::remove_idle_consumer(self.space.store(), self.namespace(), member).await
+    }
 }
