@@ -640,21 +640,22 @@ impl Space {
             let mut in_flight = futures::stream::FuturesOrdered::new();
             // Members left after this round's last call.
             let mut left_after = None;
-            let mut settle = |(number, may_end, done): (u64, bool, Result<(u64, u64)>),
-                              failure: &mut Option<(u64, Error)>| match done {
-                Ok((removed, left)) => {
-                    applied_batches += 1;
-                    applied_entries += removed;
-                    if may_end {
-                        left_after = Some(left);
+            let mut settle =
+                |(number, may_end, done): (u64, bool, Result<(u64, u64)>),
+                 failure: &mut Option<(u64, Error)>| match done {
+                    Ok((removed, left)) => {
+                        applied_batches += 1;
+                        applied_entries += removed;
+                        if may_end {
+                            left_after = Some(left);
+                        }
                     }
-                }
-                Err(e) => {
-                    if failure.as_ref().is_none_or(|(first, _)| number < *first) {
-                        *failure = Some((number, e));
+                    Err(e) => {
+                        if failure.as_ref().is_none_or(|(first, _)| number < *first) {
+                            *failure = Some((number, e));
+                        }
                     }
-                }
-            };
+                };
             for i in 0..=ahead {
                 if failure.is_some() {
                     break;

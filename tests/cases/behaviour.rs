@@ -527,7 +527,10 @@ where
                     seen.push(event);
                 }
                 Err(_) if cleared => return seen,
-                other => panic!("expected an event, got {other:?} after {} events", seen.len()),
+                other => panic!(
+                    "expected an event, got {other:?} after {} events",
+                    seen.len()
+                ),
             }
         }
     })
@@ -638,10 +641,17 @@ pub async fn clear_during_writes_removes_what_precedes_its_event(ctx: &Ctx) {
             .collect()
     };
     let (before, after) = (keys(before), keys(&after[1..]));
-    assert_eq!(before.len() + after.len(), written as usize, "every write seen");
+    assert_eq!(
+        before.len() + after.len(),
+        written as usize,
+        "every write seen"
+    );
     assert!(!before.is_empty(), "the writer wrote during the clear");
     let held: BTreeSet<String> = d.keys().try_collect().await.unwrap();
-    assert_eq!(held, after, "exactly the writes after the Cleared event stay");
+    assert_eq!(
+        held, after,
+        "exactly the writes after the Cleared event stay"
+    );
     assert_eq!(removed, 10_000 + before.len() as u64);
     let mut raw = ctx.raw(&ns).await;
     let index = support::index_members(&mut raw, &ns).await;

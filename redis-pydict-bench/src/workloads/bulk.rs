@@ -185,9 +185,7 @@ pub async fn bulk_clear(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
 
     let (mut t_ours, mut t_raw) = (vec![], vec![]);
     for run in 0..plan.bulk_runs + 1 {
-        filler
-            .set_many(entries.iter().map(|(k, v)| (k, v)))
-            .await?;
+        filler.set_many(entries.iter().map(|(k, v)| (k, v))).await?;
         raw_fill(&mut ctx.raw).await?;
         // The order alternates from run to run (see bulk_update).
         for step in 0..2 {
