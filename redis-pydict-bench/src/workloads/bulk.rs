@@ -210,13 +210,14 @@ pub async fn bulk_clear(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
     check_count("len after clear", dict.len().await? as usize, 0)?;
     table.throughput(
         &format!(
-            "`clear` of {} entries vs raw pipelined UNLINK batches",
+            "`clear` of {} entries vs raw pipelined UNLINK batches (extra)",
             group(n as u64)
         ),
         n,
         median_of(t_ours),
         median_of(t_raw),
-        0.50,
+        // No target of record: the bulk write's, as a floor to watch.
+        if ctx.deployment.cluster { 0.40 } else { 0.50 },
     );
     Ok(())
 }
