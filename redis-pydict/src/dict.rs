@@ -282,8 +282,15 @@ impl<K, V> Dict<K, V> {
     /// Removes every entry of the namespace and returns how many there were.
     /// Up to `max_batch` entries (see [`crate::StoreBuilder::max_batch`]) this
     /// is one atomic script; a larger namespace is cleared in consecutive
-    /// atomic batches, so the server is never held for long. One `clear` event
-    /// on `{ns}#ev` goes out when the index is empty. Touches only indexed
+    /// atomic batches, so the server is never held for long, a few of them in
+    /// flight at once. Exactly one `clear` event on `{ns}#ev` goes out, by the
+    /// batch that leaves the index empty: entries written while the clear
+    /// runs are removed when they come before that event, and stay when they
+    /// come after it. With [`Dict::with_previous_values`], each entry removed
+    /// first gets its `Deleted` event carrying its value. A batch meeting an
+    /// indexed key that holds another type fails whole, naming the key; when
+    /// earlier batches were applied the error is
+    /// [`crate::Error::PartlyApplied`], counting them. Touches only indexed
     /// entries: run [`Dict::repair`] first for entries written by other means.
     pub async fn clear(&self) -> Result<u64> {
         crate::observe::op("clear", self.namespace(), 0, async {

@@ -450,15 +450,22 @@ return finish(1)
 /// KEYS: seq, log, meta, index. ARGV (after the common three): entry prefix, channel,
 /// payload, limit, then (used when previous values are asked) the key
 /// channel prefix and the two constant parts of a `del` event payload (see
-/// `event::del_payload_frame`). Deletes (UNLINK) up to `limit` indexed
-/// entries and their index members, after checking that none of them holds
-/// a non-string value (foreign data is never deleted: the error names it);
-/// with previous values, each entry that existed first gets its `del` event
-/// carrying its value; when the index is then empty, emits the clear event.
-/// Returns `{entries that existed, members left}`.
+/// `event::del_payload_frame`), then whether this call may end the clear
+/// ('1', or absent) or is a part-way call ('0'). Deletes (UNLINK) up to
+/// `limit` indexed entries (the first by rank when the call runs, so calls
+/// applied one after the other take disjoint parts of the index) and their
+/// index members, after checking that none of them holds a non-string value
+/// (foreign data is never deleted: the error names it); with previous
+/// values, each entry that existed first gets its `del` event carrying its
+/// value. When the index is then empty and the call may end the clear, it
+/// emits the clear event; otherwise, if it removed entries, it takes one
+/// sequence number and publishes nothing. A part-way call never emits the
+/// clear event, so `Space::clear` can send several ahead of the one that
+/// may end it. Returns `{entries that existed, members left}`.
 const CLEAR_BODY: &str = r#"
 local prefix, channel, payload, limit = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local key_channel, del_head, del_middle = ARGV[8], ARGV[9], ARGV[10]
+local may_end = ARGV[11] ~= '0'
 local members = redis.call('ZRANGE', idx, 0, limit - 1)
 local keys = {}
 for i = 1, #members do keys[i] = prefix .. members[i] end
@@ -485,7 +492,7 @@ for i = 1, #members, 500 do
   redis.call('ZREM', idx, unpack(chunk))
 end
 local left = redis.call('ZCARD', idx)
-if left == 0 then
+if left == 0 and may_end then
   emit(channel, payload)
 elseif removed > 0 then
   next_seq()

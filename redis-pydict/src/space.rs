@@ -644,35 +644,107 @@ impl Space {
     /// Returns how many entries existed. A batch meeting an indexed key that
     /// holds a non-string value fails whole (nothing of it removed); when
     /// earlier batches were applied the error is [`Error::PartlyApplied`].
+    ///
+    /// The first call is sent alone and may end the clear (a namespace of
+    /// up to `max_batch` entries: one call, one round trip). When it leaves
+    /// `left` members, `ceil(left / max_batch) - 1` part-way calls (which
+    /// never emit the clear event) and then one call that may end the clear
+    /// are sent, up to [`BATCHES_IN_FLIGHT`] at a time: each takes the first
+    /// members of the index when it runs, so calls applied one after the
+    /// other take disjoint parts of it, in whatever order they arrive. Only
+    /// one call that may end the clear is ever outstanding, and no call is
+    /// sent after it until its reply: so exactly one clear event goes out,
+    /// by the call that leaves the index empty. Entries written meanwhile
+    /// (the index not empty after that last call) start another round. When
+    /// a call fails, no further call is sent, those in flight are awaited,
+    /// and the error counts the calls and entries that were applied.
     pub(crate) async fn clear(&self) -> Result<u64> {
+        let limit = self.store.settings().max_batch.max(1) as u64;
         let payload = self.payload(Op::Clear, None, None, None);
         let (del_head, del_rest) = event::del_payload_frame(self.origin.as_deref());
-        let mut total = 0;
-        let mut batches = 0;
-        loop {
-            let done: Result<(u64, u64)> = scripts::CLEAR
-                .script
+        let common = self.common_args();
+        let prefix = self.ns.entry_prefix();
+        let channel = self.ns.event_channel();
+        let key_channel = self.ns.key_channel_prefix();
+        let call = |may_end: bool| {
+            let mut invocation = scripts::CLEAR.script.prepare_invoke();
+            invocation
                 .key(&self.shared_keys())
-                .arg(&self.common_args())
-                .arg(self.ns.entry_prefix())
-                .arg(self.ns.event_channel())
+                .arg(&common)
+                .arg(prefix)
+                .arg(channel)
                 .arg(&payload)
-                .arg(self.store.settings().max_batch)
-                .arg(self.ns.key_channel_prefix())
+                .arg(limit)
+                .arg(key_channel)
                 .arg(&del_head)
                 .arg(&del_rest)
-                .invoke_async(&mut self.conn())
-                .await
-                .map_err(self.fail("clear"));
-            let (removed, left) = match done {
-                Ok(done) => done,
-                Err(e) if batches == 0 => return Err(e),
-                Err(e) => return Err(self.partly_applied("clear", batches + 1, batches, total, e)),
-            };
-            batches += 1;
-            total += removed;
-            if left == 0 {
-                return Ok(total);
+                .arg(if may_end { "1" } else { "0" });
+            async move {
+                let done: Result<(u64, u64)> = invocation
+                    .invoke_async(&mut self.conn())
+                    .await
+                    .map_err(self.fail("clear"));
+                done
+            }
+        };
+        let mut sent: u64 = 0;
+        let (mut applied_batches, mut applied_entries) = (0u64, 0u64);
+        // Part-way calls to send before the next call that may end the clear.
+        let mut ahead: u64 = 0;
+        loop {
+            let mut failure: Option<(u64, Error)> = None;
+            let mut in_flight = futures::stream::FuturesOrdered::new();
+            // Members left after this round's last call.
+            let mut left_after = None;
+            let mut settle =
+                |(number, may_end, done): (u64, bool, Result<(u64, u64)>),
+                 failure: &mut Option<(u64, Error)>| match done {
+                    Ok((removed, left)) => {
+                        applied_batches += 1;
+                        applied_entries += removed;
+                        if may_end {
+                            left_after = Some(left);
+                        }
+                    }
+                    Err(e) => {
+                        if failure.as_ref().is_none_or(|(first, _)| number < *first) {
+                            *failure = Some((number, e));
+                        }
+                    }
+                };
+            for i in 0..=ahead {
+                if failure.is_some() {
+                    break;
+                }
+                let may_end = i == ahead;
+                sent += 1;
+                let number = sent;
+                let done = call(may_end);
+                in_flight.push_back(async move { (number, may_end, done.await) });
+                if in_flight.len() >= BATCHES_IN_FLIGHT {
+                    if let Some(done) = in_flight.next().await {
+                        settle(done, &mut failure);
+                    }
+                }
+            }
+            while let Some(done) = in_flight.next().await {
+                settle(done, &mut failure);
+            }
+            match (failure, left_after) {
+                (Some((1, e)), _) if sent <= 1 => return Err(e),
+                (Some((number, e)), _) => {
+                    return Err(self.partly_applied(
+                        "clear",
+                        number,
+                        applied_batches,
+                        applied_entries,
+                        e,
+                    ))
+                }
+                (None, Some(0)) => return Ok(applied_entries),
+                (None, Some(left)) => ahead = left.div_ceil(limit) - 1,
+                // Unreachable: without a failure every call has replied.
+                (None, None) => ahead = 0,
             }
         }
     }

@@ -34,6 +34,13 @@ macro_rules! cases {
             #[tokio::test] shared remove_of_an_undecodable_value_says_it_was_removed;
             #[tokio::test] shared foreign_data_is_refused_by_get_many_and_before_update_with_runs;
             #[test] blocking blocking_remove_of_an_undecodable_value_says_it_was_removed;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            shared pipelined_clear_sends_one_clear_event_and_every_previous_value;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            shared clear_during_writes_removes_what_precedes_its_event;
+            #[tokio::test] shared clear_failing_mid_way_counts_what_it_removed;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            shared concurrent_clears_send_one_clear_event_each;
         }
     };
 }
@@ -663,4 +670,248 @@ pub fn blocking_remove_of_an_undecodable_value_says_it_was_removed(
     );
     assert!(err.was_applied() && !err.outcome_unknown(), "{err}");
     assert!(!numbers.contains("n").unwrap());
+}
+
+/// Collects `events` in a task of its own (so that none is dropped for a
+/// slow consumer) until one `Cleared` has come and then nothing for 500 ms.
+fn collect_through_clear<K, V>(
+    mut events: redis_pydict::Subscription<redis_pydict::Event<K, V>>,
+) -> tokio::task::JoinHandle<Vec<redis_pydict::Event<K, V>>>
+where
+    K: std::fmt::Debug + Send + 'static,
+    V: std::fmt::Debug + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut cleared = false;
+        loop {
+            let wait = Duration::from_millis(if cleared { 500 } else { 30_000 });
+            match tokio::time::timeout(wait, events.next()).await {
+                Ok(Some(Ok(event))) => {
+                    cleared |= matches!(event.change, redis_pydict::Change::Cleared);
+                    seen.push(event);
+                }
+                Err(_) if cleared => return seen,
+                other => panic!(
+                    "expected an event, got {other:?} after {} events",
+                    seen.len()
+                ),
+            }
+        }
+    })
+}
+
+/// The namespace's sequence number, read behind the library's back.
+async fn seq_of(ctx: &Ctx, ns: &str) -> u64 {
+    let mut raw = ctx.raw(ns).await;
+    let seq: Option<u64> = redis::cmd("GET")
+        .arg(format!("{{{ns}}}#seq"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    seq.unwrap_or(0)
+}
+
+/// A clear of 20,000 entries in calls of 1,000 keeps several calls in
+/// flight, and still: exactly one `Cleared` event, last; with previous
+/// values one `Deleted` event per entry carrying its value; every event
+/// numbered, the numbers strictly increasing, the last one the namespace's
+/// counter after the clear.
+pub async fn pipelined_clear_sends_one_clear_event_and_every_previous_value(ctx: &Ctx) {
+    use redis_pydict::{Change, Previous};
+    const N: u32 = 20_000;
+    let store = ctx
+        .builder()
+        .max_batch(1000)
+        .subscription_buffer(50_000, 64 * 1024 * 1024)
+        .connect()
+        .await
+        .unwrap();
+    let ns = ctx.ns("pipelined-clear");
+    let d = store
+        .dict::<u32, u32>(&ns)
+        .unwrap()
+        .with_previous_values(true);
+    d.set_many((0..N).map(|i| (i, i * 3))).await.unwrap();
+    let before = seq_of(ctx, &ns).await;
+    let collector = collect_through_clear(d.subscribe("*").await.unwrap());
+    assert_eq!(d.clear().await.unwrap(), u64::from(N));
+    let events = collector.await.unwrap();
+    assert_eq!(d.len().await.unwrap(), 0);
+
+    let (last, deleted) = events.split_last().unwrap();
+    assert_eq!((&last.key, &last.change), (&None, &Change::Cleared));
+    let mut seen = BTreeSet::new();
+    for e in deleted {
+        assert_eq!(e.change, Change::Deleted, "{e:?}");
+        let key = e.key.unwrap();
+        assert_eq!(e.previous, Previous::Value(key * 3), "{e:?}");
+        assert!(seen.insert(key), "two events for {key}");
+    }
+    assert_eq!(seen.len(), N as usize, "one Deleted event per entry");
+    let numbers: Vec<u64> = events.iter().map(|e| e.seq.unwrap()).collect();
+    assert!(numbers[0] > before, "{} after {before}", numbers[0]);
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "sequence numbers strictly increasing"
+    );
+    assert_eq!(*numbers.last().unwrap(), seq_of(ctx, &ns).await);
+}
+
+/// Entries written while a clear runs: every one written before its
+/// `Cleared` event is removed (the clear ends only when a call leaves the
+/// index empty, and that call sends the event), every one written after it
+/// stays; one `Cleared` event; the count returned includes the entries it
+/// removed of the writer's.
+pub async fn clear_during_writes_removes_what_precedes_its_event(ctx: &Ctx) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let store = ctx.builder().max_batch(500).connect().await.unwrap();
+    let ns = ctx.ns("clear-while-writing");
+    let d = store.dict::<String, u32>(&ns).unwrap();
+    d.set_many((0..10_000u32).map(|i| (format!("old{i}"), i)))
+        .await
+        .unwrap();
+    let collector = collect_through_clear(d.subscribe("*").await.unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (d, stop) = (d.clone(), stop.clone());
+        async move {
+            let mut written = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                d.set(&format!("new{written}"), &written).await.unwrap();
+                written += 1;
+            }
+            written
+        }
+    });
+    // Let the writer get going, then clear under it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let removed = d.clear().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    let events = collector.await.unwrap();
+
+    let clears: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i].change == redis_pydict::Change::Cleared)
+        .collect();
+    assert_eq!(clears.len(), 1, "one Cleared event");
+    let (before, after) = events.split_at(clears[0]);
+    let keys = |events: &[redis_pydict::Event<String, u32>]| -> BTreeSet<String> {
+        events
+            .iter()
+            .filter(|e| matches!(e.change, redis_pydict::Change::Set(_)))
+            .map(|e| e.key.clone().unwrap())
+            .collect()
+    };
+    let (before, after) = (keys(before), keys(&after[1..]));
+    assert_eq!(
+        before.len() + after.len(),
+        written as usize,
+        "every write seen"
+    );
+    assert!(!before.is_empty(), "the writer wrote during the clear");
+    let held: BTreeSet<String> = d.keys().try_collect().await.unwrap();
+    assert_eq!(
+        held, after,
+        "exactly the writes after the Cleared event stay"
+    );
+    assert_eq!(removed, 10_000 + before.len() as u64);
+    let mut raw = ctx.raw(&ns).await;
+    let index = support::index_members(&mut raw, &ns).await;
+    let live = support::keyspace_members(&mut raw, &ns).await;
+    assert_eq!(index, live, "index and keyspace agree");
+}
+
+/// A clear whose sixth call meets foreign data (a hash at an indexed entry)
+/// while later calls are in flight: that call and the ones behind it
+/// remove nothing, the five before it are applied, the error counts exactly
+/// them, the hash is intact and no `Cleared` event goes out.
+pub async fn clear_failing_mid_way_counts_what_it_removed(ctx: &Ctx) {
+    let store = ctx.builder().max_batch(10).connect().await.unwrap();
+    let ns = ctx.ns("clear-partly");
+    let d = store.dict::<String, u32>(&ns).unwrap();
+    d.set_many((0..100u32).map(|i| (format!("e{i:02}"), i)))
+        .await
+        .unwrap();
+    let hash = format!("{{{ns}}}:e55");
+    let mut raw = ctx.raw(&ns).await;
+    redis::pipe()
+        .del(&hash)
+        .hset(&hash, "f", "precious")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    let mut events = d.subscribe("*").await.unwrap();
+    let err = d.clear().await.unwrap_err();
+    let redis_pydict::Error::PartlyApplied {
+        failed_batch,
+        applied_batches,
+        applied_entries,
+        ref source,
+        ..
+    } = err
+    else {
+        panic!("expected PartlyApplied, got {err}");
+    };
+    assert!(
+        matches!(**source, redis_pydict::Error::WrongType { .. }),
+        "{source}"
+    );
+    assert_eq!((failed_batch, applied_batches, applied_entries), (6, 5, 50));
+    let precious: Option<String> = redis::cmd("HGET")
+        .arg(&hash)
+        .arg("f")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(precious.as_deref(), Some("precious"));
+    let index = support::index_members(&mut raw, &ns).await;
+    let want: Vec<String> = (50..100).map(|i| format!("e{i}")).collect();
+    assert_eq!(index, want, "the first 50 removed, nothing else");
+    for i in (50..100).filter(|&i| i != 55) {
+        assert_eq!(d.get(&format!("e{i}")).await.unwrap(), Some(i));
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(300), events.next()).await;
+    assert!(extra.is_err(), "no event: {extra:?}");
+}
+
+/// Two clears of one namespace at once, from two stores: each sends calls
+/// ahead from its own estimate, so many find the index already emptied by
+/// the other; still each sends exactly one `Cleared` event (two in all),
+/// and each entry is counted by exactly one of them.
+pub async fn concurrent_clears_send_one_clear_event_each(ctx: &Ctx) {
+    const N: u64 = 20_000;
+    let ns = ctx.ns("concurrent-clears");
+    let stores = [
+        ctx.builder().max_batch(500).connect().await.unwrap(),
+        ctx.builder().max_batch(700).connect().await.unwrap(),
+    ];
+    let [a, b] = stores.map(|store| store.dict::<u64, u64>(&ns).unwrap());
+    for round in 0..3 {
+        a.set_many((0..N).map(|i| (i, i))).await.unwrap();
+        let collector = collect_through_clear(a.subscribe("*").await.unwrap());
+        let (x, y) = tokio::join!(
+            tokio::spawn({
+                let a = a.clone();
+                async move { a.clear().await }
+            }),
+            tokio::spawn({
+                let b = b.clone();
+                async move { b.clear().await }
+            }),
+        );
+        let (x, y) = (x.unwrap().unwrap(), y.unwrap().unwrap());
+        assert_eq!(x + y, N, "round {round}: each entry counted once");
+        // The collector stops 500 ms after the first Cleared: both have
+        // been sent by then (both clears returned).
+        let events = collector.await.unwrap();
+        let clears = events
+            .iter()
+            .filter(|e| matches!(e.change, redis_pydict::Change::Cleared))
+            .count();
+        assert_eq!(clears, 2, "round {round}: one Cleared event per clear");
+        assert_eq!(a.len().await.unwrap(), 0);
+    }
 }

@@ -2,7 +2,8 @@
 //! hash, list, ... where the library expects an entry, an index or a log)
 //! is never overwritten or deleted and a write that meets it changes
 //! nothing; a full server fails a bulk write with a bounded message that
-//! says how much was applied; `set_many` streams its input in bounded memory.
+//! says how much was applied; `set_many` streams its input in bounded memory;
+//! over a slow link `clear` keeps several calls in flight.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -593,4 +594,111 @@ async fn view_writes_never_overwrite_a_foreign_hash() {
             "{what} changed something"
         );
     }
+}
+
+/// A TCP proxy to the server on `upstream` that passes requests on at once
+/// and holds every chunk of reply for `delay` before passing it on, in
+/// order: a server `delay` away. Returns the proxy's port; it lives as long
+/// as the test's runtime.
+async fn slow_link(upstream: u16, delay: Duration) -> u16 {
+    use tokio::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
+            let (from_client, to_client) = client.into_split();
+            let (from_server, to_server) = server.into_split();
+            let (requests, mut requests_rx) = tokio::sync::mpsc::unbounded_channel();
+            let (replies, mut replies_rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(pump(from_client, requests, Duration::ZERO));
+            tokio::spawn(pump(from_server, replies, delay));
+            tokio::spawn(async move {
+                while let Some((due, bytes)) = requests_rx.recv().await {
+                    if !send_at(&to_server, due, &bytes).await {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                while let Some((due, bytes)) = replies_rx.recv().await {
+                    if !send_at(&to_client, due, &bytes).await {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Chunk due times of [`slow_link`].
+type Chunks = tokio::sync::mpsc::UnboundedSender<(tokio::time::Instant, Vec<u8>)>;
+
+/// Reads `from` until it closes, sending each chunk with the time it is due.
+async fn pump(from: tokio::net::tcp::OwnedReadHalf, to: Chunks, delay: Duration) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while from.readable().await.is_ok() {
+        match from.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                let due = tokio::time::Instant::now() + delay;
+                if to.send((due, buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Writes `bytes` to `to` once `due`; false when the peer is gone.
+async fn send_at(
+    to: &tokio::net::tcp::OwnedWriteHalf,
+    due: tokio::time::Instant,
+    bytes: &[u8],
+) -> bool {
+    tokio::time::sleep_until(due).await;
+    let mut at = 0;
+    while at < bytes.len() {
+        if to.writable().await.is_err() {
+            return false;
+        }
+        match to.try_write(&bytes[at..]) {
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// `clear` keeps several script calls in flight: over a link that holds
+/// every reply 100 ms, a clear of 20 batches (which one call at a time
+/// would take 20 round trips, at least 2 s) takes well under that; and it
+/// still removes everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_keeps_several_calls_in_flight() {
+    let server = RedisServer::start();
+    let delay = Duration::from_millis(100);
+    let port = slow_link(server.port(), delay).await;
+    let store = Store::builder(&format!("redis://127.0.0.1:{port}"))
+        .max_batch(50)
+        .connect()
+        .await
+        .unwrap();
+    let d: Dict<u32, u32> = store.dict("slow-clear").unwrap();
+    d.set_many((0..1000).map(|i| (i, i))).await.unwrap();
+    // Loads the CLEAR script, so that the clear timed is its calls alone.
+    let warm: Dict<u32, u32> = store.dict("slow-clear-warm").unwrap();
+    warm.clear().await.unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(d.clear().await.unwrap(), 1000);
+    let took = started.elapsed();
+    assert!(
+        took < delay * 14,
+        "{took:?} for 20 calls over a {delay:?} link: one call at a time"
+    );
+    assert_eq!(d.len().await.unwrap(), 0);
 }

@@ -1,4 +1,4 @@
-//! Workload 3: bulk `set_many` of 100,000 entries.
+//! Workload 3: bulk `set_many` of 100,000 entries, and `clear` of as many.
 
 use std::time::Instant;
 
@@ -140,6 +140,84 @@ pub async fn bulk_update(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRe
         ours_t,
         floor_t,
         0.50,
+    );
+    Ok(())
+}
+
+/// `clear` of `bulk_entries` entries (events on: one clear event; batches of
+/// `max_batch`, a few calls in flight) beside the raw floor: the same keys
+/// deleted by one pipeline of UNLINK commands of `max_batch` keys each.
+pub async fn bulk_clear(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxResult<()> {
+    let n = plan.bulk_entries;
+    progress(&format!("clear of {n} entries, {} runs", plan.bulk_runs));
+    let dict: Dict<String, Session> = ctx.store.dict("bench-bulk")?;
+    // Filled without events: only the clear is measured.
+    let filler = dict.clone().with_notifications(false);
+    let entries: Vec<(String, Session)> = (0..n).map(|i| (key(i), session(i))).collect();
+    let raw_entries: Vec<(String, Vec<u8>)> = entries
+        .iter()
+        .map(|(k, v)| (format!("{RAW}{k}"), cbor(v)))
+        .collect();
+    let batch = redis_pydict::DEFAULT_MAX_BATCH;
+    let raw_fill = async |conn: &mut RawConn| -> BoxResult<()> {
+        let mut pipe = redis::pipe();
+        for chunk in raw_entries.chunks(batch) {
+            let mset = pipe.cmd("MSET");
+            for (k, v) in chunk {
+                mset.arg(k).arg(v);
+            }
+            mset.ignore();
+        }
+        pipe.query_async::<()>(conn).await?;
+        Ok(())
+    };
+    let raw_unlink = async |conn: &mut RawConn| -> BoxResult<u64> {
+        let mut pipe = redis::pipe();
+        for chunk in raw_entries.chunks(batch) {
+            let unlink = pipe.cmd("UNLINK");
+            for (k, _) in chunk {
+                unlink.arg(k);
+            }
+        }
+        let removed: Vec<u64> = pipe.query_async(conn).await?;
+        Ok(removed.iter().sum())
+    };
+
+    let (mut t_ours, mut t_raw) = (vec![], vec![]);
+    for run in 0..plan.bulk_runs + 1 {
+        filler.set_many(entries.iter().map(|(k, v)| (k, v))).await?;
+        raw_fill(&mut ctx.raw).await?;
+        // The order alternates from run to run (see bulk_update).
+        for step in 0..2 {
+            let t = Instant::now();
+            if (run + step) % 2 == 0 {
+                let removed = dict.clear().await?;
+                let d = t.elapsed();
+                check_count("entries cleared", removed as usize, n)?;
+                if run > 0 {
+                    t_ours.push(d);
+                }
+            } else {
+                let removed = raw_unlink(&mut ctx.raw).await?;
+                let d = t.elapsed();
+                check_count("raw keys unlinked", removed as usize, n)?;
+                if run > 0 {
+                    t_raw.push(d);
+                }
+            }
+        }
+    }
+    check_count("len after clear", dict.len().await? as usize, 0)?;
+    table.throughput(
+        &format!(
+            "`clear` of {} entries vs raw pipelined UNLINK batches (extra)",
+            group(n as u64)
+        ),
+        n,
+        median_of(t_ours),
+        median_of(t_raw),
+        // No target of record: the bulk write's, as a floor to watch.
+        if ctx.deployment.cluster { 0.40 } else { 0.50 },
     );
     Ok(())
 }

@@ -28,7 +28,7 @@ mod single;
 pub use scale::rss_probe;
 
 use among_others::{among_others, growth_note};
-use bulk::bulk_update;
+use bulk::{bulk_clear, bulk_update};
 use cache::near_cache;
 use events::{durable_events, events};
 use items::items;
@@ -176,6 +176,8 @@ pub async fn run(plan: Plan, deployment: Deployment, setup: &str) -> BoxResult<(
     }
     if plan.runs("bulk") {
         bulk_update(&plan, &mut ctx, &mut table).await?;
+        cleanup(&mut ctx, false).await?;
+        bulk_clear(&plan, &mut ctx, &mut table).await?;
         cleanup(&mut ctx, false).await?;
     }
     if plan.runs("cache") {
