@@ -4,13 +4,12 @@
 //! that a missing permission is one line, exit code 4, no password; the
 //! server's ACL LOG holds only the denials expected.
 
-use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis_pydict_test::RedisServer;
 
-const BIN: &str = env!("CARGO_BIN_EXE_redis-pydict");
+mod common;
 
 /// The README's rules for a user of namespace `app` (keep in step with
 /// `tests/acl.rs`).
@@ -98,40 +97,19 @@ fn set_user(admin: &mut redis::Connection, rules: &[&str]) {
 }
 
 fn command(url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("REDIS_URL")
-        .env_remove("REDIS_CLUSTER")
-        .arg("--url")
-        .arg(url)
-        .arg("--json")
-        .args(args);
+    let mut cmd = common::command(&["--url", url]);
+    cmd.args(args);
     cmd
 }
 
 /// (exit code, stdout, stderr); asserts the password is nowhere.
 fn run(url: &str, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = command(url, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
+    let (code, stdout, stderr) = common::output(command(url, args), stdin);
     assert!(
         !stdout.contains(PASS) && !stderr.contains(PASS),
         "{args:?} printed the password: {stdout} {stderr}"
     );
-    (out.status.code().unwrap_or(-1), stdout, stderr)
+    (code, stdout, stderr)
 }
 
 fn ok(url: &str, args: &[&str], stdin: &[u8]) -> String {

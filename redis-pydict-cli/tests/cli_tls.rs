@@ -3,38 +3,16 @@
 //! restore and watch work; an untrusted certificate is one line, exit 4,
 //! and no password.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use redis_pydict_test::{free_port, RedisServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_redis-pydict");
+mod common;
 
 /// (exit code, stdout, stderr) of the binary with `args` and `stdin`.
 fn run(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = Command::new(BIN)
-        .env_remove("REDIS_URL")
-        .env_remove("REDIS_CLUSTER")
-        .arg("--json")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    common::output(common::command(args), stdin)
 }
 
 fn ok(args: &[&str], stdin: &[u8]) -> String {
@@ -98,11 +76,7 @@ fn every_data_command_over_tls_and_an_untrusted_certificate() {
 
     // watch over TLS: poke until the subscription sees a write.
     let watch = tls(&["watch", "sec", "--count", "1"]);
-    let mut child = Command::new(BIN)
-        .env_remove("REDIS_URL")
-        .env_remove("REDIS_CLUSTER")
-        .arg("--json")
-        .args(&watch)
+    let mut child = common::command(&args(&watch))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -144,6 +118,10 @@ fn every_data_command_over_tls_and_an_untrusted_certificate() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("redis-pydict: ") && !err.contains("s3cret"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cannot connect") && err.contains("certificate"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
