@@ -494,8 +494,20 @@ async fn run(cli: Cli, out: &mut Out) -> Result<(), Failure> {
         Command::Ls { glob } => {
             let mut rows = Vec::new();
             for name in store.namespaces(&glob).await? {
-                let entries = store.dict::<String, RawCbor>(&name)?.len().await?;
-                rows.push(vec![json!(name), json!(entries)]);
+                match store.dict::<String, RawCbor>(&name)?.len().await {
+                    Ok(entries) => rows.push(vec![json!(name), json!(entries)]),
+                    // A user confined to some namespaces sees every index
+                    // key in SCAN but may not read the others': skip them.
+                    Err(Error::Redis { source, .. })
+                        if source.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) =>
+                    {
+                        eprintln!(
+                            "redis-pydict: skipped namespace {name:?}: this user may not read it (NOPERM)"
+                        );
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             out.table(&["namespace", "entries"], &rows)
         }
