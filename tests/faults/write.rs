@@ -351,7 +351,11 @@ async fn out_of_memory_bulk_write_has_a_bounded_message_and_says_what_applied() 
     let value = "x".repeat(1000);
 
     // One batch of 10,000 entries: atomic, nothing written, short message.
-    let store = Store::connect(&server.url()).await.unwrap();
+    let store = Store::builder(&server.url())
+        .max_batch(10_000)
+        .connect()
+        .await
+        .unwrap();
     let d: Dict<String, String> = store.dict("oom-one").unwrap();
     let err = d
         .set_many((0..10_000).map(|i| (format!("k{i}"), &value)))
