@@ -7,6 +7,30 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// The CBOR heads both kinds of write script build payloads with, put
+/// before each: `text_head(len)`, the head of a text of `len` bytes, and
+/// `cbor_uint(n)`, an unsigned integer (the `"seq"` field's value).
+const CBOR_LUA: &str = r#"
+local char, floor, sub = string.char, math.floor, string.sub
+local function text_head(len)
+  if len < 24 then return char(96 + len) end
+  if len < 256 then return char(120, len) end
+  if len < 65536 then return char(121, floor(len / 256), len % 256) end
+  return char(122, floor(len / 16777216) % 256, floor(len / 65536) % 256, floor(len / 256) % 256, len % 256)
+end
+local function cbor_uint(n)
+  if n < 24 then return char(n) end
+  if n < 256 then return char(24, n) end
+  if n < 65536 then return char(25, floor(n / 256), n % 256) end
+  if n < 4294967296 then
+    return char(26, floor(n / 16777216) % 256, floor(n / 65536) % 256, floor(n / 256) % 256, n % 256)
+  end
+  local hi, lo = floor(n / 4294967296), n % 4294967296
+  return char(27, floor(hi / 16777216) % 256, floor(hi / 65536) % 256, floor(hi / 256) % 256, hi % 256,
+    floor(lo / 16777216) % 256, floor(lo / 65536) % 256, floor(lo / 256) % 256, lo % 256)
+end
+"#;
+
 /// Common prologue. It reads the namespace metadata `{ns}#meta` (see
 /// `meta.rs`): a script given no log of its own logs to
 /// `{ns}#log` with the cap the namespace declares (`log_maxlen`), so every
@@ -74,13 +98,6 @@ local function publish_event(channel, payload)
     redis.call('PUBLISH', channel, payload)
   end
 end
-local char, floor, sub = string.char, math.floor, string.sub
-local function text_head(len)
-  if len < 24 then return char(96 + len) end
-  if len < 256 then return char(120, len) end
-  if len < 65536 then return char(121, floor(len / 256), len % 256) end
-  return char(122, floor(len / 16777216) % 256, floor(len / 65536) % 256, floor(len / 256) % 256, len % 256)
-end
 local function wrong_type(key, want)
   local t = redis.call('TYPE', key).ok
   if t ~= 'none' and t ~= want then return 'PYDICTTYPE ' .. t .. ' ' .. key end
@@ -147,18 +164,6 @@ end
 local function finish(result)
   if seq_count > 0 then redis.call('INCRBY', seqkey, seq_count) end
   return result
-end
-local function cbor_uint(n)
-  local char, floor = string.char, math.floor
-  if n < 24 then return char(n) end
-  if n < 256 then return char(24, n) end
-  if n < 65536 then return char(25, floor(n / 256), n % 256) end
-  if n < 4294967296 then
-    return char(26, floor(n / 16777216) % 256, floor(n / 65536) % 256, floor(n / 256) % 256, n % 256)
-  end
-  local hi, lo = floor(n / 4294967296), n % 4294967296
-  return char(27, floor(hi / 16777216) % 256, floor(hi / 65536) % 256, floor(hi / 256) % 256, hi % 256,
-    floor(lo / 16777216) % 256, floor(lo / 65536) % 256, floor(lo / 256) % 256, lo % 256)
 end
 local function seq_head(payload)
   local first = string.byte(payload, 1)
@@ -298,8 +303,8 @@ return finish(n)
 /// The single-entry plain write, the path of almost every `set`: the
 /// PLAIN script's contract (same KEYS and ARGV, same effects, events byte
 /// for byte) for exactly one entry and a dict without a log of its own (a
-/// log the namespace declares in `{ns}#meta` is honoured). It stands alone,
-/// without the prelude: the prelude's setup (two dozen closures, the
+/// log the namespace declares in `{ns}#meta` is honoured). It runs
+/// without the prelude (only the CBOR helpers go before it): the prelude's setup (two dozen closures, the
 /// general checks) costs more server time than the writes, and a `set` is
 /// the operation whose cost users compare with a raw SET. Checks before
 /// anything is written, in the prelude's order: index, metadata, log,
@@ -345,29 +350,12 @@ end
 redis.call('ZADD', idx, 'inf', member)
 local publish = string.byte(mode, 1)
 if publish == 48 and not maxlen then return 1 end
-local char, floor = string.char, math.floor
-local n = #member
-local th
-if n < 24 then th = char(96 + n)
-elseif n < 256 then th = char(120, n)
-elseif n < 65536 then th = char(121, floor(n / 256), n % 256)
-else th = char(122, floor(n / 16777216) % 256, floor(n / 65536) % 256, floor(n / 256) % 256, n % 256) end
+local th = text_head(#member)
 local head = ARGV[6]
 local first = string.byte(head, 1)
 local payload
 if first and first >= 160 and first < 183 then
-  local s
-  if seq < 24 then s = char(seq)
-  elseif seq < 256 then s = char(24, seq)
-  elseif seq < 65536 then s = char(25, floor(seq / 256), seq % 256)
-  elseif seq < 4294967296 then
-    s = char(26, floor(seq / 16777216) % 256, floor(seq / 65536) % 256, floor(seq / 256) % 256, seq % 256)
-  else
-    local hi, lo = floor(seq / 4294967296), seq % 4294967296
-    s = char(27, floor(hi / 16777216) % 256, floor(hi / 65536) % 256, floor(hi / 256) % 256, hi % 256,
-      floor(lo / 16777216) % 256, floor(lo / 65536) % 256, floor(lo / 256) % 256, lo % 256)
-  end
-  local count, tail = first + 1, '\99seq' .. s
+  local count, tail = first + 1, '\99seq' .. cbor_uint(seq)
   if prev and count < 183 then
     count = count + 1
     if old then tail = tail .. '\100prev\129' .. old else tail = tail .. '\100prev\128' end
@@ -590,10 +578,10 @@ pub(crate) struct WriteScript {
 
 impl WriteScript {
     fn new(body: &str) -> Self {
-        Self::standalone(format!("{PRELUDE}{body}"))
+        Self::standalone(format!("{CBOR_LUA}{PRELUDE}{body}"))
     }
 
-    /// A write script without the prelude (it does its own checks).
+    /// A write script of its own source (it does its own checks).
     fn standalone(source: String) -> Self {
         let script = Script::new(&source);
         WriteScript { source, script }
@@ -604,7 +592,7 @@ impl WriteScript {
 pub(crate) static PLAIN: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(PLAIN_BODY));
 /// One plain write without TTL by a dict without a log of its own (almost every `set`).
 pub(crate) static PLAIN_ONE: LazyLock<WriteScript> =
-    LazyLock::new(|| WriteScript::standalone(PLAIN_ONE_BODY.to_owned()));
+    LazyLock::new(|| WriteScript::standalone(format!("{CBOR_LUA}{PLAIN_ONE_BODY}")));
 /// Writes with a TTL, a set-if-absent or a kept TTL (`update_with`, view saves).
 pub(crate) static SET: LazyLock<WriteScript> = LazyLock::new(|| WriteScript::new(SET_BODY));
 /// Deletes and takes.
