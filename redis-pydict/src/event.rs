@@ -125,6 +125,22 @@ pub(crate) fn set_payload_frame(origin: Option<&str>) -> (Vec<u8>, Vec<u8>) {
     (head, middle)
 }
 
+/// A `set` event payload up to its value, for the single-entry write script
+/// (`scripts::PLAIN_ONE_BODY`): [`set_payload_frame`]'s head, the key's text
+/// item and the middle, with the map header counting `extra` more fields,
+/// the ones the script appends after the value (`"seq"`, and `"prev"` when
+/// previous values are asked). The script then adds the value and those
+/// fields: byte for byte what the PLAIN script builds.
+pub(crate) fn set_payload_prefix(origin: Option<&str>, key: &str, extra: u64) -> Vec<u8> {
+    let (head, middle) = set_payload_frame(origin);
+    let mut out = Vec::with_capacity(head.len() + key.len() + 9 + middle.len());
+    write_head(&mut out, 5, 5 + extra);
+    out.extend_from_slice(&head[1..]);
+    write_text(&mut out, key);
+    out.extend_from_slice(&middle);
+    out
+}
+
 /// A payload built by [`write_payload`] with the `"seq"` field appended as
 /// the write scripts do it (map header one larger, then the text `"seq"` and
 /// the number): what subscribers receive from a library writer.

@@ -301,17 +301,25 @@ return finish(n)
 "#;
 
 /// The single-entry plain write, the path of almost every `set`: the
-/// PLAIN script's contract (same KEYS and ARGV, same effects, events byte
-/// for byte) for exactly one entry and a dict without a log of its own (a
-/// log the namespace declares in `{ns}#meta` is honoured). It runs
-/// without the prelude (only the CBOR helpers go before it): the prelude's setup (two dozen closures, the
-/// general checks) costs more server time than the writes, and a `set` is
-/// the operation whose cost users compare with a raw SET. Checks before
-/// anything is written, in the prelude's order: index, metadata, log,
-/// entry; then the sequence number is taken with INCRBY (the ACL rules
-/// already allow it), which refuses a
-/// non-integer or wrong-typed `{ns}#seq` before writing (a value below 1
-/// after it, i.e. a negative counter, is put back and refused).
+/// PLAIN script's effects (same KEYS, same checks in the same order, events
+/// byte for byte) for exactly one entry and a dict without a log of its own
+/// (a log the namespace declares in `{ns}#meta` is honoured). It runs
+/// without the prelude (only the CBOR helpers go before it), and the client
+/// sends the parts of the event it can build, so that the server does the
+/// least string work: the prelude's setup (two dozen closures, the general
+/// checks) and the payload assembly cost more server time than the writes,
+/// and a `set` is the operation whose cost users compare with a raw SET.
+/// Checks before anything is written, in the prelude's order: index,
+/// metadata, log, entry; then the sequence number is taken with INCRBY (the
+/// ACL rules already allow it), which refuses a non-integer or wrong-typed
+/// `{ns}#seq` before writing (a value below 1 after it, i.e. a negative
+/// counter, is put back and refused).
+///
+/// KEYS: the entry, seq, log, meta, index (as PLAIN). ARGV: the publish
+/// mode (as the prelude's, 'p' appended for previous values), the index
+/// member (the key), the key's event channel (`{ns}#ev:<key>`, for PUBLISH),
+/// the event payload up to the value (`event::set_payload_prefix`, its map
+/// header counting `"seq"` and, with 'p', `"prev"`), the value. Returns 1.
 const PLAIN_ONE_BODY: &str = r#"
 local key, seqkey, log, meta, idx = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local t = redis.call('TYPE', idx).ok
@@ -338,8 +346,7 @@ if seq < 1 then
   redis.call('INCRBY', seqkey, -1)
   return redis.error_reply('PYDICTTYPE string ' .. seqkey)
 end
-local mode, value = ARGV[1], ARGV[8]
-local member = string.sub(key, tonumber(ARGV[4]) + 1)
+local mode, value = ARGV[1], ARGV[5]
 local prev = string.byte(mode, 2) == 112
 local old
 if prev then
@@ -347,27 +354,17 @@ if prev then
 else
   redis.call('SET', key, value)
 end
-redis.call('ZADD', idx, 'inf', member)
+redis.call('ZADD', idx, 'inf', ARGV[2])
 local publish = string.byte(mode, 1)
 if publish == 48 and not maxlen then return 1 end
-local th = text_head(#member)
-local head = ARGV[6]
-local first = string.byte(head, 1)
-local payload
-if first and first >= 160 and first < 183 then
-  local count, tail = first + 1, '\99seq' .. cbor_uint(seq)
-  if prev and count < 183 then
-    count = count + 1
-    if old then tail = tail .. '\100prev\129' .. old else tail = tail .. '\100prev\128' end
-  end
-  payload = char(count) .. string.sub(head, 2) .. th .. member .. ARGV[7] .. value .. tail
-else
-  payload = head .. th .. member .. ARGV[7] .. value
+local payload = ARGV[4] .. value .. '\99seq' .. cbor_uint(seq)
+if prev then
+  if old then payload = payload .. '\100prev\129' .. old else payload = payload .. '\100prev\128' end
 end
 if publish == 115 and (redis.REDIS_VERSION_NUM or 0) >= 458752 then
   redis.call('SPUBLISH', string.sub(idx, 1, -5) .. 'ev', payload)
 elseif publish ~= 48 then
-  redis.call('PUBLISH', ARGV[5] .. member, payload)
+  redis.call('PUBLISH', ARGV[3], payload)
 end
 if maxlen then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
 return 1

@@ -879,6 +879,12 @@ impl Space {
             self.check_size(key, value)?;
             bytes += key.len() + value.len();
         }
+        // One entry by a dict without a log of its own: almost every `set`.
+        if let [(key, value)] = entries {
+            if self.log_maxlen.is_none() {
+                return Ok(self.plain_one_cmd(key.as_ref(), value.as_ref()));
+            }
+        }
         let n = entries.len();
         let prefix = ns.entry_prefix();
         let channel = if self.notifications {
@@ -891,13 +897,7 @@ impl Space {
             10 + 2 * n,
             256 + bytes + n * (prefix.len() + 32) + middle.len(),
         );
-        // One entry by a dict without a log of its own (almost every
-        // `set`) takes the lean single-entry script; the same contract.
-        let script = if n == 1 && self.log_maxlen.is_none() {
-            &scripts::PLAIN_ONE
-        } else {
-            &scripts::PLAIN
-        };
+        let script = &scripts::PLAIN;
         cmd.arg("EVALSHA")
             .arg(script.script.get_hash())
             .arg(n + SHARED_KEYS);
@@ -916,6 +916,36 @@ impl Space {
             cmd.arg(value.as_ref());
         }
         Ok(cmd)
+    }
+
+    /// The EVALSHA command of the single-entry script (`scripts::PLAIN_ONE_BODY`)
+    /// writing one entry without TTL, for a space without a log of its own:
+    /// the client builds the member, channel and the event up to the value,
+    /// the script adds the value, `"seq"` and (when asked) `"prev"`.
+    fn plain_one_cmd(&self, key: &str, value: &[u8]) -> redis::Cmd {
+        let ns = &self.ns;
+        let extra = if self.previous_values { 2 } else { 1 };
+        let prefix = event::set_payload_prefix(self.origin.as_deref(), key, extra);
+        let channel = if self.notifications {
+            ns.key_channel(key)
+        } else {
+            String::new()
+        };
+        let mut cmd = redis::Cmd::with_capacity(
+            13,
+            160 + 3 * key.len() + prefix.len() + value.len() + ns.entry_prefix().len(),
+        );
+        let mut scratch: Vec<u8> = Vec::with_capacity(ns.entry_prefix().len() + key.len());
+        cmd.arg("EVALSHA")
+            .arg(scripts::PLAIN_ONE.script.get_hash())
+            .arg(1 + SHARED_KEYS)
+            .arg(joined(&mut scratch, ns.entry_prefix(), key));
+        for shared in self.shared_keys() {
+            cmd.arg(shared);
+        }
+        let [mode, _, _] = self.common_args();
+        cmd.arg(mode).arg(key).arg(channel).arg(prefix).arg(value);
+        cmd
     }
 
     /// Optimistic read-modify-write of `keys`: read them, let `decide` choose
