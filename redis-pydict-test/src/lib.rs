@@ -116,7 +116,7 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&dir)
-            .args(&self.extra_args)
+            .args(for_version(&binary, &self.extra_args)?)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -241,6 +241,68 @@ pub fn free_port() -> std::io::Result<u16> {
     ))
 }
 
+/// The major version of a `redis-server` binary (`redis-server --version`
+/// prints `v=7.0.15`), asked once per binary.
+pub fn server_major_version(binary: &str) -> Result<u32, String> {
+    static KNOWN: std::sync::Mutex<Vec<(String, u32)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = KNOWN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, major)) = known.iter().find(|(b, _)| b == binary) {
+        return Ok(*major);
+    }
+    let output = Command::new(binary)
+        .arg("--version")
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => INSTALL_HINT.to_owned(),
+            _ => format!("{binary} --version: {e}"),
+        })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let major = text
+        .split_once("v=")
+        .and_then(|(_, rest)| rest.split('.').next())
+        .and_then(|major| major.parse().ok())
+        .ok_or_else(|| format!("{binary} --version printed no version: {text}"))?;
+    known.push((binary.to_owned(), major));
+    Ok(major)
+}
+
+/// `redis-server` options as the binary's version takes them: before 7.0
+/// DEBUG needs no `--enable-debug-command` (the option does not exist yet).
+fn for_version(binary: &str, args: &[String]) -> Result<Vec<String>, String> {
+    if server_major_version(binary)? >= 7 {
+        return Ok(args.to_vec());
+    }
+    let mut kept = Vec::with_capacity(args.len());
+    let mut skip_value = false;
+    for arg in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if arg == "--enable-debug-command" {
+            skip_value = true;
+            continue;
+        }
+        kept.push(arg.clone());
+    }
+    Ok(kept)
+}
+
+/// A free port whose port + 10000 is free too (a Redis < 7 cluster node's bus).
+fn bus_at_port_plus_10000() -> Result<(u16, u16), String> {
+    for _ in 0..200 {
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let Some(bus) = port.checked_add(10_000) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", bus)).is_ok() {
+            return Ok((port, bus));
+        }
+    }
+    Err("no free port whose port + 10000 is free too".to_owned())
+}
+
 /// True when a Redis server answers PING (with any reply) on 127.0.0.1:`port`.
 pub fn ping(port: u16) -> bool {
     let Ok(mut stream) =
@@ -280,8 +342,14 @@ struct ClusterNode {
 
 impl ClusterNode {
     fn spawn(binary: &str, node_timeout: Duration, extra_args: &[String]) -> Result<Self, String> {
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-        let bus_port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        // Redis before 7.0 has no `--cluster-port`: its bus is the port + 10000.
+        let fixed_bus = server_major_version(binary)? < 7;
+        let (port, bus_port) = if fixed_bus {
+            bus_at_port_plus_10000()?
+        } else {
+            let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+            (port, free_port().map_err(|e| format!("no free port: {e}"))?)
+        };
         let dir = std::env::temp_dir().join(format!(
             "redis-pydict-cluster-{}-{port}",
             std::process::id()
@@ -292,8 +360,6 @@ impl ClusterNode {
             binary,
             "--port",
             &port.to_string(),
-            "--cluster-port",
-            &bus_port.to_string(),
             "--bind",
             "127.0.0.1",
             "--cluster-enabled",
@@ -322,6 +388,9 @@ impl ClusterNode {
         .map(|s| s.to_string())
         .collect();
         args.push(dir.display().to_string());
+        if !fixed_bus {
+            args.extend(["--cluster-port".to_owned(), bus_port.to_string()]);
+        }
         args.extend(extra_args.iter().cloned());
         let wrapper = Command::new("sh")
             .arg("-c")
@@ -401,6 +470,8 @@ pub struct NodeInfo {
 pub struct RedisCluster {
     nodes: Vec<ClusterNode>,
     node_timeout: Duration,
+    /// The nodes' major Redis version.
+    major_version: u32,
     /// Killed nodes, each with the replicas it had.
     killed: Vec<(u16, Vec<u16>)>,
 }
@@ -443,6 +514,7 @@ impl RedisCluster {
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
             node_timeout,
+            major_version: server_major_version(&binary)?,
             killed: Vec::new(),
         };
         for _ in 0..6 {
@@ -486,6 +558,12 @@ impl RedisCluster {
         }
         cluster.try_wait_healthy(Duration::from_secs(20))?;
         Ok(cluster)
+    }
+
+    /// The nodes' major Redis version (7 for 7.0.15): sharded pub/sub, for
+    /// one, needs 7.
+    pub fn major_version(&self) -> u32 {
+        self.major_version
     }
 
     /// The cluster-node-timeout the nodes run with.

@@ -318,7 +318,13 @@ pub fn blocking_subscription_recv_timeout_and_try_recv(
 /// a gap, then delivery again. Server only: the server's buffer limit is
 /// configured for it.
 pub async fn slow_subscriber_disconnected_by_the_server_gets_a_gap() {
-    let server = RedisServer::start_with(&["--client-output-buffer-limit", "pubsub 256kb 128kb 1"]);
+    let server = RedisServer::start_with(&[
+        "--client-output-buffer-limit",
+        "pubsub",
+        "256kb",
+        "128kb",
+        "1",
+    ]);
     let store = Store::connect(&server.url()).await.unwrap();
     let d = store.dict::<String, String>("slow").unwrap();
     let mut sub = d.subscribe("*").await.unwrap();

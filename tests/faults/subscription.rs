@@ -152,7 +152,8 @@ fn unpolled_subscription_keeps_client_memory_bounded() {
         runtime.block_on(memory_child(&url));
         return;
     }
-    let server = RedisServer::start_with(&["--client-output-buffer-limit", "pubsub 0 0 0"]);
+    let server =
+        RedisServer::start_with(&["--client-output-buffer-limit", "pubsub", "0", "0", "0"]);
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "subscription::unpolled_subscription_keeps_client_memory_bounded",
@@ -393,7 +394,8 @@ fn the_blocking_mirror_inherits_the_bound() {
 /// subscription reconnects, yields a `Gap`, and delivery goes on.
 #[tokio::test]
 async fn server_output_buffer_limit_yields_gap_then_recovery() {
-    let server = RedisServer::start_with(&["--client-output-buffer-limit", "pubsub 16kb 8kb 1"]);
+    let server =
+        RedisServer::start_with(&["--client-output-buffer-limit", "pubsub", "16kb", "8kb", "1"]);
     let store = Store::connect(&server.url()).await.unwrap();
     let d = store.dict::<String, String>("obl").unwrap();
     let mut sub = d.subscribe("*").await.unwrap();
