@@ -480,12 +480,12 @@ async fn group_member(
 
 /// What removing a consumer needs beyond `APP_RULES` + `GROUP_RULES`
 /// (`remove_group_consumer`, `retire_consumer`; README, "ACL").
-const REMOVAL_RULES: &[&str] = &["+xinfo|consumers", "+xgroup|delconsumer"];
+const REMOVAL_RULES: &[&str] = &["+xinfo|consumers", "+xgroup|delconsumer", "+xgroup|destroy"];
 
 /// Under exactly `APP_RULES` + `GROUP_RULES` + `REMOVAL_RULES`, removing an
-/// idle consumer and retiring one that holds a change work, and the ACL LOG
-/// stays empty; without `+xgroup|delconsumer`, removal is a clear error
-/// naming the namespace and NOPERM, and the consumer stays.
+/// idle consumer, retiring one that holds a change and destroying a group
+/// work, and the ACL LOG stays empty; without `+xgroup|delconsumer`, removal
+/// is a clear error naming the namespace and NOPERM, and the consumer stays.
 #[tokio::test]
 async fn removing_group_consumers_works_under_the_documented_rules() {
     let server = RedisServer::start();
@@ -513,6 +513,8 @@ async fn removing_group_consumers_works_under_the_documented_rules() {
     again.unwrap().ack().await.unwrap();
     drop(live);
     assert!(d.remove_group_consumer("g", "live").await.unwrap());
+    drop(d.subscribe_group("doomed", "x").await.unwrap()); // creates it
+    assert!(d.destroy_group("doomed").await.unwrap());
     let denied = acl_log(&mut admin).await;
     assert!(
         denied.is_empty(),

@@ -916,6 +916,37 @@ where
         group::remove_idle_consumer(self.space.store(), self.namespace(), member).await
     }
 
+    /// Deletes consumer group `group` of the durable log (`XGROUP
+    /// DESTROY`): its position and its consumers, and with them every
+    /// change delivered to them and not acknowledged (the changes stay in
+    /// the log; changes it parked stay in `{ns}#dead`). For a group retired
+    /// for good: stop its consumers first, since a running consumer finds
+    /// its group gone, creates it again at the start of the log as it now
+    /// is and reports a `Gap` (as after any loss of the group).
+    /// `Ok(false)`: there was no such group. Needs `+xgroup|destroy` (ACL).
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_pydict_test::RedisServer::start();
+    /// let store = redis_pydict::Store::connect(&server.url()).await?;
+    /// let orders = store.dict::<String, u32>("orders")?.with_durable_log(100_000);
+    /// let mut work = orders.subscribe_group("billing", "worker-1").await?;
+    /// orders.set("a", &1).await?;
+    /// work.next().await.expect("a subscription never ends")?.ack().await?;
+    /// drop(work);
+    /// assert!(orders.destroy_group("billing").await?);
+    /// assert!(!orders.destroy_group("billing").await?); // gone
+    /// # Ok(()) }
+    /// ```
+    pub async fn destroy_group(&self, group: &str) -> Result<bool> {
+        crate::observe::op("destroy_group", self.namespace(), 0, async {
+            group::destroy(self.space.store(), self.namespace(), group).await
+        })
+        .await
+    }
+
     /// Types raw events, dropping this dict's own when asked to.
     fn decoder(&self) -> impl FnMut(RawEvent) -> Option<Result<Event<K, V>>> + Send + 'static
     where

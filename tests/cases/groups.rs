@@ -35,6 +35,7 @@ macro_rules! cases {
             #[tokio::test] shared a_group_that_keeps_up_gets_no_gap;
             #[tokio::test] shared view_group_delivers_typed_view_events;
             #[tokio::test] shared removing_a_consumer_never_loses_its_pending_changes;
+            #[tokio::test] shared destroying_a_group_drops_it_and_nothing_else;
             #[test] blocking blocking_group_recv_ack_and_flush;
             #[test] blocking blocking_consumer_removal;
         }
@@ -514,6 +515,96 @@ pub async fn deleted_log_yields_a_gap_and_delivery_goes_on(ctx: &Ctx) {
     assert_eq!(pending(&mut raw, &ns, "g").await, 0);
 }
 
+/// `destroy_group`: without a log, `Ok(false)`; a group with consumers and
+/// changes pending is gone (`Ok(true)`, then `Ok(false)`), the log and
+/// another group (its consumers and pending changes) are untouched, and a
+/// consumer that subscribes again starts a new group at the end of the log
+/// (`StartFrom::Now`: nothing of before is redelivered). A consumer still
+/// running when its group goes gets a `Gap` and goes on in the recreated
+/// group. A log of another type is a `WrongType` error that changes nothing.
+pub async fn destroying_a_group_drops_it_and_nothing_else(ctx: &Ctx) {
+    let ns = ctx.ns("destroy");
+    let d = logged(ctx, &ctx.store, "destroy");
+    assert!(!d.destroy_group("g").await.unwrap(), "no log yet");
+    let mut doomed = d.subscribe_group("g", "a").await.unwrap();
+    let mut other = d.subscribe_group("h", "b").await.unwrap();
+    d.set("k1", &1).await.unwrap();
+    d.set("k2", &2).await.unwrap();
+    let held = next(&mut doomed).await; // pending in g, never acknowledged
+    let kept = next(&mut other).await; // pending in h
+    assert_eq!(
+        (held.change.clone(), kept.change.clone()),
+        (Change::Set(1), Change::Set(1))
+    );
+    held.release();
+    kept.release();
+    drop((doomed, other));
+    let mut raw = ctx.raw(&ns).await;
+    let pending_in_h = pending(&mut raw, &ns, "h").await;
+    assert!(pending_in_h >= 1, "{pending_in_h}");
+
+    assert!(d.destroy_group("g").await.unwrap());
+    assert!(!d.destroy_group("g").await.unwrap(), "gone");
+    let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(format!("{{{ns}}}#log"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let names: Vec<String> = groups
+        .into_iter()
+        .map(|mut g| redis::from_redis_value(g.remove("name").unwrap()).unwrap())
+        .collect();
+    assert_eq!(names, ["h"]);
+    assert_eq!(
+        pending(&mut raw, &ns, "h").await,
+        pending_in_h,
+        "the other group keeps its own"
+    );
+    assert_eq!(
+        log_ids(&mut raw, &ns).await.len(),
+        2,
+        "the log keeps its changes"
+    );
+
+    // Subscribing again: a new group from now on.
+    let mut again = d.subscribe_group("g", "a").await.unwrap();
+    d.set("k3", &3).await.unwrap();
+    assert_eq!(next(&mut again).await.change, Change::Set(3));
+    // Destroyed under a running consumer: a gap, then delivery goes on.
+    assert!(d.destroy_group("g").await.unwrap());
+    d.set("k4", &4).await.unwrap();
+    let gap = next(&mut again).await;
+    assert_eq!((gap.change.clone(), gap.id()), (Change::Gap, LogId::ZERO));
+    let mut seen = Vec::new();
+    while seen.last() != Some(&Change::Set(4)) {
+        let delivery = next(&mut again).await;
+        seen.push(delivery.change.clone());
+        delivery.ack().await.unwrap();
+    }
+    drop(again);
+
+    let foreign = logged(ctx, &ctx.store, "destroy-foreign");
+    let foreign_log = format!("{{{}}}#log", ctx.ns("destroy-foreign"));
+    let _: () = redis::cmd("SET")
+        .arg(&foreign_log)
+        .arg("foreign")
+        .query_async(&mut ctx.raw(&ctx.ns("destroy-foreign")).await)
+        .await
+        .unwrap();
+    let e = foreign.destroy_group("g").await.unwrap_err();
+    assert!(
+        matches!(&e, Error::WrongType { role: "durable log", found, .. } if found == "string"),
+        "{e}"
+    );
+    let kept: String = redis::cmd("GET")
+        .arg(&foreign_log)
+        .query_async(&mut ctx.raw(&ctx.ns("destroy-foreign")).await)
+        .await
+        .unwrap();
+    assert_eq!(kept, "foreign");
+}
+
 /// The consumers of `group`, by name, with how many changes each holds.
 async fn consumers(
     raw: &mut MultiplexedConnection,
@@ -838,6 +929,8 @@ pub fn blocking_consumer_removal(store: &redis_pydict::blocking::Store, prefix: 
     assert!(!d.remove_group_consumer("g", "gone").unwrap());
     drop(live);
     assert!(d.remove_group_consumer("g", "live").unwrap());
+    assert!(d.destroy_group("g").unwrap());
+    assert!(!d.destroy_group("g").unwrap());
     let tasks = Task::view(store, &format!("{prefix}blocking-removal-view"))
         .unwrap()
         .with_durable_log(100);
@@ -851,4 +944,5 @@ pub fn blocking_consumer_removal(store: &redis_pydict::blocking::Store, prefix: 
         .unwrap();
     drop(worker);
     assert!(tasks.remove_group_consumer("g", "w").unwrap());
+    assert!(tasks.destroy_group("g").unwrap());
 }

@@ -393,6 +393,12 @@ where
         )
     }
 
+    /// See [`crate::Dict::destroy_group`].
+    pub fn destroy_group(&self, group: &str) -> Result<bool> {
+        self.runtime
+            .run("Dict::destroy_group", self.inner.destroy_group(group))
+    }
+
     /// See [`crate::Dict::to_map`].
     pub fn to_map(&self) -> Result<HashMap<K, V>>
     where

@@ -278,6 +278,12 @@ impl<T: RedisDict> View<T> {
             self.inner.remove_group_consumer(group, consumer),
         )
     }
+
+    /// See [`crate::View::destroy_group`].
+    pub fn destroy_group(&self, group: &str) -> Result<bool> {
+        self.runtime
+            .run("View::destroy_group", self.inner.destroy_group(group))
+    }
 }
 
 /// A blocking handle on one field of a derived view (see [`crate::Field`],

@@ -497,4 +497,11 @@ impl<T: RedisDict> View<T> {
         let member = group::Member { group, consumer };
         group::remove_idle_consumer(self.space.store(), self.namespace(), member).await
     }
+
+    /// Deletes consumer group `group` of this instance's durable log, with
+    /// the changes delivered to it and not acknowledged (see
+    /// [`crate::Dict::destroy_group`]). `Ok(false)`: there was no such group.
+    pub async fn destroy_group(&self, group: &str) -> Result<bool> {
+        group::destroy(self.space.store(), self.namespace(), group).await
+    }
 }
