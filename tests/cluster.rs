@@ -1055,3 +1055,53 @@ async fn sharded_events_work_under_the_documented_acl_rules() {
         assert!(denied.is_empty(), "denials: {denied:?}");
     }
 }
+
+/// On a cluster `update_with` compares inside a script (no WATCH): an entry
+/// that turns foreign between the read and the script (here, written by
+/// the closure itself, which runs between the two) is refused by the
+/// script's type checks, before it compares or writes anything, as
+/// `WrongType` naming the entry; the foreign value stays as it is.
+#[tokio::test]
+async fn update_with_meeting_foreign_data_written_after_its_read_is_a_wrong_type() {
+    let ctx = shared("cas_foreign").await;
+    let ns = ctx.ns("cas");
+    let d = ctx.store.dict::<String, u32>(&ns).unwrap();
+    d.set("k", &1).await.unwrap();
+    let entry = format!("{{{ns}}}:k");
+    let node = cluster().master_for_key(&entry);
+    let mut sync = redis::Client::open(node_url(node))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut calls = 0;
+    let e = d
+        .update_with("k", |n| {
+            calls += 1;
+            if calls == 1 {
+                let _: () = redis::cmd("DEL").arg(&entry).query(&mut sync).unwrap();
+                let _: () = redis::cmd("HSET")
+                    .arg(&entry)
+                    .arg("f")
+                    .arg("foreign")
+                    .query(&mut sync)
+                    .unwrap();
+            }
+            n.unwrap_or(0) + 1
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, redis_pydict::Error::WrongType { role: "entry", key, found, .. }
+            if key == &entry && found == "hash"),
+        "{e}"
+    );
+    assert_eq!(calls, 1, "the closure ran once");
+    let mut raw = ctx.raw(&ns).await;
+    let kept: String = redis::cmd("HGET")
+        .arg(&entry)
+        .arg("f")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(kept, "foreign");
+}
