@@ -15,55 +15,25 @@ use redis_pydict::{Change, Error, GroupOptions, RedisDict, StartFrom, Store, Sub
 use redis_pydict_test::RedisServer;
 
 /// The ACL rules of a user that may use namespace `app` and nothing else
-/// (the README's "ACL" section shows them; keep the two in step).
-const APP_RULES: &[&str] = &[
-    "resetkeys",
-    "~{app}*",
-    "resetchannels",
-    "&{app}#ev",
-    "&{app}#ev:*",
-    "-@all",
-    "+ping",
-    "+client|setname",
-    "+time",
-    "+get",
-    "+mget",
-    "+exists",
-    "+pttl",
-    "+type",
-    "+set",
-    "+mset",
-    "+del",
-    "+unlink",
-    "+getdel",
-    "+incrby",
-    "+pexpire",
-    "+persist",
-    "+hget",
-    "+hset",
-    "+zadd",
-    "+zrem",
-    "+zrange",
-    "+zscan",
-    "+zcard",
-    "+zcount",
-    "+zremrangebyscore",
-    "+scan",
-    "+eval",
-    "+evalsha",
-    "+script|load",
-    "+multi",
-    "+exec",
-    "+watch",
-    "+unwatch",
-    "+xadd",
-    "+xrange",
-    "+xrevrange",
-    "+xread",
-    "+publish",
-    "+subscribe",
-    "+psubscribe",
-];
+/// (the README's "ACL" section shows them).
+use redis_pydict_test::acl::APP_RULES;
+
+/// The README's `ACL SETUSER app ...` block holds exactly `APP_RULES`
+/// (the rules these tests prove enough), so the two cannot drift apart.
+#[test]
+fn the_readme_documents_exactly_the_tested_rules() {
+    let readme = include_str!("../README.md");
+    let block = readme
+        .split("```text\nACL SETUSER app on >PASSWORD ")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's ACL SETUSER block");
+    let mut documented: Vec<&str> = block.split_whitespace().collect();
+    let mut tested = APP_RULES.to_vec();
+    documented.sort_unstable();
+    tested.sort_unstable();
+    assert_eq!(documented, tested);
+}
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -943,63 +943,13 @@ async fn pipelined_cluster_batches_keep_partly_applied_semantics() {
 #[tokio::test]
 async fn sharded_events_work_under_the_documented_acl_rules() {
     let ctx = shared("sharded_acl").await;
-    let mut rules = [
-        "resetkeys",
-        "~{shardapp}*",
-        "resetchannels",
-        "&{shardapp}#ev",
-        "&{shardapp}#ev:*",
-        "-@all",
-        "+ping",
-        "+client|setname",
-        "+time",
-        "+get",
-        "+mget",
-        "+exists",
-        "+pttl",
-        "+type",
-        "+set",
-        "+mset",
-        "+del",
-        "+unlink",
-        "+getdel",
-        "+pexpire",
-        "+persist",
-        "+hget",
-        "+hset",
-        "+zadd",
-        "+zrem",
-        "+zrange",
-        "+zscan",
-        "+zcard",
-        "+zcount",
-        "+zremrangebyscore",
-        "+scan",
-        "+eval",
-        "+evalsha",
-        "+script|load",
-        "+multi",
-        "+exec",
-        "+watch",
-        "+unwatch",
-        "+xadd",
-        "+xrange",
-        "+xrevrange",
-        "+xread",
-        "+publish",
-        "+subscribe",
-        "+psubscribe",
-        // The sequence number's ({ns}#seq), new on main with the `seq` field.
-        "+incrby",
-        // The cluster's and sharded pub/sub's own.
-        "+cluster|slots",
-        "+cluster|keyslot",
-    ]
-    .to_vec();
+    let mut rules = redis_pydict_test::acl::namespace_rules("shardapp");
+    // The cluster's own.
+    rules.extend(["+cluster|slots".to_owned(), "+cluster|keyslot".to_owned()]);
     let sharded = cluster().major_version() >= 7;
     if sharded {
         // Redis 6.2 knows neither command (and refuses rules naming them).
-        rules.extend(["+spublish", "+ssubscribe"]);
+        rules.extend(["+spublish".to_owned(), "+ssubscribe".to_owned()]);
     }
     for mut admin in ctx.raw_all().await {
         redis::cmd("ACL")

@@ -11,56 +11,8 @@ use redis_pydict_test::RedisServer;
 
 mod common;
 
-/// The README's rules for a user of namespace `app` (keep in step with
-/// `tests/acl.rs`).
-const APP_RULES: &[&str] = &[
-    "resetkeys",
-    "~{app}*",
-    "resetchannels",
-    "&{app}#ev",
-    "&{app}#ev:*",
-    "-@all",
-    "+ping",
-    "+client|setname",
-    "+time",
-    "+get",
-    "+mget",
-    "+exists",
-    "+pttl",
-    "+type",
-    "+set",
-    "+mset",
-    "+del",
-    "+unlink",
-    "+getdel",
-    "+incrby",
-    "+pexpire",
-    "+persist",
-    "+hget",
-    "+hset",
-    "+zadd",
-    "+zrem",
-    "+zrange",
-    "+zscan",
-    "+zcard",
-    "+zcount",
-    "+zremrangebyscore",
-    "+scan",
-    "+eval",
-    "+evalsha",
-    "+script|load",
-    "+multi",
-    "+exec",
-    "+watch",
-    "+unwatch",
-    "+xadd",
-    "+xrange",
-    "+xrevrange",
-    "+xread",
-    "+publish",
-    "+subscribe",
-    "+psubscribe",
-];
+/// The README's rules for a user of namespace `app`.
+use redis_pydict_test::acl::APP_RULES;
 
 const PASS: &str = "app-s3cret-pass";
 

@@ -61,6 +61,88 @@ use std::time::{Duration, Instant};
 /// How to get a `redis-server` binary, for messages.
 pub const INSTALL_HINT: &str = "redis-server was not found on PATH; install it (Debian/Ubuntu: `sudo apt-get install redis-server`, macOS: `brew install redis`) or set REDIS_SERVER to its path";
 
+/// The least-privilege ACL rules the README documents ("Least-privilege
+/// ACL"): what a user confined to one namespace needs, shared by the ACL
+/// tests of the library, the CLI and the cluster (keep the README in step).
+pub mod acl {
+    /// One list of commands, two constants.
+    macro_rules! rules {
+        ($($command:literal,)*) => {
+            /// The rules of a user that may use namespace `app` and nothing
+            /// else: its keys and channels, then [`COMMANDS`].
+            pub const APP_RULES: &[&str] = &[
+                "resetkeys",
+                "~{app}*",
+                "resetchannels",
+                "&{app}#ev",
+                "&{app}#ev:*",
+                $($command,)*
+            ];
+
+            /// The commands of [`APP_RULES`] (after its keys and channels).
+            pub const COMMANDS: &[&str] = &[$($command,)*];
+        };
+    }
+
+    rules! {
+        "-@all",
+        "+ping",
+        "+client|setname",
+        "+time",
+        "+get",
+        "+mget",
+        "+exists",
+        "+pttl",
+        "+type",
+        "+set",
+        "+mset",
+        "+del",
+        "+unlink",
+        "+getdel",
+        "+incrby",
+        "+pexpire",
+        "+persist",
+        "+hget",
+        "+hset",
+        "+zadd",
+        "+zrem",
+        "+zrange",
+        "+zscan",
+        "+zcard",
+        "+zcount",
+        "+zremrangebyscore",
+        "+scan",
+        "+eval",
+        "+evalsha",
+        "+script|load",
+        "+multi",
+        "+exec",
+        "+watch",
+        "+unwatch",
+        "+xadd",
+        "+xrange",
+        "+xrevrange",
+        "+xread",
+        "+publish",
+        "+subscribe",
+        "+psubscribe",
+    }
+
+    /// [`APP_RULES`] for namespace `ns`: its keys `{ns}*`, its channels
+    /// `{ns}#ev` and `{ns}#ev:*`, then [`COMMANDS`].
+    pub fn namespace_rules(ns: &str) -> Vec<String> {
+        let mut rules = vec![
+            "resetkeys".to_owned(),
+            format!("~{{{ns}}}*"),
+            "resetchannels".to_owned(),
+            format!("&{{{ns}}}#ev"),
+            format!("&{{{ns}}}#ev:*"),
+        ];
+        rules.extend(COMMANDS.iter().map(|c| (*c).to_owned()));
+        rules
+    }
+}
+
 /// A `redis-server` process of our own, on a free loopback port, with no
 /// persistence. Killed when dropped.
 #[derive(Debug)]
@@ -997,6 +1079,11 @@ pub fn master_for_key(node_url: &str, key: &str) -> Result<NodeInfo, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn namespace_rules_of_app_are_app_rules() {
+        assert_eq!(super::acl::namespace_rules("app"), super::acl::APP_RULES);
+    }
+
     use super::*;
 
     const NODES: &str = "\
