@@ -71,6 +71,12 @@ use crate::workloads::{rss_probe, run};
 /// Any error, with a message for the user.
 pub type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// The system allocator, counting the bytes this process holds: the memory
+/// rows read their growth (`measure::heap_bytes`), which memory freed by
+/// earlier workloads cannot hide, as it hid growth of the resident set.
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
 mod args;
 mod deploy;
 mod measure;

@@ -143,6 +143,11 @@ pub fn share_text(share: f64) -> String {
     }
 }
 
+/// The bytes of heap this process holds now (all threads).
+pub fn heap_bytes() -> usize {
+    crate::ALLOCATOR.allocated()
+}
+
 /// A field of `/proc/self/status` (e.g. `VmRSS`, `VmHWM`), in kB; `None`
 /// where there is no such file (not Linux).
 pub fn status_kb(field: &str) -> Option<u64> {

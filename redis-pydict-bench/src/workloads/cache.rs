@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use redis_pydict::Dict;
 
 use crate::args::Plan;
-use crate::measure::{fmt_kb, interleaved_timed, status_kb};
+use crate::measure::{fmt_kb, heap_bytes, interleaved_timed};
 use crate::table::{Row, Table};
 use crate::workloads::{cbor, key, progress, session, Ctx, Session};
 use crate::BoxResult;
@@ -79,7 +79,7 @@ pub async fn near_cache(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
 
     let n = 100_000;
     progress(&format!(
-        "near cache of {n} entries: client memory (RSS growth)"
+        "near cache of {n} entries: client heap growth"
     ));
     let big: Dict<String, Session> = ctx.store.dict("bench-cache")?;
     let max_batch = 10_000;
@@ -91,23 +91,22 @@ pub async fn near_cache(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
     let encoded: usize = (0..n).map(|i| cbor(&session(i)).len()).sum();
     let keys_len: usize = (0..n).map(|i| key(i).len()).sum();
     let cached = big.cached(n).await?;
-    // Let the allocator settle what set-up used before the baseline.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let before = status_kb("VmRSS").ok_or("no /proc/self/status")?;
+    let before = heap_bytes();
     for i in 0..n {
         black_box(cached.get(&key(i)).await?.ok_or("missing entry")?);
     }
-    let after = status_kb("VmRSS").ok_or("no /proc/self/status")?;
+    let after = heap_bytes();
     let status = cached.status();
     if status.entries != n {
         return Err(format!("near cache holds {} of {n} entries", status.entries).into());
     }
-    let growth_kb = after.saturating_sub(before);
+    let growth_kb = (after.saturating_sub(before) / 1024) as u64;
     let encoded_kb = (encoded / 1024) as u64;
     let ratio = growth_kb as f64 / encoded_kb.max(1) as f64;
     table.rows.push(Row {
         workload: format!("near cache of {n} entries: client memory"),
-        ours: format!("{} (RSS growth)", fmt_kb(growth_kb)),
+        ours: format!("{} (heap growth)", fmt_kb(growth_kb)),
         raw: format!(
             "{} encoded values (+ {} of keys)",
             fmt_kb(encoded_kb),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use redis_pydict::{Live, RedisDict, Store};
 
 use crate::args::Plan;
-use crate::measure::{fmt_dur, group, interleaved_timed, status_kb, Latencies};
+use crate::measure::{fmt_dur, group, heap_bytes, interleaved_timed, Latencies};
 use crate::raw::{event_payload, raw_event_channel, RAW_CHANNEL};
 use crate::table::{Row, Table};
 use crate::workloads::events::RawListener;
@@ -303,7 +303,7 @@ async fn view_memory(ctx: &Ctx, len: usize) -> BoxResult<(f64, f64)> {
             .await?;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let before = status_kb("VmRSS").ok_or("no /proc/self/status: memory rows need Linux")?;
+    let before = heap_bytes();
     for i in 0..VIEWS {
         views.push(
             Wide::view(&ctx.store, &format!("mem-{len}-{i}"))?
@@ -312,10 +312,10 @@ async fn view_memory(ctx: &Ctx, len: usize) -> BoxResult<(f64, f64)> {
         );
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let after = status_kb("VmRSS").ok_or("no /proc/self/status")?;
+    let after = heap_bytes();
     black_box(&views);
     drop(views);
-    let per_view = after.saturating_sub(before) as f64 * 1024.0 / VIEWS as f64;
+    let per_view = after.saturating_sub(before) as f64 / VIEWS as f64;
     Ok((per_view, encoded as f64))
 }
 
@@ -327,7 +327,7 @@ fn memory_row(table: &mut Table, small: (f64, f64), large: (f64, f64)) {
     let kb = |bytes: f64| format!("{:.1} kB", bytes / 1024.0);
     table.rows.push(Row {
         workload: format!(
-            "live view of a 50-field struct: client memory per view (mean of {VIEWS}; 16-byte and 2,000-byte fields)"
+            "live view of a 50-field struct: client heap per view (mean of {VIEWS}; 16-byte and 2,000-byte fields)"
         ),
         ours: format!("{} / {}", kb(small.0), kb(large.0)),
         raw: format!("{} / {} encoded", kb(small.1), kb(large.1)),
