@@ -86,8 +86,6 @@ struct Published<T> {
 
 /// What only the applying side touches (under a mutex, never held across I/O).
 struct Applied {
-    /// The last good stored value of each field, in schema order.
-    raw: Vec<Option<Vec<u8>>>,
     /// The sequence number of the state the snapshot shows.
     seq: u64,
     /// Incremented at every gap: loads started before it are void.
@@ -160,6 +158,18 @@ impl<T: RedisDict> Shared<T> {
         })
     }
 
+    /// The stored form of each field of the snapshot, in schema order.
+    fn snapshot_bytes(&self) -> Result<Vec<Option<Vec<u8>>>> {
+        let current = self.published.borrow().value.clone();
+        let mut raw = vec![None; T::SCHEMA.fields.len()];
+        for (i, _, bytes) in self.view.write(&current)? {
+            if let Some(slot) = raw.get_mut(i) {
+                *slot = Some(bytes);
+            }
+        }
+        Ok(raw)
+    }
+
     async fn load(&self) -> Result<Loaded> {
         let epoch = self.lock().epoch;
         let keys: Vec<&str> = T::SCHEMA.keys().collect();
@@ -182,16 +192,32 @@ impl<T: RedisDict> Shared<T> {
             return;
         }
         let now = SystemTime::now();
-        // The updates go into the snapshot's bytes in place, the values they
-        // replace kept aside, so that nothing is copied when the result
-        // decodes (the common case).
+        // The fields' bytes: the snapshot's values encoded again. The handle
+        // keeps only the decoded struct, so that a live view costs about the
+        // size of its values once, not twice (bytes and values); a change
+        // costs an encoding of the struct instead.
+        let mut raw = match self.snapshot_bytes() {
+            Ok(raw) => raw,
+            Err(e) => {
+                // Not applied (a value that decoded and does not encode
+                // again): said in the status, the snapshot stays.
+                applied.load_error = Some((now, Arc::new(e)));
+                let status = applied.status();
+                self.published
+                    .send_modify(|published| published.status = status);
+                return;
+            }
+        };
+        // The updates go into those bytes in place, the values they replace
+        // kept aside, so that nothing is copied when the result decodes (the
+        // common case).
         let mut replaced = Vec::with_capacity(updates.len());
         for (i, value) in updates {
-            if let Some(slot) = applied.raw.get_mut(i) {
+            if let Some(slot) = raw.get_mut(i) {
                 replaced.push((i, std::mem::replace(slot, value)));
             }
         }
-        let value = match self.decode(&applied.raw) {
+        let value = match self.decode(&raw) {
             Ok(value) => {
                 for (i, _) in &replaced {
                     if let Some(bad) = applied.bad.get_mut(*i) {
@@ -205,17 +231,17 @@ impl<T: RedisDict> Shared<T> {
                 // those that decode stay, the others are marked bad.
                 let mut updates = Vec::with_capacity(replaced.len());
                 for (i, old) in replaced {
-                    if let Some(slot) = applied.raw.get_mut(i) {
+                    if let Some(slot) = raw.get_mut(i) {
                         updates.push((i, std::mem::replace(slot, old)));
                     }
                 }
                 let mut last = None;
                 for (i, update) in updates {
-                    let Some(slot) = applied.raw.get_mut(i) else {
+                    let Some(slot) = raw.get_mut(i) else {
                         continue;
                     };
                     let old = std::mem::replace(slot, update);
-                    match self.decode(&applied.raw) {
+                    match self.decode(&raw) {
                         Ok(value) => {
                             if let Some(bad) = applied.bad.get_mut(i) {
                                 *bad = None;
@@ -223,7 +249,7 @@ impl<T: RedisDict> Shared<T> {
                             last = Some(value);
                         }
                         Err(e) => {
-                            if let Some(slot) = applied.raw.get_mut(i) {
+                            if let Some(slot) = raw.get_mut(i) {
                                 *slot = old;
                             }
                             if applied.bad.iter().all(Option::is_none) {
@@ -521,8 +547,8 @@ impl<T: RedisDict + Send + Sync + 'static> Live<T> {
         })?;
         let now = SystemTime::now();
         let fields = T::SCHEMA.fields.len();
+        drop(raw);
         let applied = Applied {
-            raw,
             seq,
             epoch: 0,
             after_gap: false,

@@ -78,9 +78,7 @@ pub async fn near_cache(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
     drop(cached);
 
     let n = 100_000;
-    progress(&format!(
-        "near cache of {n} entries: client heap growth"
-    ));
+    progress(&format!("near cache of {n} entries: client heap growth"));
     let big: Dict<String, Session> = ctx.store.dict("bench-cache")?;
     let max_batch = 10_000;
     for start in (0..n).step_by(max_batch) {

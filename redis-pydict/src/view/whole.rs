@@ -225,7 +225,8 @@ impl<T: RedisDict> View<T> {
         })
     }
 
-    fn write(&self, value: &T) -> Result<Vec<(usize, &'static FieldSpec, Vec<u8>)>> {
+    /// The stored form of each field of `value`: (field index, spec, bytes).
+    pub(crate) fn write(&self, value: &T) -> Result<Vec<(usize, &'static FieldSpec, Vec<u8>)>> {
         let mut out = FieldWriter {
             schema: T::SCHEMA,
             namespace: self.name(),
