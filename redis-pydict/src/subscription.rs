@@ -687,19 +687,77 @@ struct Connection {
     sharded_channel: String,
 }
 
+/// Where a subscription's messages go: decoded, filtered and queued in its
+/// bounded buffer. Shared by the reading task and, on a cluster, by the
+/// connection's push sender, which hands each message over as redis-rs
+/// reads it (no task in between: one wake-up less per event).
+struct Deliver<T, F> {
+    ns: Namespace,
+    keys: KeyFilter,
+    decode: std::sync::Mutex<F>,
+    feed: Feed<T>,
+}
+
+impl<T, F> Deliver<T, F>
+where
+    F: FnMut(RawEvent) -> Option<Result<T>>,
+{
+    fn decode(&self, raw: RawEvent) -> Option<Result<T>> {
+        // Decoding does not panic; a poisoned lock is still usable.
+        let mut decode = self
+            .decode
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (*decode)(raw)
+    }
+
+    /// Queues one message (whether it came from the sharded channel). False
+    /// once the consumer is gone.
+    fn message(&self, msg: &redis::Msg, sharded: bool) -> bool {
+        let weight = msg.get_channel_name().len() + msg.get_payload_bytes().len();
+        let item = to_raw(&self.ns, msg).and_then(|raw| match raw {
+            // The sharded channel carries the whole namespace.
+            Ok(RawEvent { key: Some(key), .. }) if sharded && !self.keys.keeps(&key) => None,
+            Ok(raw) => self.decode(raw),
+            Err(e) => Some(Err(e)),
+        });
+        match item {
+            Some(item) => self
+                .feed
+                .push_or_gap(item, weight, || self.decode(gap_event())),
+            None => !self.feed.is_closed(),
+        }
+    }
+
+    /// Queues a `Gap`. False once the consumer is gone.
+    fn gap(&self) -> bool {
+        match self.decode(gap_event()) {
+            Some(gap) => self.feed.push_or_gap(gap, 0, || None),
+            None => !self.feed.is_closed(),
+        }
+    }
+}
+
 /// The reading task of a subscription. It takes every message as soon as
 /// redis-rs has it (redis-rs queues them without bound, so the bound must
 /// be ours) into the subscription's bounded buffer.
 async fn run<T, F>(
     connection: Connection,
     ns: Namespace,
-    mut decode: F,
+    decode: F,
     feed: Feed<T>,
     ready: oneshot::Sender<redis::RedisResult<()>>,
 ) where
-    F: FnMut(RawEvent) -> Option<Result<T>>,
+    T: Send + 'static,
+    F: FnMut(RawEvent) -> Option<Result<T>> + Send + 'static,
 {
-    let mut messages = match connection.connect().await {
+    let deliver = Arc::new(Deliver {
+        ns: ns.clone(),
+        keys: connection.target.keys.clone(),
+        decode: std::sync::Mutex::new(decode),
+        feed,
+    });
+    let mut messages = match connection.connect(&deliver).await {
         Ok(messages) => {
             let _ = ready.send(Ok(()));
             messages
@@ -709,53 +767,54 @@ async fn run<T, F>(
             return;
         }
     };
-    let keys = connection.target.keys.clone();
     loop {
-        match messages.next().await {
-            Some((msg, sharded)) => {
-                let weight = msg.get_channel_name().len() + msg.get_payload_bytes().len();
-                let item = to_raw(&ns, &msg).and_then(|raw| match raw {
-                    // The sharded channel carries the whole namespace.
-                    Ok(RawEvent { key: Some(key), .. }) if sharded && !keys.keeps(&key) => None,
-                    Ok(raw) => decode(raw),
-                    Err(e) => Some(Err(e)),
-                });
-                if let Some(item) = item {
-                    if !feed.push_or_gap(item, weight, || decode(gap_event())) {
-                        return;
-                    }
+        // Until the connection ends (on a cluster the messages went to
+        // `deliver` meanwhile); false once the consumer is gone.
+        let open = match &mut messages {
+            Messages::Classic(stream) => loop {
+                match stream.next().await {
+                    Some(msg) if deliver.message(&msg, false) => {}
+                    Some(_) => break false,
+                    None => break true,
                 }
+            },
+            Messages::Pushed { ended, .. } => {
+                let _ = ended.changed().await;
+                !deliver.feed.is_closed()
             }
-            None => {
-                // The connection is gone: reconnect, resubscribe, report the gap.
-                crate::observe::reconnecting(crate::observe::Source::Live, &ns, None);
-                match connection.reconnect(&feed).await {
-                    Ok(fresh) => messages = fresh,
-                    Err(Some(e)) => {
-                        // Retrying cannot cure it: say so, and end the stream.
-                        let e = Error::Redis {
-                            operation: "subscribe",
-                            namespace: ns.name().to_owned(),
-                            source: e,
-                        };
-                        feed.push_or_gap(Err(e), 0, || None);
-                        return;
-                    }
-                    Err(None) => return,
-                }
-                crate::observe::gap(crate::observe::Source::Live, Some(&ns), "reconnect");
-                if let Some(gap) = decode(gap_event()) {
-                    if !feed.push_or_gap(gap, 0, || None) {
-                        return;
-                    }
-                }
+        };
+        if !open {
+            return;
+        }
+        // The connection is gone: reconnect, resubscribe, report the gap.
+        crate::observe::reconnecting(crate::observe::Source::Live, &ns, None);
+        match connection.reconnect(&deliver).await {
+            Ok(fresh) => messages = fresh,
+            Err(Some(e)) => {
+                // Retrying cannot cure it: say so, and end the stream.
+                let e = Error::Redis {
+                    operation: "subscribe",
+                    namespace: ns.name().to_owned(),
+                    source: e,
+                };
+                deliver.feed.push_or_gap(Err(e), 0, || None);
+                return;
             }
+            Err(None) => return,
+        }
+        crate::observe::gap(crate::observe::Source::Live, Some(&ns), "reconnect");
+        if !deliver.gap() {
+            return;
         }
     }
 }
 
 impl Connection {
-    async fn connect(&self) -> redis::RedisResult<Messages> {
+    async fn connect<T, F>(&self, deliver: &Arc<Deliver<T, F>>) -> redis::RedisResult<Messages>
+    where
+        T: Send + 'static,
+        F: FnMut(RawEvent) -> Option<Result<T>> + Send + 'static,
+    {
         let timeout = self
             .store
             .settings()
@@ -769,7 +828,7 @@ impl Connection {
         };
         let client = self.store.node_client(&self.node_key).await?;
         if self.store.is_cluster() {
-            return self.connect_cluster(client, timeout).await;
+            return self.connect_cluster(client, timeout, deliver).await;
         }
         let connecting = client.get_async_pubsub();
         let mut pubsub = tokio::time::timeout(timeout, connecting)
@@ -790,20 +849,52 @@ impl Connection {
     /// namespace channel (where Redis >= 7.0 writers SPUBLISH every event;
     /// skipped on an older server, which has no sharded pub/sub), and the
     /// classic channels and patterns (where older servers, and writers built
-    /// with `sharded_events(false)`, PUBLISH). Messages arrive as pushes; the
+    /// with `sharded_events(false)`, PUBLISH). Messages arrive as pushes,
+    /// handed to `deliver` by the connection as it reads them; the
     /// connection's loss, or the server unsubscribing the sharded channel
-    /// (its slot moved to another master), ends the stream, and the
-    /// subscription reconnects to the slot's current master and reports a gap.
-    async fn connect_cluster(
+    /// (its slot moved to another master), ends it: from then on its
+    /// messages are ignored (the subscription reconnects to the slot's
+    /// current master and reports a gap, and must not get the same event
+    /// from two connections).
+    async fn connect_cluster<T, F>(
         &self,
         client: redis::Client,
         timeout: Duration,
-    ) -> redis::RedisResult<Messages> {
-        let (pushes, received) = tokio::sync::mpsc::unbounded_channel();
+        deliver: &Arc<Deliver<T, F>>,
+    ) -> redis::RedisResult<Messages>
+    where
+        T: Send + 'static,
+        F: FnMut(RawEvent) -> Option<Result<T>> + Send + 'static,
+    {
+        use redis::PushKind;
+        let (end, ended) = tokio::sync::watch::channel(());
+        let live = std::sync::atomic::AtomicBool::new(true);
+        let to = Arc::clone(deliver);
+        let sender = move |push: redis::PushInfo| -> std::result::Result<(), ()> {
+            use std::sync::atomic::Ordering;
+            if !live.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            match push.kind {
+                PushKind::Disconnection | PushKind::SUnsubscribe => {
+                    live.store(false, Ordering::Release);
+                    end.send_replace(());
+                    Ok(())
+                }
+                PushKind::Message | PushKind::PMessage | PushKind::SMessage => {
+                    let sharded = push.kind == PushKind::SMessage;
+                    match redis::Msg::from_push_info(push) {
+                        Some(msg) if !to.message(&msg, sharded) => Err(()),
+                        _ => Ok(()),
+                    }
+                }
+                _ => Ok(()),
+            }
+        };
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
-            .set_push_sender(pushes);
+            .set_push_sender(sender);
         let mut conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
@@ -821,26 +912,27 @@ impl Connection {
         if !self.target.patterns.is_empty() {
             conn.psubscribe(&self.target.patterns).await?;
         }
-        Ok(Messages::Pushed {
-            received,
-            _conn: conn,
-        })
+        Ok(Messages::Pushed { ended, _conn: conn })
     }
 
     /// Retries with backoff until connected again. `Err(None)` if the
     /// subscriber went away meanwhile, `Err(Some(e))` on an error that
     /// retrying cannot cure.
-    async fn reconnect<T>(
+    async fn reconnect<T, F>(
         &self,
-        feed: &Feed<T>,
-    ) -> std::result::Result<Messages, Option<redis::RedisError>> {
+        deliver: &Arc<Deliver<T, F>>,
+    ) -> std::result::Result<Messages, Option<redis::RedisError>>
+    where
+        T: Send + 'static,
+        F: FnMut(RawEvent) -> Option<Result<T>> + Send + 'static,
+    {
         let settings = self.store.settings();
         let mut delay = settings.min_retry_delay;
         loop {
-            if feed.is_closed() {
+            if deliver.feed.is_closed() {
                 return Err(None);
             }
-            match self.connect().await {
+            match self.connect(deliver).await {
                 Ok(messages) => return Ok(messages),
                 Err(e) if !is_transient(&e) => return Err(Some(e)),
                 Err(_) => {}
@@ -853,39 +945,16 @@ impl Connection {
 
 /// The messages of a subscription's connection.
 enum Messages {
-    /// A classic pub/sub connection (one server).
+    /// A classic pub/sub connection (one server), read by the task.
     Classic(PubSubStream),
-    /// A RESP3 connection's pushes (cluster), and the connection itself,
-    /// which lives as long as the subscription reads.
+    /// A RESP3 connection (cluster) whose pushes go straight to the
+    /// subscription's buffer; `ended` changes when it is lost (or the
+    /// sharded channel was unsubscribed). The connection lives as long as
+    /// the subscription reads it.
     Pushed {
-        received: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+        ended: tokio::sync::watch::Receiver<()>,
         _conn: redis::aio::MultiplexedConnection,
     },
-}
-
-impl Messages {
-    /// The next message, and whether it came from the sharded channel;
-    /// `None` when the connection is gone (or, on a cluster, the server
-    /// unsubscribed the sharded channel because its slot moved).
-    async fn next(&mut self) -> Option<(redis::Msg, bool)> {
-        use redis::PushKind;
-        match self {
-            Messages::Classic(stream) => stream.next().await.map(|msg| (msg, false)),
-            Messages::Pushed { received, .. } => loop {
-                let push = received.recv().await?;
-                match push.kind {
-                    PushKind::Disconnection | PushKind::SUnsubscribe => return None,
-                    PushKind::Message | PushKind::PMessage | PushKind::SMessage => {
-                        let sharded = push.kind == PushKind::SMessage;
-                        if let Some(msg) = redis::Msg::from_push_info(push) {
-                            return Some((msg, sharded));
-                        }
-                    }
-                    _ => {}
-                }
-            },
-        }
-    }
 }
 
 /// A pub/sub message as a raw event; `None` for messages to ignore.

@@ -103,7 +103,7 @@ pub async fn near_cache(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
     let encoded_kb = (encoded / 1024) as u64;
     let ratio = growth_kb as f64 / encoded_kb.max(1) as f64;
     table.rows.push(Row {
-        workload: format!("near cache of {n} entries: client memory"),
+        workload: format!("near cache of {n} entries: client heap"),
         ours: format!("{} (heap growth)", fmt_kb(growth_kb)),
         raw: format!(
             "{} encoded values (+ {} of keys)",
