@@ -506,7 +506,7 @@ where
             .connect(&store)
             .await
             .map_err(|source| Error::Redis {
-                operation: "cached (CLIENT TRACKING)",
+                operation: "cached (CLIENT TRACKING, ACL +client|tracking)",
                 namespace: namespace.name().to_owned(),
                 source,
             })?;
