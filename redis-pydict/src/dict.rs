@@ -912,8 +912,11 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn remove_group_consumer(&self, group: &str, consumer: &str) -> Result<bool> {
-        let member = group::Member { group, consumer };
-        group::remove_idle_consumer(self.space.store(), self.namespace(), member).await
+        crate::observe::op("remove_group_consumer", self.namespace(), 0, async {
+            let member = group::Member { group, consumer };
+            group::remove_idle_consumer(self.space.store(), self.namespace(), member).await
+        })
+        .await
     }
 
     /// Deletes consumer group `group` of the durable log (`XGROUP
