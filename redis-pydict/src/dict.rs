@@ -945,7 +945,7 @@ where
     /// ```
     pub async fn destroy_group(&self, group: &str) -> Result<bool> {
         crate::observe::op("destroy_group", self.namespace(), 0, async {
-            group::destroy(self.space.store(), self.namespace(), group).await
+            group::destroy(&self.space, group).await
         })
         .await
     }

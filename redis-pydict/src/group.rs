@@ -15,6 +15,7 @@ use crate::durable::{self, LogId, StartFrom};
 use crate::error::{Error, Result};
 use crate::event::{self, RawEvent};
 use crate::namespace::Namespace;
+use crate::space::Space;
 use crate::store::Store;
 use crate::subscription::{self, Feed, Subscription};
 
@@ -342,45 +343,26 @@ pub(crate) async fn remove_idle_consumer(
 /// Deletes consumer group `group` of the namespace's durable log
 /// (`XGROUP DESTROY`; see [`crate::Dict::destroy_group`]). `Ok(false)`: there
 /// was no such group (or no log).
-pub(crate) async fn destroy(store: &Store, ns: &Namespace, group: &str) -> Result<bool> {
+pub(crate) async fn destroy(space: &Space, group: &str) -> Result<bool> {
+    let log = space.namespace().log_key();
     if group.is_empty() {
         return Err(Error::Config(format!(
             "the group name given to destroy a group of namespace {:?} is empty",
-            ns.name()
+            space.namespace().name()
         )));
     }
-    let fail = |source| Error::Redis {
-        operation: "destroy_group",
-        namespace: ns.name().to_owned(),
-        source,
-    };
-    let mut conn = store.connection();
     let destroyed: redis::RedisResult<u8> = redis::cmd("XGROUP")
         .arg("DESTROY")
-        .arg(ns.log_key())
+        .arg(log)
         .arg(group)
-        .query_async(&mut conn)
+        .query_async(&mut space.conn())
         .await;
     match destroyed {
         Ok(n) => Ok(n == 1),
         // No log at all: no group either.
         Err(e) if e.to_string().contains("requires the key to exist") => Ok(false),
-        Err(e) if e.code() == Some("WRONGTYPE") => {
-            let found: String = redis::cmd("TYPE")
-                .arg(ns.log_key())
-                .query_async(&mut conn)
-                .await
-                .map_err(fail)?;
-            Err(Error::WrongType {
-                operation: "destroy_group",
-                namespace: ns.name().to_owned(),
-                role: "durable log",
-                key: ns.log_key().to_owned(),
-                found,
-                expected: "stream",
-            })
-        }
-        Err(e) => Err(fail(e)),
+        Err(e) if e.code() == Some("WRONGTYPE") => Err(space.foreign(log, "destroy_group").await),
+        Err(e) => Err(space.fail("destroy_group")(e)),
     }
 }
 

@@ -31,19 +31,7 @@ pub(crate) async fn declared_log(space: &Space) -> Result<Option<u64>> {
         Ok(None) => return Ok(None),
         Ok(Some(text)) => text,
         Err(e) if e.code() == Some("WRONGTYPE") => {
-            let found: String = redis::cmd("TYPE")
-                .arg(ns.meta_key())
-                .query_async(&mut space.conn())
-                .await
-                .map_err(space.fail("durable_log_declared"))?;
-            return Err(Error::WrongType {
-                operation: "durable_log_declared",
-                namespace: ns.name().to_owned(),
-                role: "namespace metadata",
-                key: ns.meta_key().to_owned(),
-                found,
-                expected: "hash",
-            });
+            return Err(space.foreign(ns.meta_key(), "durable_log_declared").await);
         }
         Err(e) => return Err(space.fail("durable_log_declared")(e)),
     };

@@ -168,25 +168,7 @@ impl Space {
                 .flatten()
         });
         if let Some((found, key)) = wrong_type {
-            let (role, expected) = if key == self.ns.index_key() {
-                ("index", "zset")
-            } else if key == self.ns.log_key() {
-                ("durable log", "stream")
-            } else if key == self.ns.seq_key() {
-                ("sequence number", "string holding a decimal integer")
-            } else if key == self.ns.meta_key() {
-                ("namespace metadata", "hash")
-            } else {
-                ("entry", "string")
-            };
-            return Error::WrongType {
-                operation,
-                namespace,
-                role,
-                key: key.to_owned(),
-                found: found.to_owned(),
-                expected,
-            };
+            return self.wrong_type(operation, key, found.to_owned());
         }
         let bad_meta = failures.iter().find_map(|(_, e)| {
             (e.code() == scripts::BAD_META_CODE)
@@ -269,7 +251,8 @@ impl Space {
         }
     }
 
-    /// The error for an entry key holding a non-string value, naming its type.
+    /// The error for a key of the namespace holding the wrong type, naming
+    /// the type it holds (asked with TYPE).
     pub(crate) async fn foreign(&self, redis_key: &str, operation: &'static str) -> Error {
         let found: redis::RedisResult<String> = redis::cmd("TYPE")
             .arg(redis_key)
@@ -281,20 +264,37 @@ impl Space {
         }
     }
 
-    /// [`Error::WrongType`] for an entry key.
+    /// [`Error::WrongType`] for a key of the namespace holding `found`.
     pub(crate) fn wrong_type(
         &self,
         operation: &'static str,
         redis_key: &str,
         found: String,
     ) -> Error {
+        let (role, expected) = self.role_of(redis_key);
         Error::WrongType {
             operation,
             namespace: self.ns.name().to_owned(),
-            role: "entry",
+            role,
             key: redis_key.to_owned(),
             found,
-            expected: "string",
+            expected,
+        }
+    }
+
+    /// What a key of the namespace is to the library, and the Redis type it
+    /// needs there.
+    fn role_of(&self, redis_key: &str) -> (&'static str, &'static str) {
+        if redis_key == self.ns.index_key() {
+            ("index", "zset")
+        } else if redis_key == self.ns.log_key() {
+            ("durable log", "stream")
+        } else if redis_key == self.ns.seq_key() {
+            ("sequence number", "string holding a decimal integer")
+        } else if redis_key == self.ns.meta_key() {
+            ("namespace metadata", "hash")
+        } else {
+            ("entry", "string")
         }
     }
 

@@ -503,6 +503,6 @@ impl<T: RedisDict> View<T> {
     /// the changes delivered to it and not acknowledged (see
     /// [`crate::Dict::destroy_group`]). `Ok(false)`: there was no such group.
     pub async fn destroy_group(&self, group: &str) -> Result<bool> {
-        group::destroy(self.space.store(), self.namespace(), group).await
+        group::destroy(&self.space, group).await
     }
 }
