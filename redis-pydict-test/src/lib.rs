@@ -462,14 +462,18 @@ impl ClusterNode {
             "no",
             "--save",
             "",
-            "--logfile",
-            "redis.log",
             "--dir",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         args.push(dir.display().to_string());
+        // An absolute path: Redis before 7.0 opens the log file as it reads
+        // the option, relative to where it started, not to `--dir`.
+        args.extend([
+            "--logfile".to_owned(),
+            dir.join("redis.log").display().to_string(),
+        ]);
         if !fixed_bus {
             args.extend(["--cluster-port".to_owned(), bus_port.to_string()]);
         }
