@@ -47,18 +47,15 @@ async fn admin(server: &RedisServer) -> MultiplexedConnection {
 
 /// The server's version, e.g. `[7, 0, 15]`.
 async fn server_version(admin: &mut MultiplexedConnection) -> Vec<u32> {
-    let info: String = redis::cmd("INFO")
+    redis_pydict_test::acl::redis_version(&server_info(admin).await)
+}
+
+async fn server_info(admin: &mut MultiplexedConnection) -> String {
+    redis::cmd("INFO")
         .arg("server")
         .query_async(admin)
         .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
         .unwrap()
-        .trim()
-        .split('.')
-        .map(|n| n.parse().unwrap_or(0))
-        .collect()
 }
 
 /// Creates (or redefines) user `name` with password `pass` and `rules`
@@ -86,27 +83,14 @@ fn user_url(server: &RedisServer, name: &str) -> String {
     format!("redis://{name}:{name}-pass@127.0.0.1:{}/", server.port())
 }
 
-/// The ACL LOG entries: (reason, object) of each denial.
-/// On Redis before 7.0, whose ACL refuses redis-rs's `CLIENT SETINFO` at
-/// connection (harmless: redis-rs ignores the answer; 7.0 refuses the
-/// unknown subcommand before any ACL check), those denials are left out.
+/// The ACL LOG's entries (see `redis_pydict_test::acl::denials`).
 async fn acl_log(admin: &mut MultiplexedConnection) -> Vec<String> {
     let entries: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("ACL")
         .arg("LOG")
         .query_async(admin)
         .await
         .unwrap();
-    let before_7 = server_version(admin).await[0] < 7;
-    entries
-        .iter()
-        .filter(|e| {
-            let object = e
-                .get("object")
-                .and_then(|o| redis::from_redis_value::<String>(o.clone()).ok());
-            !(before_7 && object.as_deref() == Some("client"))
-        })
-        .map(|e| format!("{e:?}"))
-        .collect()
+    redis_pydict_test::acl::denials(&entries, &server_info(admin).await)
 }
 
 async fn next<T: std::fmt::Debug>(sub: &mut Subscription<T>) -> T {

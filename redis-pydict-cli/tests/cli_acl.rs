@@ -96,28 +96,12 @@ fn watch_while(url: &str, args: &[&str], mut poke: impl FnMut()) -> String {
     }
 }
 
-/// The ACL LOG's entries. On Redis before 7.0, whose ACL refuses redis-rs's
-/// `CLIENT SETINFO` at connection (harmless; 7.0 refuses the unknown
-/// subcommand before any ACL check), those denials are left out.
+/// The ACL LOG's entries (see `redis_pydict_test::acl::denials`).
 fn acl_log(admin: &mut redis::Connection) -> Vec<String> {
     let entries: Vec<std::collections::HashMap<String, redis::Value>> =
         redis::cmd("ACL").arg("LOG").query(admin).unwrap();
     let info: String = redis::cmd("INFO").arg("server").query(admin).unwrap();
-    let before_7 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok())
-        .is_some_and(|major| major < 7);
-    entries
-        .iter()
-        .filter(|e| {
-            let object = e
-                .get("object")
-                .and_then(|o| redis::from_redis_value::<String>(o.clone()).ok());
-            !(before_7 && object.as_deref() == Some("client"))
-        })
-        .map(|e| format!("{e:?}"))
-        .collect()
+    redis_pydict_test::acl::denials(&entries, &info)
 }
 
 /// One failure: exit `code`, nothing on stdout, one line on stderr.

@@ -128,6 +128,42 @@ pub mod acl {
         "+psubscribe",
     }
 
+    /// The version `INFO server` reports: `redis_version:7.0.15` gives
+    /// `[7, 0, 15]` (empty if there is none).
+    pub fn redis_version(info: &str) -> Vec<u32> {
+        info.lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .map(|v| {
+                v.trim()
+                    .split('.')
+                    .map(|n| n.parse().unwrap_or(0))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The entries of `ACL LOG`, one text each, from a server whose `INFO
+    /// server` is `info`. Redis before 7.0 also logs redis-rs's `CLIENT
+    /// SETINFO` at every connection as denied (harmless: redis-rs ignores
+    /// the answer; 7.0 refuses the unknown subcommand before any ACL
+    /// check); those entries are left out.
+    pub fn denials(
+        entries: &[std::collections::HashMap<String, redis::Value>],
+        info: &str,
+    ) -> Vec<String> {
+        let before_7 = redis_version(info).first().is_some_and(|&major| major < 7);
+        entries
+            .iter()
+            .filter(|e| {
+                let object = e
+                    .get("object")
+                    .and_then(|o| redis::from_redis_value::<String>(o.clone()).ok());
+                !(before_7 && object.as_deref() == Some("client"))
+            })
+            .map(|e| format!("{e:?}"))
+            .collect()
+    }
+
     /// [`APP_RULES`] for namespace `ns`: its keys `{ns}*`, its channels
     /// `{ns}#ev` and `{ns}#ev:*`, then [`COMMANDS`].
     pub fn namespace_rules(ns: &str) -> Vec<String> {
