@@ -592,8 +592,24 @@ fn slot(key: &str) -> u16 {
     crc % 16384
 }
 
-/// A plain RESP3 connection to `port` subscribed (SSUBSCRIBE) to the sharded
-/// `channel`, and the pushes it receives.
+/// A plain RESP3 connection to `port`, and the pushes it receives.
+async fn push_listener(
+    port: u16,
+) -> (
+    redis::aio::MultiplexedConnection,
+    tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
+    let conn = redis::Client::open(format!("{}?protocol=resp3", node_url(port)))
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    (conn, rx)
+}
+
+/// A [`push_listener`] subscribed (SSUBSCRIBE) to the sharded `channel`.
 async fn shard_listener(
     port: u16,
     channel: &str,
@@ -601,13 +617,7 @@ async fn shard_listener(
     redis::aio::MultiplexedConnection,
     tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
 ) {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
-    let mut conn = redis::Client::open(format!("{}?protocol=resp3", node_url(port)))
-        .unwrap()
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .unwrap();
+    let (mut conn, rx) = push_listener(port).await;
     redis::cmd("SSUBSCRIBE")
         .arg(channel)
         .query_async::<()>(&mut conn)
@@ -709,13 +719,7 @@ async fn events_are_published_per_key_before_redis_7(ctx: &Ctx, ns: &str, master
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("unknown command"), "{refused}");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
-    let mut listener = redis::Client::open(format!("{}?protocol=resp3", node_url(master)))
-        .unwrap()
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .unwrap();
+    let (mut listener, mut rx) = push_listener(master).await;
     listener
         .psubscribe(format!("{{{}}}#ev*", redis_pydict::escape_glob(ns)))
         .await
