@@ -89,6 +89,7 @@ pub async fn near_cache(plan: &Plan, ctx: &mut Ctx, table: &mut Table) -> BoxRes
     let encoded: usize = (0..n).map(|i| cbor(&session(i)).len()).sum();
     let keys_len: usize = (0..n).map(|i| key(i).len()).sum();
     let cached = big.cached(n).await?;
+    // Let the tracking connection's start-up finish before the baseline.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let before = heap_bytes();
     for i in 0..n {
