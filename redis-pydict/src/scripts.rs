@@ -340,6 +340,12 @@ t = redis.call('TYPE', key).ok
 if t ~= 'none' and t ~= 'string' then return redis.error_reply('PYDICTTYPE ' .. t .. ' ' .. key) end
 local seq = redis.pcall('INCRBY', seqkey, 1)
 if type(seq) == 'table' then
+  -- Refused for the counter's type or form; any other error (OOM: this is
+  -- the script's first write) is the server's own.
+  local e = seq.err
+  if not (string.find(e, 'WRONGTYPE', 1, true) or string.find(e, 'integer', 1, true) or string.find(e, 'overflow', 1, true)) then
+    return redis.error_reply(e)
+  end
   return redis.error_reply('PYDICTTYPE ' .. redis.call('TYPE', seqkey).ok .. ' ' .. seqkey)
 end
 if seq < 1 then

@@ -408,6 +408,17 @@ async fn out_of_memory_bulk_write_has_a_bounded_message_and_says_what_applied() 
         message.contains(&format!("applied ({applied_entries} entries)")),
         "{message}"
     );
+
+    // A single `set` (its own script, which takes the sequence number
+    // first) says OOM too, never that a key has the wrong type, and writes
+    // nothing.
+    let before = snapshot(&mut conn).await;
+    for dict in [&d, &store.dict::<String, String>("oom-fresh").unwrap()] {
+        let err = dict.set("one-more", &value).await.unwrap_err();
+        assert!(err.to_string().contains("OOM"), "{err}");
+        assert!(!matches!(err, Error::WrongType { .. }), "{err}");
+    }
+    assert_eq!(snapshot(&mut conn).await.keys, before.keys);
 }
 
 /// Defect 11 and the semantics of a failure in a later batch: batches before
