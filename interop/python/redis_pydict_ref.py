@@ -27,7 +27,8 @@ local function check(key, want)
 end
 local bad = check(idx, 'zset') or check(meta, 'hash') or check(entry, 'string') or check(seqkey, 'string')
 local seq = redis.call('GET', seqkey)
-if not bad and seq and not (seq == '0' or (#seq <= 18 and string.match(seq, '^[1-9]%d*$'))) then
+if not bad and seq and not (seq == '0' or (#seq <= 16 and string.match(seq, '^[1-9]%d*$')
+    and tonumber(seq) + 1 < 9007199254740992)) then
   bad = 'PYDICTTYPE string ' .. seqkey
 end
 if bad then return redis.error_reply(bad) end

@@ -63,9 +63,11 @@ end
 ///
 /// The namespace's sequence number: `{ns}#seq`, a string holding a decimal
 /// counter that never goes down. The prelude reads it (one GET: a
-/// non-string value, or one that is not a canonical decimal integer of at
-/// most 18 digits, which the final INCRBY could refuse after the writes, is
-/// refused as `PYDICTTYPE` before anything is written); every change the script makes takes the next number
+/// non-string value, or one that is not a canonical decimal integer, which
+/// the final INCRBY could refuse after the writes, is refused as
+/// `PYDICTTYPE` before anything is written; so is a counter that this
+/// script's changes could take to 2^53, where Lua's numbers, doubles, stop
+/// being exact); every change the script makes takes the next number
 /// (`next_seq()`, called by `emit` even for a silent change), every event
 /// payload carries it as an extra field `"seq"` (`with_seq`), and the script
 /// ends with `finish(result)`, one INCRBY by the number of changes.
@@ -149,7 +151,8 @@ if not bad then
   if type(current) == 'table' then
     bad = wrong_type(seqkey, 'string')
   elseif current then
-    if not (current == '0' or (#current <= 18 and string.match(current, '^[1-9]%d*$'))) then
+    if not (current == '0' or (#current <= 16 and string.match(current, '^[1-9]%d*$')
+        and tonumber(current) + entries < 9007199254740992)) then
       bad = 'PYDICTTYPE string ' .. seqkey
     else
       seq_base = tonumber(current)
@@ -260,6 +263,7 @@ local skip, channel, head, middle = tonumber(ARGV[4]) + 1, ARGV[5], ARGV[6], ARG
 local events = publish or log ~= ''
 local tagged = false
 if events then head, tagged = seq_head(head) end
+local key_heads, low_bytes, seq_high, seq_high_of = {}, {}, '', -1
 for first = 1, n, 1000 do
   local last = math.min(first + 999, n)
   local sets, members = {}, {}
@@ -276,15 +280,39 @@ for first = 1, n, 1000 do
   redis.call('ZADD', idx, unpack(members))
   if events then
     -- Per event: one concatenation, one call (this loop is most of a
-    -- batch's server time).
+    -- batch's server time). The parts are reused where they can be: the
+    -- key's text head by length, and "seq" with its number's CBOR head and
+    -- high bytes, which numbers from 256 to 2^32 - 1 share 256 at a time
+    -- (only the last byte differs, taken from a table of one-byte strings).
     local logging = log ~= ''
     for k = 2, j, 2 do
       local member = members[k]
+      local len = #member
+      local key_head = key_heads[len]
+      if not key_head then
+        key_head = text_head(len)
+        key_heads[len] = key_head
+      end
       local payload
       if tagged then
-        payload = head .. text_head(#member) .. member .. middle .. sets[k] .. '\99seq' .. cbor_uint(seq_base + k / 2 + first - 1)
+        local s = seq_base + k / 2 + first - 1
+        if s >= 256 and s < 4294967296 then
+          local high = floor(s / 256)
+          if high ~= seq_high_of then
+            seq_high_of, seq_high = high, '\99seq' .. sub(cbor_uint(s), 1, -2)
+          end
+          local low = s % 256
+          local low_byte = low_bytes[low]
+          if not low_byte then
+            low_byte = char(low)
+            low_bytes[low] = low_byte
+          end
+          payload = head .. key_head .. member .. middle .. sets[k] .. seq_high .. low_byte
+        else
+          payload = head .. key_head .. member .. middle .. sets[k] .. '\99seq' .. cbor_uint(s)
+        end
       else
-        payload = head .. text_head(#member) .. member .. middle .. sets[k]
+        payload = head .. key_head .. member .. middle .. sets[k]
       end
       if olds then payload = with_prev(payload, olds[k / 2]) end
       if sharded then
@@ -348,7 +376,7 @@ if type(seq) == 'table' then
   end
   return redis.error_reply('PYDICTTYPE ' .. redis.call('TYPE', seqkey).ok .. ' ' .. seqkey)
 end
-if seq < 1 then
+if seq < 1 or seq >= 9007199254740992 then
   redis.call('INCRBY', seqkey, -1)
   return redis.error_reply('PYDICTTYPE string ' .. seqkey)
 end

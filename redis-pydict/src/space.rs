@@ -290,7 +290,10 @@ impl Space {
         } else if redis_key == self.ns.log_key() {
             ("durable log", "stream")
         } else if redis_key == self.ns.seq_key() {
-            ("sequence number", "string holding a decimal integer")
+            (
+                "sequence number",
+                "string holding a decimal integer below 2^53",
+            )
         } else if redis_key == self.ns.meta_key() {
             ("namespace metadata", "hash")
         } else {
@@ -1381,6 +1384,106 @@ mod tests {
                 .query_async(&mut raw)
                 .await
                 .unwrap();
+        }
+    }
+
+    /// The `"seq"` field the PLAIN script appends to each event of a batch
+    /// (it reuses the number's CBOR head and high bytes across a run of
+    /// numbers) is byte for byte `event::with_seq`'s across every form of
+    /// the number: batches starting just below 24, 256, 65,536, 2^24 and
+    /// 2^32 and near 2^53 (the scripts compute with Lua's doubles; a
+    /// counter that could pass 2^53 - 1 is refused), and one batch of 1,300
+    /// entries that crosses 65,536 in its second thousand.
+    #[tokio::test]
+    async fn batch_seq_numbers_are_encoded_in_every_form() {
+        let server = RedisServer::start();
+        let store = Store::connect(&server.url()).await.unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let mut space = store.space("seq-forms").unwrap();
+        space.set_log_maxlen(Some(1_000_000));
+        let starts: [(u64, usize); 7] = [
+            (0, 30),
+            (250, 20),
+            (65_530, 20),
+            (65_000, 1_300),
+            (16_777_210, 20),
+            (4_294_967_290, 20),
+            ((1 << 53) - 21, 20),
+        ];
+        for (start, n) in starts {
+            let _: () = redis::pipe()
+                .cmd("DEL")
+                .arg(space.ns.log_key())
+                .cmd("SET")
+                .arg(space.ns.seq_key())
+                .arg(start)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            let batch: Vec<(String, Vec<u8>)> = (0..n)
+                .map(|i| (format!("k{i}"), vec![i as u8; 3]))
+                .collect();
+            space
+                .set_many(std::iter::once(Ok(batch.clone())))
+                .await
+                .unwrap();
+            let log: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(space.ns.log_key())
+                .arg("-")
+                .arg("+")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            assert_eq!(log.ids.len(), n, "from {start}");
+            for (i, (id, (k, v))) in log.ids.iter().zip(&batch).enumerate() {
+                let got: Vec<u8> = id.get("e").unwrap();
+                let want = event::with_seq(
+                    event::payload(Op::Set, Some(k), None, Some(v), None),
+                    start + i as u64 + 1,
+                );
+                assert!(got == want, "from {start}, event {i}: payloads differ");
+            }
+        }
+        // Counters the writes could take past 2^53 - 1 are refused, and stay.
+        let top = (1u64 << 53) - 1;
+        for (counter, n) in [(top, 1), (top - 10, 20), (99_999_999_999_999_999, 1)] {
+            let _: () = redis::cmd("SET")
+                .arg(space.ns.seq_key())
+                .arg(counter)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            let batch: Vec<(String, Vec<u8>)> =
+                (0..n).map(|i| (format!("k{i}"), vec![1])).collect();
+            let err = if n == 1 {
+                // A space without a log of its own: through PLAIN_ONE.
+                let one = store.space("seq-forms").unwrap();
+                one.set(SetMode::Set, None, &[("k", &[1][..])])
+                    .await
+                    .unwrap_err()
+            } else {
+                space
+                    .set_many(std::iter::once(Ok(batch)))
+                    .await
+                    .unwrap_err()
+            };
+            assert!(
+                matches!(
+                    err,
+                    Error::WrongType {
+                        role: "sequence number",
+                        ..
+                    }
+                ),
+                "{counter}: {err}"
+            );
+            let now: u64 = redis::cmd("GET")
+                .arg(space.ns.seq_key())
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            assert_eq!(now, counter);
         }
     }
 }
