@@ -1253,6 +1253,21 @@ mod tests {
     use super::*;
     use redis_pydict_test::RedisServer;
 
+    /// The event payloads in `space`'s durable log, oldest first.
+    async fn logged_payloads(
+        raw: &mut redis::aio::MultiplexedConnection,
+        space: &Space,
+    ) -> Vec<Vec<u8>> {
+        let log: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(space.ns.log_key())
+            .arg("-")
+            .arg("+")
+            .query_async(raw)
+            .await
+            .unwrap();
+        log.ids.iter().map(|id| id.get("e").unwrap()).collect()
+    }
+
     /// The payload the PLAIN and PLAIN_ONE scripts assemble (head, the key's CBOR text
     /// header, key, middle, value) is byte for byte the one
     /// `event::write_payload` builds, for every text header length form,
@@ -1323,18 +1338,7 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
                 .collect();
             space.set_many(std::iter::once(Ok(batch))).await.unwrap();
-            let log: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(space.ns.log_key())
-                .arg("-")
-                .arg("+")
-                .query_async(&mut raw)
-                .await
-                .unwrap();
-            let logged: Vec<Vec<u8>> = log
-                .ids
-                .iter()
-                .map(|id| id.get::<Vec<u8>>("e").unwrap())
-                .collect();
+            let logged = logged_payloads(&mut raw, &space).await;
             let expected: Vec<Vec<u8>> = entries
                 .iter()
                 .chain(&entries)
@@ -1428,21 +1432,14 @@ mod tests {
                 .set_many(std::iter::once(Ok(batch.clone())))
                 .await
                 .unwrap();
-            let log: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(space.ns.log_key())
-                .arg("-")
-                .arg("+")
-                .query_async(&mut raw)
-                .await
-                .unwrap();
-            assert_eq!(log.ids.len(), n, "from {start}");
-            for (i, (id, (k, v))) in log.ids.iter().zip(&batch).enumerate() {
-                let got: Vec<u8> = id.get("e").unwrap();
+            let logged = logged_payloads(&mut raw, &space).await;
+            assert_eq!(logged.len(), n, "from {start}");
+            for (i, (got, (k, v))) in logged.iter().zip(&batch).enumerate() {
                 let want = event::with_seq(
                     event::payload(Op::Set, Some(k), None, Some(v), None),
                     start + i as u64 + 1,
                 );
-                assert!(got == want, "from {start}, event {i}: payloads differ");
+                assert!(*got == want, "from {start}, event {i}: payloads differ");
             }
         }
         // Counters the writes could take past 2^53 - 1 are refused, and stay.
