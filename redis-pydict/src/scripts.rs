@@ -65,9 +65,10 @@ end
 /// counter that never goes down. The prelude reads it (one GET: a
 /// non-string value, or one that is not a canonical decimal integer, which
 /// the final INCRBY could refuse after the writes, is refused as
-/// `PYDICTTYPE` before anything is written; so is a counter that this
-/// script's changes could take to 2^53, where Lua's numbers, doubles, stop
-/// being exact); every change the script makes takes the next number
+/// `PYDICTTYPE` before anything is written; so is a counter at or above
+/// 2^53 - 2^32, which a unit's changes could take past 2^53, where Lua's
+/// numbers, doubles, stop being exact: no unit makes 2^32 changes); every
+/// change the script makes takes the next number
 /// (`next_seq()`, called by `emit` even for a silent change), every event
 /// payload carries it as an extra field `"seq"` (`with_seq`), and the script
 /// ends with `finish(result)`, one INCRBY by the number of changes.
@@ -152,7 +153,7 @@ if not bad then
     bad = wrong_type(seqkey, 'string')
   elseif current then
     if not (current == '0' or (#current <= 16 and string.match(current, '^[1-9]%d*$')
-        and tonumber(current) + entries < 9007199254740992)) then
+        and tonumber(current) < 9007194959773696)) then
       bad = 'PYDICTTYPE string ' .. seqkey
     else
       seq_base = tonumber(current)
@@ -376,7 +377,7 @@ if type(seq) == 'table' then
   end
   return redis.error_reply('PYDICTTYPE ' .. redis.call('TYPE', seqkey).ok .. ' ' .. seqkey)
 end
-if seq < 1 or seq >= 9007199254740992 then
+if seq < 1 or seq > 9007194959773696 then
   redis.call('INCRBY', seqkey, -1)
   return redis.error_reply('PYDICTTYPE string ' .. seqkey)
 end

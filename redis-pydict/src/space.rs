@@ -1395,9 +1395,9 @@ mod tests {
     /// (it reuses the number's CBOR head and high bytes across a run of
     /// numbers) is byte for byte `event::with_seq`'s across every form of
     /// the number: batches starting just below 24, 256, 65,536, 2^24 and
-    /// 2^32 and near 2^53 (the scripts compute with Lua's doubles; a
-    /// counter that could pass 2^53 - 1 is refused), and one batch of 1,300
-    /// entries that crosses 65,536 in its second thousand.
+    /// 2^32 and near 2^53 - 2^32 (the scripts compute with Lua's doubles,
+    /// exact below 2^53, and refuse a counter from 2^53 - 2^32 on), and one
+    /// batch of 1,300 entries that crosses 65,536 in its second thousand.
     #[tokio::test]
     async fn batch_seq_numbers_are_encoded_in_every_form() {
         let server = RedisServer::start();
@@ -1413,7 +1413,7 @@ mod tests {
             (65_000, 1_300),
             (16_777_210, 20),
             (4_294_967_290, 20),
-            ((1 << 53) - 21, 20),
+            ((1 << 53) - (1 << 32) - 21, 20),
         ];
         for (start, n) in starts {
             let _: () = redis::pipe()
@@ -1442,9 +1442,15 @@ mod tests {
                 assert!(*got == want, "from {start}, event {i}: payloads differ");
             }
         }
-        // Counters the writes could take past 2^53 - 1 are refused, and stay.
-        let top = (1u64 << 53) - 1;
-        for (counter, n) in [(top, 1), (top - 10, 20), (99_999_999_999_999_999, 1)] {
+        // Counters at or above 2^53 - 2^32 are refused (a unit's changes
+        // could take them past 2^53 - 1), and stay as they were.
+        let limit = (1u64 << 53) - (1 << 32);
+        for (counter, n) in [
+            (limit, 1),
+            (limit, 20),
+            ((1 << 53) - 1, 20),
+            (99_999_999_999_999_999, 1),
+        ] {
             let _: () = redis::cmd("SET")
                 .arg(space.ns.seq_key())
                 .arg(counter)
