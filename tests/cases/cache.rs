@@ -225,23 +225,32 @@ pub async fn writes_through_the_handle_are_read_back(ctx: &Ctx) {
 pub async fn an_entry_never_outlives_its_ttl(ctx: &Ctx) {
     let d = ctx.store.dict::<String, u32>(&ctx.ns("ttl")).unwrap();
     let cached = d.cached(10).await.unwrap();
-    d.set_with_ttl("t", &1, Duration::from_millis(300))
-        .await
-        .unwrap();
-    let read_at = Instant::now();
-    assert_eq!(cached.get("t").await.unwrap(), Some(1));
-    // Hit until the deadline, never after.
-    loop {
-        let got = cached.get("t").await.unwrap();
-        let elapsed = read_at.elapsed();
-        if got.is_none() {
-            break;
+    // Redis keeps a key readable through the millisecond its expiry falls
+    // in (it is expired once the server's ms clock is past that ms), which
+    // can end up to 1 ms after `read_at` + TTL: that is the bound a read of
+    // the server itself keeps, and the cache must keep it too. Several
+    // rounds: where in its millisecond each write lands varies.
+    for round in 0..6 {
+        let key = format!("t{round}");
+        d.set_with_ttl(&key, &1, Duration::from_millis(100))
+            .await
+            .unwrap();
+        let read_at = Instant::now();
+        assert_eq!(cached.get(&key).await.unwrap(), Some(1));
+        // Hit until the deadline, never after: a read asked for (not
+        // answered: its reply may take a while) from then on must miss.
+        loop {
+            let asked = read_at.elapsed();
+            let got = cached.get(&key).await.unwrap();
+            if got.is_none() {
+                break;
+            }
+            assert!(
+                asked < Duration::from_millis(101),
+                "served {got:?} to a read asked {asked:?} after the first, past its 100 ms TTL and the server's last ms"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert!(
-            elapsed < Duration::from_millis(300),
-            "served {got:?} {elapsed:?} after the read, past its 300 ms TTL"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     cached
         .set_with_ttl("w", &2, Duration::from_millis(100))
