@@ -493,23 +493,20 @@ local wrong = non_string(keys, 1, #keys)
 if wrong then return redis.error_reply(wrong) end
 prune()
 local removed = 0
-for i = 1, #members, 500 do
-  local keys, chunk = {}, {}
-  for j = i, math.min(i + 499, #members) do
-    keys[#keys + 1] = prefix .. members[j]
-    chunk[#chunk + 1] = members[j]
-  end
+for first = 1, #members, 500 do
+  local last = math.min(first + 499, #members)
   if prev and (publish or log ~= '') then
-    local olds = redis.call('MGET', unpack(keys))
-    for j = 1, #chunk do
-      if olds[j] then
-        local member = chunk[j]
-        emit(key_channel .. member, with_prev(del_head .. text_head(#member) .. member .. del_middle, olds[j]))
+    local olds = redis.call('MGET', unpack(keys, first, last))
+    for j = first, last do
+      local old = olds[j - first + 1]
+      if old then
+        local member = members[j]
+        emit(key_channel .. member, with_prev(del_head .. text_head(#member) .. member .. del_middle, old))
       end
     end
   end
-  removed = removed + redis.call('UNLINK', unpack(keys))
-  redis.call('ZREM', idx, unpack(chunk))
+  removed = removed + redis.call('UNLINK', unpack(keys, first, last))
+  redis.call('ZREM', idx, unpack(members, first, last))
 end
 local left = redis.call('ZCARD', idx)
 if left == 0 and may_end then
