@@ -60,7 +60,8 @@ async fn server_info(admin: &mut MultiplexedConnection) -> String {
 
 /// Creates (or redefines) user `name` with password `pass` and `rules`
 /// (plus, on Redis 7.2 and later, `+client|setinfo`, which redis-rs sends
-/// when it connects and which older servers do not know).
+/// when it connects and which older servers do not know), then empties the
+/// ACL LOG, so that what a test finds there came after its rules.
 async fn set_user(admin: &mut MultiplexedConnection, name: &str, rules: &[&str]) {
     let version = server_version(admin).await;
     let mut rules = rules.to_vec();
@@ -74,6 +75,12 @@ async fn set_user(admin: &mut MultiplexedConnection, name: &str, rules: &[&str])
         .arg("on")
         .arg(format!(">{name}-pass"))
         .arg(rules)
+        .query_async(admin)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg("LOG")
+        .arg("RESET")
         .query_async(admin)
         .await
         .unwrap();
@@ -112,12 +119,6 @@ async fn everything_works_under_exactly_the_documented_rules() {
     let server = RedisServer::start();
     let mut admin = admin(&server).await;
     set_user(&mut admin, "app", APP_RULES).await;
-    let _: () = redis::cmd("ACL")
-        .arg("LOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
 
     let store = Store::connect(&user_url(&server, "app")).await.unwrap();
     store.ping().await.unwrap();
@@ -260,12 +261,6 @@ async fn subscribing_sends_no_config_command_unless_expiry_events_were_asked_for
     let server = RedisServer::start();
     let mut admin = admin(&server).await;
     set_user(&mut admin, "app", APP_RULES).await;
-    let _: () = redis::cmd("ACL")
-        .arg("LOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
     let store = Store::connect(&user_url(&server, "app")).await.unwrap();
     let d = store.dict::<String, u32>("app").unwrap();
     let _sub = d.subscribe("*").await.unwrap();
@@ -378,12 +373,6 @@ async fn pattern_and_expiry_subscriptions_need_only_their_documented_extra_rules
         "&__keyspace@0__:{app}:job:*",
     ]);
     set_user(&mut admin, "app", &rules).await;
-    let _: () = redis::cmd("ACL")
-        .arg("LOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
     let store = Store::builder(&user_url(&server, "app"))
         .enable_expiry_events(true)
         .connect()
@@ -435,12 +424,6 @@ async fn group_member(
 ) -> (MultiplexedConnection, redis_pydict::Dict<String, u32>) {
     let mut admin = admin(server).await;
     set_user(&mut admin, "app", rules).await;
-    let _: () = redis::cmd("ACL")
-        .arg("LOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
     let store = Store::connect(&user_url(server, "app")).await.unwrap();
     let d = store
         .dict::<String, u32>("app")
@@ -665,12 +648,6 @@ async fn near_cache_works_under_the_documented_rules_and_says_what_is_missing() 
     let mut rules = APP_RULES.to_vec();
     rules.push("+client|tracking");
     set_user(&mut admin, "app", &rules).await;
-    let _: () = redis::cmd("ACL")
-        .arg("LOG")
-        .arg("RESET")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
     let store = Store::connect(&user_url(&server, "app")).await.unwrap();
     let d = store.dict::<String, u32>("app").unwrap();
     d.set("a", &1).await.unwrap();
