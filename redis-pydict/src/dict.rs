@@ -912,11 +912,8 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn remove_group_consumer(&self, group: &str, consumer: &str) -> Result<bool> {
-        crate::observe::op("remove_group_consumer", self.namespace(), 0, async {
-            let member = group::Member { group, consumer };
-            group::remove_idle_consumer(self.space.store(), self.namespace(), member).await
-        })
-        .await
+        let member = group::Member { group, consumer };
+        group::remove_idle_consumer(self.space.store(), self.namespace(), member).await
     }
 
     /// Deletes consumer group `group` of the durable log (`XGROUP
@@ -944,10 +941,7 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn destroy_group(&self, group: &str) -> Result<bool> {
-        crate::observe::op("destroy_group", self.namespace(), 0, async {
-            group::destroy(&self.space, group).await
-        })
-        .await
+        group::destroy(&self.space, group).await
     }
 
     /// Types raw events, dropping this dict's own when asked to.

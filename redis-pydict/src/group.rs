@@ -330,40 +330,50 @@ pub(crate) async fn remove_consumer(
 }
 
 /// Removes `member.consumer` from `member.group` if it holds no pending
-/// changes (see [`crate::Dict::remove_group_consumer`]).
+/// changes (see [`crate::Dict::remove_group_consumer`]). Traced as an
+/// operation, for dicts and views alike.
 pub(crate) async fn remove_idle_consumer(
     store: &Store,
     ns: &Namespace,
     member: Member<'_>,
 ) -> Result<bool> {
-    let (existed, _) = remove_consumer(store, ns, member, None, Duration::ZERO).await?;
-    Ok(existed)
+    crate::observe::op("remove_group_consumer", ns, 0, async {
+        let (existed, _) = remove_consumer(store, ns, member, None, Duration::ZERO).await?;
+        Ok(existed)
+    })
+    .await
 }
 
 /// Deletes consumer group `group` of the namespace's durable log
 /// (`XGROUP DESTROY`; see [`crate::Dict::destroy_group`]). `Ok(false)`: there
-/// was no such group (or no log).
+/// was no such group (or no log). Traced as an operation, for dicts and
+/// views alike.
 pub(crate) async fn destroy(space: &Space, group: &str) -> Result<bool> {
-    let log = space.namespace().log_key();
-    if group.is_empty() {
-        return Err(Error::Config(format!(
-            "the group name given to destroy a group of namespace {:?} is empty",
-            space.namespace().name()
-        )));
-    }
-    let destroyed: redis::RedisResult<u8> = redis::cmd("XGROUP")
-        .arg("DESTROY")
-        .arg(log)
-        .arg(group)
-        .query_async(&mut space.conn())
-        .await;
-    match destroyed {
-        Ok(n) => Ok(n == 1),
-        // No log at all: no group either.
-        Err(e) if e.to_string().contains("requires the key to exist") => Ok(false),
-        Err(e) if e.code() == Some("WRONGTYPE") => Err(space.foreign(log, "destroy_group").await),
-        Err(e) => Err(space.fail("destroy_group")(e)),
-    }
+    crate::observe::op("destroy_group", space.namespace(), 0, async {
+        let log = space.namespace().log_key();
+        if group.is_empty() {
+            return Err(Error::Config(format!(
+                "the group name given to destroy a group of namespace {:?} is empty",
+                space.namespace().name()
+            )));
+        }
+        let destroyed: redis::RedisResult<u8> = redis::cmd("XGROUP")
+            .arg("DESTROY")
+            .arg(log)
+            .arg(group)
+            .query_async(&mut space.conn())
+            .await;
+        match destroyed {
+            Ok(n) => Ok(n == 1),
+            // No log at all: no group either.
+            Err(e) if e.to_string().contains("requires the key to exist") => Ok(false),
+            Err(e) if e.code() == Some("WRONGTYPE") => {
+                Err(space.foreign(log, "destroy_group").await)
+            }
+            Err(e) => Err(space.fail("destroy_group")(e)),
+        }
+    })
+    .await
 }
 
 /// A consumer's share of a group's changes: a stream of [`Delivery`] items
