@@ -9,9 +9,13 @@ use redis::Script;
 
 /// The CBOR heads both kinds of write script build payloads with, put
 /// before each: `text_head(len)`, the head of a text of `len` bytes, and
-/// `cbor_uint(n)`, an unsigned integer (the `"seq"` field's value).
+/// `cbor_uint(n)`, an unsigned integer (the `"seq"` field's value); and
+/// `SEQ_LIMIT`, 2^53 - 2^32, the sequence number from which both refuse the
+/// counter (Lua's numbers are doubles, exact up to 2^53, and no unit makes
+/// 2^32 changes).
 const CBOR_LUA: &str = r#"
 local char, floor, sub = string.char, math.floor, string.sub
+local SEQ_LIMIT = 9007194959773696
 local function text_head(len)
   if len < 24 then return char(96 + len) end
   if len < 256 then return char(120, len) end
@@ -153,7 +157,7 @@ if not bad then
     bad = wrong_type(seqkey, 'string')
   elseif current then
     if not (current == '0' or (#current <= 16 and string.match(current, '^[1-9]%d*$')
-        and tonumber(current) < 9007194959773696)) then
+        and tonumber(current) < SEQ_LIMIT)) then
       bad = 'PYDICTTYPE string ' .. seqkey
     else
       seq_base = tonumber(current)
@@ -377,7 +381,7 @@ if type(seq) == 'table' then
   end
   return redis.error_reply('PYDICTTYPE ' .. redis.call('TYPE', seqkey).ok .. ' ' .. seqkey)
 end
-if seq < 1 or seq > 9007194959773696 then
+if seq < 1 or seq > SEQ_LIMIT then
   redis.call('INCRBY', seqkey, -1)
   return redis.error_reply('PYDICTTYPE string ' .. seqkey)
 end

@@ -292,7 +292,7 @@ impl Space {
         } else if redis_key == self.ns.seq_key() {
             (
                 "sequence number",
-                "string holding a decimal integer below 2^53",
+                "string holding a decimal integer below 2^53 - 2^32",
             )
         } else if redis_key == self.ns.meta_key() {
             ("namespace metadata", "hash")
@@ -1457,8 +1457,6 @@ mod tests {
                 .query_async(&mut raw)
                 .await
                 .unwrap();
-            let batch: Vec<(String, Vec<u8>)> =
-                (0..n).map(|i| (format!("k{i}"), vec![1])).collect();
             let err = if n == 1 {
                 // A space without a log of its own: through PLAIN_ONE.
                 let one = store.space("seq-forms").unwrap();
@@ -1466,6 +1464,7 @@ mod tests {
                     .await
                     .unwrap_err()
             } else {
+                let batch = (0..n).map(|i| (format!("k{i}"), vec![1])).collect();
                 space
                     .set_many(std::iter::once(Ok(batch)))
                     .await
