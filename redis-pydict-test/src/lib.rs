@@ -1119,12 +1119,12 @@ pub fn master_for_key(node_url: &str, key: &str) -> Result<NodeInfo, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn namespace_rules_of_app_are_app_rules() {
-        assert_eq!(super::acl::namespace_rules("app"), super::acl::APP_RULES);
+        assert_eq!(acl::namespace_rules("app"), acl::APP_RULES);
     }
-
-    use super::*;
 
     const NODES: &str = "\
 07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,hostname4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected

@@ -547,7 +547,6 @@ impl<T: RedisDict + Send + Sync + 'static> Live<T> {
         })?;
         let now = SystemTime::now();
         let fields = T::SCHEMA.fields.len();
-        drop(raw);
         let applied = Applied {
             seq,
             epoch: 0,

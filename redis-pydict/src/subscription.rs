@@ -752,7 +752,7 @@ async fn run<T, F>(
     F: FnMut(RawEvent) -> Option<Result<T>> + Send + 'static,
 {
     let deliver = Arc::new(Deliver {
-        ns: ns.clone(),
+        ns,
         keys: connection.target.keys.clone(),
         decode: std::sync::Mutex::new(decode),
         feed,
@@ -787,14 +787,14 @@ async fn run<T, F>(
             return;
         }
         // The connection is gone: reconnect, resubscribe, report the gap.
-        crate::observe::reconnecting(crate::observe::Source::Live, &ns, None);
+        crate::observe::reconnecting(crate::observe::Source::Live, &deliver.ns, None);
         match connection.reconnect(&deliver).await {
             Ok(fresh) => messages = fresh,
             Err(Some(e)) => {
                 // Retrying cannot cure it: say so, and end the stream.
                 let e = Error::Redis {
                     operation: "subscribe",
-                    namespace: ns.name().to_owned(),
+                    namespace: deliver.ns.name().to_owned(),
                     source: e,
                 };
                 deliver.feed.push_or_gap(Err(e), 0, || None);
@@ -802,7 +802,7 @@ async fn run<T, F>(
             }
             Err(None) => return,
         }
-        crate::observe::gap(crate::observe::Source::Live, Some(&ns), "reconnect");
+        crate::observe::gap(crate::observe::Source::Live, Some(&deliver.ns), "reconnect");
         if !deliver.gap() {
             return;
         }
