@@ -694,8 +694,8 @@ async fn sharded_events_carry_the_same_payloads_on_the_namespace_channel() {
     let some = |k: &str| Some(k.to_owned());
     for (op, key) in [
         ("set", some("a")),
-        ("set", some("b")),
-        ("set", some("c")),
+        // b and c, in one message (see the test below).
+        ("batch", None),
         ("expire", some("a")),
         ("del", some("b")),
         ("clear", None),
@@ -744,6 +744,208 @@ async fn events_are_published_per_key_before_redis_7(ctx: &Ctx, ns: &str, master
     assert_eq!(next(&mut sub).await, set("a", None, 1));
     assert_eq!(next(&mut sub).await, set("b", None, 2));
     assert_eq!(next(&mut sub).await, set("c", None, 3));
+}
+
+/// The next sharded message's payload, skipping confirmations.
+async fn next_spayload(rx: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>) -> Vec<u8> {
+    loop {
+        let push = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("a sharded message")
+            .expect("connection open");
+        if push.kind == redis::PushKind::SMessage {
+            return redis::Msg::from_push_info(push)
+                .unwrap()
+                .get_payload_bytes()
+                .to_vec();
+        }
+    }
+}
+
+/// How many events a batch message carries (WIRE.md §6.2) and their bytes;
+/// `None` for a message that is one event.
+fn batch_of(payload: &[u8]) -> Option<(usize, &[u8])> {
+    const HEAD: &[u8] = b"\xa4\x61v\x01\x62op\x65batch\x63key\xf6\x66events";
+    let rest = payload.strip_prefix(HEAD)?;
+    let (n, skip) = match rest[0] {
+        b @ 0x80..=0x97 => (usize::from(b - 0x80), 1),
+        0x98 => (usize::from(rest[1]), 2),
+        0x99 => (usize::from(u16::from_be_bytes([rest[1], rest[2]])), 3),
+        other => panic!("a batch's array head, not {other:#x}"),
+    };
+    Some((n, &rest[skip..]))
+}
+
+/// On Redis >= 7.0 a `set_many` publishes its events in batch messages
+/// (WIRE.md §6.2), `StoreBuilder::batched_events` on by default: a batch
+/// holds, in order, byte for byte the payloads a writer with
+/// `batched_events(false)` publishes one by one (sequence numbers
+/// included), at most a thousand of them; subscriptions deliver each event,
+/// each in order, and filter each by its key. Before 7.0 nothing is sharded
+/// and nothing is batched: the subscriptions' half still holds.
+#[tokio::test]
+async fn set_many_on_a_cluster_publishes_its_events_in_batches() {
+    let ctx = shared("sharded_batch").await;
+    let sharded = cluster().major_version() >= 7;
+    let (batched_ns, single_ns) = (ctx.ns("batched"), ctx.ns("single"));
+    let listen = |ns: &str| {
+        let channel = format!("{{{ns}}}#ev");
+        async move { shard_listener(cluster().master_for_key(&channel), &channel).await }
+    };
+    let entries: Vec<(String, u32)> = (0..2_500).map(|i| (format!("k{i}"), i)).collect();
+    let d = ctx.store.dict::<String, u32>(&batched_ns).unwrap();
+    let mut all = d.subscribe("*").await.unwrap();
+    let mut one = d.subscribe_key("k1234").await.unwrap();
+    let mut glob = d.subscribe("k24??").await.unwrap();
+    if !sharded {
+        d.set_many(entries.clone()).await.unwrap();
+    } else {
+        let (_b, mut batched_rx) = listen(&batched_ns).await;
+        let (_s, mut single_rx) = listen(&single_ns).await;
+        d.set_many(entries.clone()).await.unwrap();
+        let unbatched = ctx.builder().batched_events(false).connect().await.unwrap();
+        let s = unbatched.dict::<String, u32>(&single_ns).unwrap();
+        s.set_many(entries.clone()).await.unwrap();
+        let mut singles = Vec::new();
+        for _ in &entries {
+            let payload = next_spayload(&mut single_rx).await;
+            assert!(
+                batch_of(&payload).is_none(),
+                "batched_events(false) sends single events"
+            );
+            singles.push(payload);
+        }
+        let mut at = 0;
+        while at < singles.len() {
+            let payload = next_spayload(&mut batched_rx).await;
+            let (n, events) = batch_of(&payload).expect("set_many's events come in batches");
+            assert!((2..=1_000).contains(&n), "{n} events in a batch");
+            assert_eq!(
+                events,
+                singles[at..at + n].concat(),
+                "events {at}..{}",
+                at + n
+            );
+            at += n;
+        }
+        assert_eq!(at, entries.len());
+    }
+    for (i, (key, value)) in entries.iter().enumerate() {
+        let event = next(&mut all).await;
+        assert_eq!(event, set(key, None, *value));
+        assert_eq!(event.seq, Some(i as u64 + 1));
+    }
+    nothing_more(&mut all).await;
+    assert_eq!(next(&mut one).await, set("k1234", None, 1234));
+    nothing_more(&mut one).await;
+    for i in 2_400..2_500 {
+        assert_eq!(next(&mut glob).await, set(&format!("k{i}"), None, i));
+    }
+    nothing_more(&mut glob).await;
+}
+
+/// A batch message grows to at most 1 MiB of events (WIRE.md §6.2): an
+/// event that would take it past that starts the next one, and an event
+/// larger than that goes out alone, as itself. Subscriptions get them all.
+#[tokio::test]
+async fn a_batch_message_holds_at_most_a_mebibyte_of_events() {
+    let ctx = shared("sharded_batch_size").await;
+    let ns = ctx.ns("big");
+    let channel = format!("{{{ns}}}#ev");
+    let d = ctx.store.dict::<String, String>(&ns).unwrap();
+    let mut all = d.subscribe("*").await.unwrap();
+    let value = |c: char, len: usize| c.to_string().repeat(len);
+    let entries = vec![
+        ("a".to_owned(), value('a', 400_000)),
+        ("b".to_owned(), value('b', 400_000)),
+        ("c".to_owned(), value('c', 400_000)),
+        ("d".to_owned(), value('d', 1_500_000)),
+        ("e".to_owned(), value('e', 10)),
+        ("f".to_owned(), value('f', 10)),
+    ];
+    if cluster().major_version() >= 7 {
+        let (_conn, mut rx) = shard_listener(cluster().master_for_key(&channel), &channel).await;
+        d.set_many(entries.clone()).await.unwrap();
+        let mut shapes = Vec::new();
+        for _ in 0..4 {
+            let payload = next_spayload(&mut rx).await;
+            match batch_of(&payload) {
+                Some((n, events)) => {
+                    assert!(events.len() <= 1 << 20, "{} bytes of events", events.len());
+                    shapes.push(n);
+                }
+                None => shapes.push(1),
+            }
+        }
+        // a+b (c would pass 1 MiB), c alone (d would), d alone (larger), e+f.
+        assert_eq!(shapes, [2, 1, 1, 2]);
+    } else {
+        d.set_many(entries.clone()).await.unwrap();
+    }
+    for (key, value) in &entries {
+        assert_eq!(next(&mut all).await, set(key, None, value.clone()));
+    }
+    nothing_more(&mut all).await;
+}
+
+/// Every unit of several events is batched, not only `set_many`'s: a
+/// `clear` with previous values sends its `del` events and the `clear` in one
+/// message; a `set` or a `delete` of one entry goes out alone, as itself.
+#[tokio::test]
+async fn every_unit_of_several_events_is_batched() {
+    let ctx = shared("sharded_units").await;
+    let ns = ctx.ns("units");
+    let channel = format!("{{{ns}}}#ev");
+    let d = ctx
+        .store
+        .dict::<String, u32>(&ns)
+        .unwrap()
+        .with_previous_values(true);
+    let mut all = d.subscribe("*").await.unwrap();
+    let mut raw = match cluster().major_version() >= 7 {
+        true => Some(shard_listener(cluster().master_for_key(&channel), &channel).await),
+        false => None,
+    };
+    d.set_many([("a", 1), ("b", 2)]).await.unwrap();
+    d.set("c", &3).await.unwrap();
+    d.delete("c").await.unwrap();
+    d.clear().await.unwrap();
+    if let Some((_conn, rx)) = raw.as_mut() {
+        let mut shapes = Vec::new();
+        for _ in 0..4 {
+            shapes.push(batch_of(&next_spayload(rx).await).map_or(1, |(n, _)| n));
+        }
+        assert_eq!(
+            shapes,
+            [2, 1, 1, 3],
+            "set_many, set, delete, clear (2 del + clear)"
+        );
+    }
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        let event = next(&mut all).await;
+        seen.push((event.key, event.change, event.previous, event.seq));
+    }
+    use redis_pydict::Previous::{Absent, Value};
+    let key = |k: &str| Some(k.to_owned());
+    assert_eq!(
+        seen,
+        [
+            (key("a"), Change::Set(1), Absent, Some(1)),
+            (key("b"), Change::Set(2), Absent, Some(2)),
+            (key("c"), Change::Set(3), Absent, Some(3)),
+            (key("c"), Change::Deleted, Value(3), Some(4)),
+            (key("a"), Change::Deleted, Value(1), Some(5)),
+            (key("b"), Change::Deleted, Value(2), Some(6)),
+            (
+                None,
+                Change::Cleared,
+                redis_pydict::Previous::Unknown,
+                Some(7)
+            ),
+        ]
+    );
+    nothing_more(&mut all).await;
 }
 
 /// Sharded pub/sub has no patterns: a glob subscription on a cluster gets

@@ -84,7 +84,21 @@ def escape_glob(text):
 
 def parse_event(payload):
     """An event payload as a dict (v, op, key, origin, value, ttl_ms); ValueError if unusable."""
-    event = cbor2.loads(payload)
+    return checked_event(cbor2.loads(payload))
+
+
+def parse_message(payload):
+    """A pub/sub message's events: [event], or a batch's events in order (WIRE.md 6.2)."""
+    message = cbor2.loads(payload)
+    if isinstance(message, dict) and message.get("v") == 1 and message.get("op") == "batch":
+        if not isinstance(message.get("events"), list):
+            raise ValueError("a batch without events")
+        return [checked_event(event) for event in message["events"]]
+    return [checked_event(message)]
+
+
+def checked_event(event):
+    """A decoded event map, checked and completed as WIRE.md 6.4 says."""
     if not isinstance(event, dict) or "op" not in event:
         raise ValueError("not an event payload")
     if event.get("v") != 1:
@@ -169,7 +183,7 @@ class Dict:
             ready()
         for message in pubsub.listen():
             if message["type"] in ("message", "pmessage"):
-                yield parse_event(message["data"])
+                yield from parse_message(message["data"])
 
     def read_log(self, after="0-0", count=100):
         """(gap, [(id, event)...]) after log id `after`; gap: `after` is no longer in the log."""
@@ -197,21 +211,27 @@ def jsonable(value):
     return value
 
 
+def meaning(event):
+    """An event as the vectors state it (values as CBOR hex)."""
+    got = {k: event.get(k) for k in ("op", "key", "origin", "ttl_ms", "seq")}
+    got["value"] = cbor2.dumps(event["value"]).hex() if "value" in event else None
+    got["prev"] = [cbor2.dumps(x).hex() for x in event["prev"]] if "prev" in event else None
+    return got
+
+
 def check_vectors(directory):
     """Reads every golden vector (wire/vectors) as WIRE.md says; returns the failures."""
     failures = []
     with open(directory + "/events.json") as f:
         for v in json.load(f)["vectors"]:
             try:
-                event = parse_event(bytes.fromhex(v["hex"]))
+                events = parse_message(bytes.fromhex(v["hex"]))
             except ValueError as e:
                 if v["mode"] != "reject":
                     failures.append("%s: %s" % (v["name"], e))
                 continue
-            want = v["event"] or {}
-            got = {k: event.get(k) for k in ("op", "key", "origin", "ttl_ms", "seq")}
-            got["value"] = cbor2.dumps(event["value"]).hex() if "value" in event else None
-            got["prev"] = [cbor2.dumps(x).hex() for x in event["prev"]] if "prev" in event else None
+            want = v.get("batch") or [v["event"] or {}]
+            got = [meaning(event) for event in events]
             if v["mode"] == "reject" or got != want:
                 failures.append("%s: read %r, expected %r" % (v["name"], got, want))
     with open(directory + "/values.json") as f:

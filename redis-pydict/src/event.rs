@@ -272,7 +272,7 @@ pub(crate) enum RawKind {
 /// versions may add some. The value of a `set` is kept as its CBOR bytes,
 /// to be decoded once, straight into the subscriber's type.
 pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
-    let parts = parse_parts(payload)?;
+    let parts = parse_one(payload)?;
     let value = parts.value.clone().map(|range| payload[range].to_vec());
     let prev = parts.prev_bytes(payload);
     parts.into_event(value, prev)
@@ -281,7 +281,7 @@ pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
 /// [`parse`] of a payload the caller owns: the value of a `set` is the
 /// payload's own buffer, cut down to the value (no new allocation).
 pub(crate) fn parse_owned(mut payload: Vec<u8>) -> Result<RawEvent, String> {
-    let parts = parse_parts(&payload)?;
+    let parts = parse_one(&payload)?;
     let prev = parts.prev_bytes(&payload);
     let value = parts.value.clone().map(|range| {
         payload.truncate(range.end);
@@ -289,6 +289,31 @@ pub(crate) fn parse_owned(mut payload: Vec<u8>) -> Result<RawEvent, String> {
         payload
     });
     parts.into_event(value, prev)
+}
+
+/// The events of one pub/sub message: the message's own event, or, for a
+/// batch (`"op": "batch"`, WIRE.md §6.2), each of the events it carries, in
+/// order, each parsed on its own (one that does not parse is an `Err` among
+/// the others). A message that is neither is one `Err`.
+pub(crate) fn parse_message(payload: &[u8]) -> Vec<Result<RawEvent, String>> {
+    match parse_parts(payload) {
+        Ok(Parsed::One(parts)) => {
+            let value = parts.value.clone().map(|range| payload[range].to_vec());
+            let prev = parts.prev_bytes(payload);
+            vec![parts.into_event(value, prev)]
+        }
+        Ok(Parsed::Batch(events)) => events
+            .into_iter()
+            .map(|range| parse(&payload[range]))
+            .collect(),
+        Err(e) => vec![Err(e)],
+    }
+}
+
+/// What a payload holds: one event, or a batch of them (their places).
+enum Parsed {
+    One(Parts),
+    Batch(Vec<std::ops::Range<usize>>),
 }
 
 /// The fields of a payload, the value as its place in the payload.
@@ -333,7 +358,16 @@ impl Parts {
     }
 }
 
-fn parse_parts(payload: &[u8]) -> Result<Parts, String> {
+/// The fields of a payload that must be one event (a log entry, or an event
+/// inside a batch), not a batch.
+fn parse_one(payload: &[u8]) -> Result<Parts, String> {
+    match parse_parts(payload)? {
+        Parsed::One(parts) => Ok(parts),
+        Parsed::Batch(_) => Err("a batch of events where one event belongs".into()),
+    }
+}
+
+fn parse_parts(payload: &[u8]) -> Result<Parsed, String> {
     use cbor4ii::core::dec::{self, Decode, IgnoredAny, Read, Reference};
     use cbor4ii::core::{types, utils::SliceReader, RawValue};
 
@@ -349,6 +383,7 @@ fn parse_parts(payload: &[u8]) -> Result<Parts, String> {
     let (mut key, mut origin, mut value, mut ttl_ms) = (None, None, None, None);
     let mut seq = None;
     let mut prev = None;
+    let mut events = None;
     let mut read = 0;
     while match len {
         Some(len) => read < len,
@@ -378,6 +413,19 @@ fn parse_parts(payload: &[u8]) -> Result<Parts, String> {
                     _ => return Err("not an event payload: \"prev\" is not [] or [item]".into()),
                 };
             }
+            "events" => {
+                let len = types::Array::len(reader).map_err(bad)?;
+                let mut places = Vec::with_capacity(len.unwrap_or(0).min(1024));
+                while match len {
+                    Some(len) => places.len() < len,
+                    None => !dec::is_break(reader).map_err(bad)?,
+                } {
+                    let start = offset(reader);
+                    let item = RawValue::decode(reader).map_err(bad)?;
+                    places.push(start..start + item.as_bytes().len());
+                }
+                events = Some(places);
+            }
             _ => {
                 IgnoredAny::decode(reader).map_err(bad)?;
             }
@@ -393,10 +441,16 @@ fn parse_parts(payload: &[u8]) -> Result<Parts, String> {
         Some("del") => Op::Del,
         Some("clear") => Op::Clear,
         Some("expire") => Op::Expire,
+        Some("batch") => {
+            return match events {
+                Some(events) => Ok(Parsed::Batch(events)),
+                None => Err("not an event payload: a batch without \"events\"".into()),
+            }
+        }
         Some(other) => return Err(format!("unknown event op {other:?}")),
         None => return Err("not an event payload: no \"op\" field".into()),
     };
-    Ok(Parts {
+    Ok(Parsed::One(Parts {
         op,
         key,
         origin,
@@ -404,7 +458,7 @@ fn parse_parts(payload: &[u8]) -> Result<Parts, String> {
         ttl_ms,
         seq,
         prev,
-    })
+    }))
 }
 
 #[cfg(test)]

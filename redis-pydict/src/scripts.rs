@@ -8,20 +8,28 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// The CBOR heads both kinds of write script build payloads with, put
-/// before each: `text_head(len)`, the head of a text of `len` bytes, and
-/// `cbor_uint(n)`, an unsigned integer (the `"seq"` field's value); and
+/// before each: `cbor_head(major, len)`, the head of an item of major type
+/// `major` (given as its first byte: 96 text, 128 array) and length `len`;
+/// `text_head(len)`, the head of a text of `len` bytes, and
+/// `cbor_uint(n)`, an unsigned integer (the `"seq"` field's value);
+/// `BATCH_HEAD`, a batch message up to its events' array (WIRE.md §6.2:
+/// `{"v": 1, "op": "batch", "key": null, "events": [...]}`), and
+/// `BATCH_BYTES` (1 MiB), the size of events a batch grows to at most
+/// (one larger event goes alone); and
 /// `SEQ_LIMIT`, 2^53 - 2^32, the sequence number from which both refuse the
 /// counter (Lua's numbers are doubles, exact up to 2^53, and no unit makes
 /// 2^32 changes).
 const CBOR_LUA: &str = r#"
 local char, floor, sub = string.char, math.floor, string.sub
 local SEQ_LIMIT = 9007194959773696
-local function text_head(len)
-  if len < 24 then return char(96 + len) end
-  if len < 256 then return char(120, len) end
-  if len < 65536 then return char(121, floor(len / 256), len % 256) end
-  return char(122, floor(len / 16777216) % 256, floor(len / 65536) % 256, floor(len / 256) % 256, len % 256)
+local function cbor_head(major, len)
+  if len < 24 then return char(major + len) end
+  if len < 256 then return char(major + 24, len) end
+  if len < 65536 then return char(major + 25, floor(len / 256), len % 256) end
+  return char(major + 26, floor(len / 16777216) % 256, floor(len / 65536) % 256, floor(len / 256) % 256, len % 256)
 end
+local function text_head(len) return cbor_head(96, len) end
+local BATCH_HEAD, BATCH_BYTES = '\164\97v\1\98op\101batch\99key\246\102events', 1048576
 local function cbor_uint(n)
   if n < 24 then return char(n) end
   if n < 256 then return char(24, n) end
@@ -75,7 +83,8 @@ end
 /// change the script makes takes the next number
 /// (`next_seq()`, called by `emit` even for a silent change), every event
 /// payload carries it as an extra field `"seq"` (`with_seq`), and the script
-/// ends with `finish(result)`, one INCRBY by the number of changes.
+/// ends with `finish(result)`, which sends the batched events (see below)
+/// and makes one INCRBY by the number of changes.
 ///
 /// The publish mode is '0' (no events), '1' (PUBLISH each event to its
 /// channel: `{ns}#ev:<key>`, or `{ns}#ev` for `clear`) or 's' (a cluster
@@ -83,7 +92,12 @@ end
 /// from the index key `{ns}#keys`, when the server executing the script
 /// has sharded pub/sub, i.e. `redis.REDIS_VERSION_NUM` >= 7.0.0; otherwise
 /// as '1'). `publish_event(channel, payload)` applies it.
-/// The publish mode may be followed by 'p' when events carry previous values.
+/// The publish mode may be followed by 'p' when events carry previous values,
+/// then by 'b' when a sharded unit publishes its events in batches
+/// (`batched`, WIRE.md §6.2): `publish_event` queues them (`batch_event`)
+/// and `finish` sends what is queued (`flush`), so every unit of several
+/// events sends batch messages of up to 1,000 events and `BATCH_BYTES`
+/// (a batch of one goes out as the event itself).
 /// `with_prev(payload, old)` adds the `"prev"` field to an event payload
 /// (when previous values are asked): `[old]`, or `[]` when `old` is false
 /// (there was no entry); `text_head(len)` is the CBOR head of a text of
@@ -97,9 +111,28 @@ local own_log = ARGV[2] ~= ''
 local log = ''
 if own_log then log = log_key end
 local sharded = mode == 's' and (redis.REDIS_VERSION_NUM or 0) >= 458752
+local batched = sharded and string.find(ARGV[1], 'b', 2, true) ~= nil
 local shard_channel = string.sub(idx, 1, -5) .. 'ev'
+-- Batched, the unit's events wait here and go out as batch messages
+-- (flush, from finish: at the end of the unit, or when a batch is full).
+local batch, batch_n, batch_bytes = {}, 0, 0
+local function flush()
+  if batch_n == 1 then
+    redis.call('SPUBLISH', shard_channel, batch[1])
+  elseif batch_n > 1 then
+    redis.call('SPUBLISH', shard_channel, BATCH_HEAD .. cbor_head(128, batch_n) .. table.concat(batch, '', 1, batch_n))
+  end
+  batch_n, batch_bytes = 0, 0
+end
+local function batch_event(payload)
+  if batch_n == 1000 or (batch_n > 0 and batch_bytes + #payload > BATCH_BYTES) then flush() end
+  batch_n, batch_bytes = batch_n + 1, batch_bytes + #payload
+  batch[batch_n] = payload
+end
 local function publish_event(channel, payload)
-  if sharded then
+  if batched then
+    batch_event(payload)
+  elseif sharded then
     redis.call('SPUBLISH', shard_channel, payload)
   else
     redis.call('PUBLISH', channel, payload)
@@ -170,6 +203,7 @@ local function next_seq()
   return seq_base + seq_count
 end
 local function finish(result)
+  flush()
   if seq_count > 0 then redis.call('INCRBY', seqkey, seq_count) end
   return result
 end
@@ -284,8 +318,8 @@ for first = 1, n, 1000 do
   redis.call('MSET', unpack(sets))
   redis.call('ZADD', idx, unpack(members))
   if events then
-    -- Per event: one concatenation, one call (this loop is most of a
-    -- batch's server time). The parts are reused where they can be: the
+    -- Per event: one concatenation and one call, or, batched, one table
+    -- slot (this loop is most of a batch's server time). The parts are reused where they can be: the
     -- key's text head by length, and "seq" with its number's CBOR head and
     -- high bytes, which numbers from 256 to 2^32 - 1 share 256 at a time
     -- (only the last byte differs, taken from a table of one-byte strings).
@@ -320,7 +354,9 @@ for first = 1, n, 1000 do
         payload = head .. key_head .. member .. middle .. sets[k]
       end
       if olds then payload = with_prev(payload, olds[k / 2]) end
-      if sharded then
+      if batched then
+        batch_event(payload)
+      elseif sharded then
         redis.call('SPUBLISH', shard_channel, payload)
       elseif publish then
         redis.call('PUBLISH', channel .. member, payload)

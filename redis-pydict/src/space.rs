@@ -445,7 +445,7 @@ impl Space {
 
     /// The three arguments every write script starts with: publish mode
     /// (see `scripts::PRELUDE`: '0' none, '1' PUBLISH, 's' sharded where the
-    /// server has it), log key ('' when the durable log is off) and log cap.
+    /// server has it; then 'p' for previous values, 'b' for batches), log key ('' when the durable log is off) and log cap.
     fn common_args(&self) -> [Vec<u8>; 3] {
         let settings = self.store.settings();
         let mut publish = if !self.notifications {
@@ -457,6 +457,9 @@ impl Space {
         };
         if self.previous_values {
             publish.push(b'p');
+        }
+        if publish[0] == b's' && settings.batched_events {
+            publish.push(b'b');
         }
         match self.log_maxlen {
             Some(maxlen) => [

@@ -148,6 +148,7 @@ pub(crate) struct Settings {
     pub subscription_buffer_events: usize,
     pub subscription_buffer_bytes: usize,
     pub sharded_events: bool,
+    pub batched_events: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -254,6 +255,7 @@ impl StoreBuilder {
                 subscription_buffer_events: DEFAULT_SUBSCRIPTION_BUFFER_EVENTS,
                 subscription_buffer_bytes: DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
                 sharded_events: true,
+                batched_events: true,
             },
         }
     }
@@ -413,6 +415,25 @@ impl StoreBuilder {
     /// `PUBLISH` only) still run against the cluster.
     pub fn sharded_events(mut self, on: bool) -> Self {
         self.settings.sharded_events = on;
+        self
+    }
+
+    /// On a cluster with sharded events (see [`Self::sharded_events`]),
+    /// whether a write of several changes (`set_many`, a view's `save` or
+    /// `update` of several fields, a `clear` with previous values) publishes its
+    /// events in batches (default on): one message carries up to a thousand events
+    /// (at most 1 MiB of them, unless one is larger) instead of one message
+    /// per event. Each event keeps its own payload and sequence number, and
+    /// subscribers of this crate deliver them one by one, as before; the
+    /// cluster does a fraction of the pub/sub work, so bulk writes with
+    /// events are about 1.6× as fast (see BENCHMARKS.md). No effect
+    /// elsewhere.
+    ///
+    /// Subscribers built with an older version of this crate do not know
+    /// batches: they yield an error item for each one instead of its
+    /// events (see WIRE.md §6.2). Turn it off while such subscribers run.
+    pub fn batched_events(mut self, on: bool) -> Self {
+        self.settings.batched_events = on;
         self
     }
 

@@ -711,22 +711,32 @@ where
         (*decode)(raw)
     }
 
-    /// Queues one message (whether it came from the sharded channel). False
-    /// once the consumer is gone.
+    /// Queues the events of one message (whether it came from the sharded
+    /// channel): its own, or a batch's one by one. False once the consumer
+    /// is gone.
     fn message(&self, msg: &redis::Msg, sharded: bool) -> bool {
-        let weight = msg.get_channel_name().len() + msg.get_payload_bytes().len();
-        let item = to_raw(&self.ns, msg).and_then(|raw| match raw {
-            // The sharded channel carries the whole namespace.
-            Ok(RawEvent { key: Some(key), .. }) if sharded && !self.keys.keeps(&key) => None,
-            Ok(raw) => self.decode(raw),
-            Err(e) => Some(Err(e)),
-        });
-        match item {
-            Some(item) => self
-                .feed
-                .push_or_gap(item, weight, || self.decode(gap_event())),
-            None => !self.feed.is_closed(),
+        let events = to_raw(&self.ns, msg);
+        // A batch's events share its weight.
+        let weight =
+            (msg.get_channel_name().len() + msg.get_payload_bytes().len()) / events.len().max(1);
+        for raw in events {
+            let item = match raw {
+                // The sharded channel carries the whole namespace.
+                Ok(RawEvent { key: Some(key), .. }) if sharded && !self.keys.keeps(&key) => None,
+                Ok(raw) => self.decode(raw),
+                Err(e) => Some(Err(e)),
+            };
+            let open = match item {
+                Some(item) => self
+                    .feed
+                    .push_or_gap(item, weight, || self.decode(gap_event())),
+                None => !self.feed.is_closed(),
+            };
+            if !open {
+                return false;
+            }
         }
+        !self.feed.is_closed()
     }
 
     /// Queues a `Gap`. False once the consumer is gone.
@@ -957,35 +967,43 @@ enum Messages {
     },
 }
 
-/// A pub/sub message as a raw event; `None` for messages to ignore.
-pub(crate) fn to_raw(ns: &Namespace, msg: &redis::Msg) -> Option<Result<RawEvent>> {
+/// A pub/sub message as raw events: one, those of a batch (WIRE.md §6.2),
+/// or none for a message to ignore.
+pub(crate) fn to_raw(ns: &Namespace, msg: &redis::Msg) -> Vec<Result<RawEvent>> {
     let channel = msg.get_channel_name();
     if let Some(rest) = channel.strip_prefix("__keyspace@") {
-        let entry_key = rest.split_once("__:")?.1;
-        let key = ns.member_of(entry_key)?;
-        let is_expiry = msg.get_payload_bytes() == b"expired";
-        return is_expiry.then(|| {
-            Ok(RawEvent {
-                key: Some(key.to_owned()),
-                origin: None,
-                kind: RawKind::Expired,
-                seq: None,
-                prev: None,
+        let expired = rest
+            .split_once("__:")
+            .and_then(|(_, entry_key)| ns.member_of(entry_key))
+            .filter(|_| msg.get_payload_bytes() == b"expired");
+        return expired
+            .map(|key| {
+                Ok(RawEvent {
+                    key: Some(key.to_owned()),
+                    origin: None,
+                    kind: RawKind::Expired,
+                    seq: None,
+                    prev: None,
+                })
             })
-        });
+            .into_iter()
+            .collect();
     }
-    Some(event::parse(msg.get_payload_bytes()).map_err(|reason| {
-        Error::Decode {
-            namespace: ns.name().to_owned(),
-            key: channel
-                .strip_prefix(ns.event_channel())
-                .and_then(|rest| rest.strip_prefix(':'))
-                .unwrap_or_default()
-                .to_owned(),
-            expected: "a change event (wire format v1)",
-            reason,
-        }
-    }))
+    event::parse_message(msg.get_payload_bytes())
+        .into_iter()
+        .map(|parsed| {
+            parsed.map_err(|reason| Error::Decode {
+                namespace: ns.name().to_owned(),
+                key: channel
+                    .strip_prefix(ns.event_channel())
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .unwrap_or_default()
+                    .to_owned(),
+                expected: "a change event (wire format v1)",
+                reason,
+            })
+        })
+        .collect()
 }
 
 /// Types a raw event for a dict of `K` and `V`, naming the key on failure.

@@ -390,8 +390,10 @@ struct EventCase {
     channel: &'static str,
     /// `Both`: built by the library; others: given bytes (`Read`, `Reject`).
     bytes: Vec<u8>,
-    /// The meaning (`Reject`: none).
+    /// The meaning (`Reject` and batches: none).
     meaning: Option<EventMeaning>,
+    /// A batch message's events, in order (else empty).
+    batch: Vec<EventMeaning>,
 }
 
 fn meaning(
@@ -476,6 +478,7 @@ fn event_cases() -> Vec<EventCase> {
             channel,
             bytes,
             meaning,
+            batch: Vec::new(),
         }
     };
     let read = |name, text: &str, meaning| EventCase {
@@ -484,6 +487,7 @@ fn event_cases() -> Vec<EventCase> {
         channel: "{orders}#ev:a",
         bytes: hex(text),
         meaning,
+        batch: Vec::new(),
     };
     let reject = |name, text: &str| EventCase {
         name,
@@ -491,6 +495,7 @@ fn event_cases() -> Vec<EventCase> {
         channel: "{orders}#ev:a",
         bytes: hex(text),
         meaning: None,
+        batch: Vec::new(),
     };
     vec![
         both(
@@ -555,6 +560,7 @@ fn event_cases() -> Vec<EventCase> {
                 prev: Some(vec!["01".into()]),
                 ..meaning("set", Some("a"), None, Some("02"), None).expect("a meaning")
             }),
+            batch: Vec::new(),
         },
         EventCase {
             name: "set with prev: [] (there was no entry)",
@@ -569,6 +575,7 @@ fn event_cases() -> Vec<EventCase> {
                 prev: Some(Vec::new()),
                 ..meaning("set", Some("a"), None, Some("03"), None).expect("a meaning")
             }),
+            batch: Vec::new(),
         },
         // Python's cbor2.dumps({"v": 1, "op": "set", "key": "a", "origin": None, "value": 5}).
         read(
@@ -596,6 +603,29 @@ fn event_cases() -> Vec<EventCase> {
             "a3617601626f706364656c636b65796161",
             meaning("del", Some("a"), None, None, None),
         ),
+        // A batch (WIRE.md §6.2), as the PLAIN script publishes one on a
+        // cluster: {"v": 1, "op": "batch", "key": null, "events": [...]},
+        // each event as it would go out alone.
+        EventCase {
+            name: "a batch of two events",
+            mode: Mode::Read,
+            channel: "{orders}#ev",
+            bytes: [
+                hex("a4617601626f70656261746368636b6579f6666576656e747382"),
+                event::with_seq(built(Op::Set, Some("a"), None, Some(&value), None), 11),
+                event::with_seq(built(Op::Set, Some("b"), None, Some(&value), None), 12),
+            ]
+            .concat(),
+            meaning: None,
+            batch: [("a", 11), ("b", 12)]
+                .into_iter()
+                .map(|(key, seq)| EventMeaning {
+                    seq: Some(seq),
+                    ..meaning("set", Some(key), None, Some(&value_hex), None).expect("a meaning")
+                })
+                .collect(),
+        },
+        reject("a batch without events", "a2617601626f70656261746368"),
         reject("version 2", "a2617602626f706364656c"),
         reject("no version", "a1626f706364656c"),
         reject("unknown op", "a2617601626f706464726f70"),
@@ -623,6 +653,9 @@ struct EventVector {
     hex: String,
     diag: String,
     event: Option<EventMeaning>,
+    /// A batch message's events (WIRE.md §6.2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    batch: Vec<EventMeaning>,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -717,6 +750,7 @@ fn event_file() -> File<EventVector> {
                 hex: to_hex(&case.bytes),
                 diag: diag(&case.bytes),
                 event: case.meaning,
+                batch: case.batch,
             })
             .collect(),
     }
@@ -779,7 +813,28 @@ fn event_vectors_hold_in_both_directions() {
                 };
                 assert_eq!(vector.channel, channel, "{}", vector.name);
             }
-            (None, Mode::Reject) => assert!(parsed.is_err(), "{}: {parsed:?}", vector.name),
+            (None, Mode::Read) if !vector.batch.is_empty() => {
+                // One event where a batch came is refused (log entries,
+                // events inside a batch); a message delivers its events.
+                assert!(parsed.is_err(), "{}: {parsed:?}", vector.name);
+                let want: Vec<_> = vector.batch.iter().map(|m| Ok(raw_of(m))).collect();
+                assert_eq!(
+                    event::parse_message(&hex(&vector.hex)),
+                    want,
+                    "{}",
+                    vector.name
+                );
+                assert_eq!(vector.channel, ns.event_channel(), "{}", vector.name);
+            }
+            (None, Mode::Reject) => {
+                assert!(parsed.is_err(), "{}: {parsed:?}", vector.name);
+                let message = event::parse_message(&hex(&vector.hex));
+                assert!(
+                    matches!(message[..], [Err(_)]),
+                    "{}: {message:?}",
+                    vector.name
+                );
+            }
             other => panic!("{}: inconsistent vector {other:?}", vector.name),
         }
     }
@@ -801,8 +856,8 @@ fn keyspace_expiry_notification_reads_as_expired() {
     };
     let expired = crate::subscription::to_raw(&ns, &msg("__keyspace@0__:{orders}:a", "expired"));
     assert_eq!(
-        expired.map(|r| r.ok()),
-        Some(Some(raw_of(&EventMeaning {
+        expired.into_iter().map(|r| r.ok()).collect::<Vec<_>>(),
+        vec![Some(raw_of(&EventMeaning {
             op: "expired".into(),
             key: Some("a".into()),
             origin: None,
@@ -810,12 +865,12 @@ fn keyspace_expiry_notification_reads_as_expired() {
             ttl_ms: None,
             seq: None,
             prev: None,
-        })))
+        }))]
     );
     // Other keyspace notifications (the write itself: "set", "del") are ignored.
-    assert!(crate::subscription::to_raw(&ns, &msg("__keyspace@0__:{orders}:a", "set")).is_none());
+    assert!(crate::subscription::to_raw(&ns, &msg("__keyspace@0__:{orders}:a", "set")).is_empty());
     // Another namespace's keys are not ours.
     assert!(
-        crate::subscription::to_raw(&ns, &msg("__keyspace@0__:{orders2}:a", "expired")).is_none()
+        crate::subscription::to_raw(&ns, &msg("__keyspace@0__:{orders2}:a", "expired")).is_empty()
     );
 }
