@@ -394,7 +394,10 @@ impl StoreBuilder {
     /// plain subscription whose consumer falls further behind drops what it
     /// holds and yields `Change::Gap` in its place, so client memory stays
     /// bounded whatever the consumer's speed; a durable subscription stops
-    /// reading the log until the consumer catches up.
+    /// reading the log until the consumer catches up. On a cluster, the
+    /// events of a batch message (see [`Self::batched_events`], up to 1,000)
+    /// arrive at once: a buffer of fewer events yields a `Gap` for any
+    /// batch larger than it.
     pub fn subscription_buffer(mut self, events: usize, bytes: usize) -> Self {
         self.settings.subscription_buffer_events = events.max(1);
         self.settings.subscription_buffer_bytes = bytes.max(1);
@@ -426,7 +429,7 @@ impl StoreBuilder {
     /// per event. Each event keeps its own payload and sequence number, and
     /// subscribers of this crate deliver them one by one, as before; the
     /// cluster does a fraction of the pub/sub work, so bulk writes with
-    /// events are about 1.6× as fast (see BENCHMARKS.md). No effect
+    /// events are about twice as fast (see BENCHMARKS.md). No effect
     /// elsewhere.
     ///
     /// Subscribers built with an older version of this crate do not know
