@@ -595,4 +595,53 @@ mod parse_tests {
             assert!(parse(&whole[..cut]).is_err(), "cut at {cut}");
         }
     }
+
+    /// A batch message (WIRE.md §6.2) reads as its events in order, with a
+    /// definite or an indefinite array; an event inside that does not read
+    /// (here: a batch nested in it, a version 2 event) is an error in its
+    /// place, the others still read; a batch where one event belongs (a log
+    /// entry) is refused, as readers that predate batches refuse it.
+    #[test]
+    fn batch_messages_read_as_their_events() {
+        let set =
+            |key: &str, seq| with_seq(payload(Op::Set, Some(key), None, Some(&[0x01]), None), seq);
+        let del = with_seq(payload(Op::Del, Some("b"), Some("o"), None, None), 2);
+        let head = b"\xa4\x61v\x01\x62op\x65batch\x63key\xf6\x66events".to_vec();
+        let batch = |array_head: &[u8], events: &[&[u8]], end: &[u8]| {
+            [head.as_slice(), array_head, &events.concat(), end].concat()
+        };
+        let want = [parse(&set("a", 1)).unwrap(), parse(&del).unwrap()];
+        for message in [
+            batch(&[0x82], &[&set("a", 1), &del], &[]),
+            batch(&[0x9f], &[&set("a", 1), &del], &[0xff]),
+        ] {
+            let read: Vec<_> = parse_message(&message)
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(read, want);
+            assert_eq!(
+                parse(&message),
+                Err("a batch of events where one event belongs".into())
+            );
+        }
+        let nested = batch(&[0x81], &[&set("x", 9)], &[]);
+        let v2 = [
+            0xa2, 0x61, b'v', 0x02, 0x62, b'o', b'p', 0x63, b'd', b'e', b'l',
+        ];
+        let read = parse_message(&batch(&[0x84], &[&set("a", 1), &nested, &v2, &del], &[]));
+        assert_eq!(read.len(), 4);
+        assert_eq!(read[0], Ok(want[0].clone()));
+        assert_eq!(
+            read[1],
+            Err("a batch of events where one event belongs".into())
+        );
+        assert_eq!(read[2], Err("unsupported event format version 2".into()));
+        assert_eq!(read[3], Ok(want[1].clone()));
+        // A plain event is one; what is not a message at all, one error.
+        assert_eq!(parse_message(&del), vec![Ok(want[1].clone())]);
+        assert!(matches!(parse_message(&[0x81, 0x01])[..], [Err(_)]));
+        let truncated = batch(&[0x82], &[&set("a", 1)], &[]);
+        assert!(matches!(parse_message(&truncated)[..], [Err(_)]));
+    }
 }
