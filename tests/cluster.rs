@@ -776,6 +776,25 @@ fn batch_of(payload: &[u8]) -> Option<(usize, &[u8])> {
     Some((n, &rest[skip..]))
 }
 
+/// How many events each of the next `messages` sharded messages carries (1
+/// for a single event); a batch's events take at most 1 MiB.
+async fn events_per_message(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+    messages: usize,
+) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for _ in 0..messages {
+        counts.push(match batch_of(&next_spayload(rx).await) {
+            Some((n, events)) => {
+                assert!(events.len() <= 1 << 20, "{} bytes of events", events.len());
+                n
+            }
+            None => 1,
+        });
+    }
+    counts
+}
+
 /// On Redis >= 7.0 a `set_many` publishes its events in batch messages
 /// (WIRE.md §6.2), `StoreBuilder::batched_events` on by default: a batch
 /// holds, in order, byte for byte the payloads a writer with
@@ -866,19 +885,8 @@ async fn a_batch_message_holds_at_most_a_mebibyte_of_events() {
     if cluster().major_version() >= 7 {
         let (_conn, mut rx) = shard_listener(cluster().master_for_key(&channel), &channel).await;
         d.set_many(entries.clone()).await.unwrap();
-        let mut shapes = Vec::new();
-        for _ in 0..4 {
-            let payload = next_spayload(&mut rx).await;
-            match batch_of(&payload) {
-                Some((n, events)) => {
-                    assert!(events.len() <= 1 << 20, "{} bytes of events", events.len());
-                    shapes.push(n);
-                }
-                None => shapes.push(1),
-            }
-        }
         // a+b (c would pass 1 MiB), c alone (d would), d alone (larger), e+f.
-        assert_eq!(shapes, [2, 1, 1, 2]);
+        assert_eq!(events_per_message(&mut rx, 4).await, [2, 1, 1, 2]);
     } else {
         d.set_many(entries.clone()).await.unwrap();
     }
@@ -911,12 +919,8 @@ async fn every_unit_of_several_events_is_batched() {
     d.delete("c").await.unwrap();
     d.clear().await.unwrap();
     if let Some((_conn, rx)) = raw.as_mut() {
-        let mut shapes = Vec::new();
-        for _ in 0..4 {
-            shapes.push(batch_of(&next_spayload(rx).await).map_or(1, |(n, _)| n));
-        }
         assert_eq!(
-            shapes,
+            events_per_message(rx, 4).await,
             [2, 1, 1, 3],
             "set_many, set, delete, clear (2 del + clear)"
         );
