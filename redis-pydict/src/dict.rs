@@ -742,7 +742,9 @@ where
     /// sharded channel (see [`crate::StoreBuilder::sharded_events`]), which
     /// has no patterns: the subscription receives them all from the master of
     /// the namespace's slot and keeps the keys that `pattern` matches, by the
-    /// server's own glob rules. A slot migration or failover yields
+    /// server's own glob rules; a batch message (see
+    /// [`crate::StoreBuilder::batched_events`]) yields its events one by
+    /// one, each kept or not by its key. A slot migration or failover yields
     /// `Change::Gap`, and the subscription follows the slot to its new master.
     ///
     /// ```no_run
