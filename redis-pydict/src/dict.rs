@@ -482,7 +482,7 @@ where
     /// entry key holding foreign data, the server out of memory, ...),
     /// nothing more is read from the input or sent; batches before it stay
     /// applied. When the failure is not in the first batch, or other batches
-    /// were already in flight, the error is [`Error::PartlyApplied`], which
+    /// were already in flight, the error is [`Error::PartlyApplied`](crate::Error::PartlyApplied), which
     /// says which batch failed and how many batches and entries were applied.
     pub async fn set_many<I, Q, B>(&self, pairs: I) -> Result<()>
     where
