@@ -15,6 +15,7 @@
 //! published nothing the handle received: a write with events off, or to a
 //! key of the namespace that is not a field).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -299,30 +300,61 @@ impl<T: RedisDict> Shared<T> {
         }
     }
 
-    /// Applies one event numbered `seq` if it is newer than the snapshot.
-    /// Returns false, applying nothing, when numbers were skipped: a change
+    /// Applies the events at the front of `pending` (number, key, change),
+    /// in order, as one change of the snapshot: one encoding and decoding of
+    /// the struct for all of them (a batch message's events, or a burst,
+    /// arrive together). An event numbered at or below the snapshot's is
+    /// skipped. Returns false at the first event whose number skips some,
+    /// having applied those before it and taken it from `pending`: a change
     /// the handle did not receive (written with events off, or to a key of
     /// the namespace that is not a field) came first, and only a reload can
-    /// show it (applying this event alone would show a state Redis never had).
-    fn event(&self, seq: u64, key: Option<&str>, kind: RawKind) -> bool {
+    /// show it (applying this event would show a state Redis never had).
+    /// Right after a gap (no load yet in this epoch) every event is taken.
+    fn events(&self, pending: &mut VecDeque<(u64, Option<String>, RawKind)>) -> bool {
         let mut applied = self.lock();
-        if seq <= applied.seq && !applied.after_gap {
-            return true;
-        }
-        if !applied.after_gap && seq > applied.seq + 1 {
-            return false;
-        }
         let field = |key: Option<&str>| {
             key.and_then(|key| T::SCHEMA.fields.iter().position(|f| f.key == key))
         };
-        let updates = match kind {
-            RawKind::Set(bytes) => field(key).map(|i| vec![(i, Some(bytes))]),
-            RawKind::Del => field(key).map(|i| vec![(i, None)]),
-            RawKind::Clear => Some((0..T::SCHEMA.fields.len()).map(|i| (i, None)).collect()),
-            RawKind::Expire(_) | RawKind::Expired | RawKind::Gap => None,
-        };
-        self.apply(&mut applied, seq, updates.unwrap_or_default());
-        true
+        // Per field, its newest stored value among the events taken.
+        let mut latest: Vec<Option<Option<Vec<u8>>>> = Vec::new();
+        let mut seq = None;
+        let mut in_order = true;
+        while let Some((number, key, kind)) = pending.pop_front() {
+            let after = seq.unwrap_or(applied.seq);
+            if !applied.after_gap {
+                if number <= after {
+                    continue;
+                }
+                if number > after + 1 {
+                    in_order = false;
+                    break;
+                }
+            }
+            seq = Some(number);
+            let updates = match kind {
+                RawKind::Set(bytes) => field(key.as_deref()).map(|i| vec![(i, Some(bytes))]),
+                RawKind::Del => field(key.as_deref()).map(|i| vec![(i, None)]),
+                RawKind::Clear => Some((0..T::SCHEMA.fields.len()).map(|i| (i, None)).collect()),
+                RawKind::Expire(_) | RawKind::Expired | RawKind::Gap => None,
+            };
+            for (i, value) in updates.unwrap_or_default() {
+                if latest.is_empty() {
+                    latest.resize(T::SCHEMA.fields.len(), None);
+                }
+                if let Some(slot) = latest.get_mut(i) {
+                    *slot = Some(value);
+                }
+            }
+        }
+        if let Some(seq) = seq {
+            let updates = latest
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, value)| value.map(|value| (i, value)))
+                .collect();
+            self.apply(&mut applied, seq, updates);
+        }
+        in_order
     }
 
     /// Marks the snapshot as possibly stale; with `gap`, starts a new epoch.
@@ -415,21 +447,23 @@ async fn follow<T: RedisDict>(shared: Arc<Shared<T>>, mut events: Events) {
             shared.reload().await;
             batch.drain(..=last);
         }
-        for item in batch.drain(..) {
-            if let Ok(RawEvent {
-                key,
-                kind,
-                seq: Some(seq),
-                ..
-            }) = item
-            {
-                if !shared.event(seq, key.as_deref(), kind) {
-                    // Numbers skipped: the reload shows this change and the
-                    // missed ones; the events after it are filtered against it.
-                    shared.suspect(false);
-                    shared.reload().await;
-                }
-            }
+        let mut pending: VecDeque<_> = batch
+            .drain(..)
+            .filter_map(|item| match item {
+                Ok(RawEvent {
+                    key,
+                    kind,
+                    seq: Some(seq),
+                    ..
+                }) => Some((seq, key, kind)),
+                _ => None,
+            })
+            .collect();
+        while !shared.events(&mut pending) {
+            // Numbers skipped: the reload shows this change and the missed
+            // ones; the events after it are filtered against it.
+            shared.suspect(false);
+            shared.reload().await;
         }
     }
 }
