@@ -473,7 +473,9 @@ async fn follow<T: RedisDict>(shared: Arc<Shared<T>>, mut events: Events) {
 /// ([`View::live`]).
 ///
 /// * **Reads are local**: [`Live::get`] clones an `Arc` (nanoseconds); the
-///   snapshot is swapped as a whole by the handle's task, never half-applied.
+///   snapshot is swapped as a whole by the handle's task, never half-applied;
+///   events that arrive together (a cluster's batch message, a burst) are
+///   applied as one swap, with one decoding of the struct.
 /// * **Never backwards**: a reader never sees a state older than one it
 ///   already saw. Each event carries the namespace's sequence number
 ///   (`"seq"`, see [`crate::Namespace::seq_key`]), each (re)load reads the
