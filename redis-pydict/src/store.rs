@@ -429,7 +429,7 @@ impl StoreBuilder {
     /// per event. Each event keeps its own payload and sequence number, and
     /// subscribers of this crate deliver them one by one, as before; the
     /// cluster does a fraction of the pub/sub work, so bulk writes with
-    /// events are about twice as fast (see BENCHMARKS.md). No effect
+    /// events are 1.6 to 2 times as fast (see BENCHMARKS.md). No effect
     /// elsewhere.
     ///
     /// Subscribers built with an older version of this crate do not know
