@@ -319,10 +319,11 @@ for first = 1, n, 1000 do
   redis.call('ZADD', idx, unpack(members))
   if events then
     -- Per event: one concatenation and one call, or, batched, one table
-    -- slot (this loop is most of a batch's server time). The parts are reused where they can be: the
-    -- key's text head by length, and "seq" with its number's CBOR head and
-    -- high bytes, which numbers from 256 to 2^32 - 1 share 256 at a time
-    -- (only the last byte differs, taken from a table of one-byte strings).
+    -- slot (this loop is most of a batch's server time). The parts are
+    -- reused where they can be: the key's text head by length, and "seq"
+    -- with its number's CBOR head and high bytes, which numbers from 256 to
+    -- 2^32 - 1 share 256 at a time (only the last byte differs, taken from
+    -- a table of one-byte strings).
     local logging = log ~= ''
     for k = 2, j, 2 do
       local member = members[k]
