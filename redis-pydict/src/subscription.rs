@@ -719,10 +719,18 @@ where
         // A batch's events share its weight.
         let weight =
             (msg.get_channel_name().len() + msg.get_payload_bytes().len()) / events.len().max(1);
+        // The sharded channel carries the whole namespace, and so may the
+        // classic namespace channel (meant for `clear`, but a batch that
+        // another writer PUBLISHes there would carry any keys): their
+        // events are kept by key. A key's own channel carries its events.
+        let whole_namespace = sharded || msg.get_channel_name() == self.ns.event_channel();
         for raw in events {
             let item = match raw {
-                // The sharded channel carries the whole namespace.
-                Ok(RawEvent { key: Some(key), .. }) if sharded && !self.keys.keeps(&key) => None,
+                Ok(RawEvent { key: Some(key), .. })
+                    if whole_namespace && !self.keys.keeps(&key) =>
+                {
+                    None
+                }
                 Ok(raw) => self.decode(raw),
                 Err(e) => Some(Err(e)),
             };

@@ -21,6 +21,7 @@ macro_rules! cases {
             #[tokio::test] shared every_operation_produces_its_typed_event;
             #[tokio::test] shared undecodable_event_is_an_error_item_and_the_stream_goes_on;
             #[tokio::test] shared own_events_can_be_skipped;
+            #[tokio::test] shared a_batch_message_delivers_each_subscription_its_keys;
             #[tokio::test] shared expirations_arrive_when_the_store_may_enable_them;
             #[tokio::test] exclusive killed_connection_yields_a_gap_and_delivery_goes_on;
             #[tokio::test] server_only slow_subscriber_disconnected_by_the_server_gets_a_gap;
@@ -159,6 +160,55 @@ pub async fn undecodable_event_is_an_error_item_and_the_stream_goes_on(ctx: &Ctx
         "{err}"
     );
     assert_eq!(next(&mut sub).await, set("n", None, 5));
+}
+
+/// A batch message (WIRE.md §6.2) that another writer PUBLISHes on the
+/// namespace channel, which every subscription of the namespace listens to
+/// (on one server and, classic, on a cluster): each subscription gets the
+/// events of its keys, in order, and no others.
+pub async fn a_batch_message_delivers_each_subscription_its_keys(ctx: &Ctx) {
+    use ciborium::Value;
+    let ns = ctx.ns("batched");
+    let d = ctx.store.dict::<String, u32>(&ns).unwrap();
+    let mut all = d.subscribe("*").await.unwrap();
+    let mut glob = d.subscribe("b*").await.unwrap();
+    let mut one = d.subscribe_key("a").await.unwrap();
+    let event = |key: &str, value: u32, seq: u32| {
+        let text = |t: &str| Value::Text(t.to_owned());
+        Value::Map(vec![
+            (text("v"), Value::Integer(1.into())),
+            (text("op"), text("set")),
+            (text("key"), text(key)),
+            (text("value"), Value::Integer(value.into())),
+            (text("seq"), Value::Integer(seq.into())),
+        ])
+    };
+    let batch = Value::Map(vec![
+        (Value::Text("v".into()), Value::Integer(1.into())),
+        (Value::Text("op".into()), Value::Text("batch".into())),
+        (Value::Text("key".into()), Value::Null),
+        (
+            Value::Text("events".into()),
+            Value::Array(vec![event("a", 1, 1), event("b1", 2, 2), event("c", 3, 3)]),
+        ),
+    ]);
+    let mut payload = Vec::new();
+    ciborium::into_writer(&batch, &mut payload).unwrap();
+    let mut raw = ctx.raw(&ns).await;
+    let _: u64 = redis::cmd("PUBLISH")
+        .arg(format!("{{{ns}}}#ev"))
+        .arg(payload)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    for (key, value) in [("a", 1), ("b1", 2), ("c", 3)] {
+        assert_eq!(next(&mut all).await, set(key, None, value));
+    }
+    assert_eq!(next(&mut glob).await, set("b1", None, 2));
+    assert_eq!(next(&mut one).await, set("a", None, 1));
+    for sub in [&mut all, &mut glob, &mut one] {
+        nothing_more(sub).await;
+    }
 }
 
 pub async fn own_events_can_be_skipped(ctx: &Ctx) {
