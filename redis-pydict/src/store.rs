@@ -396,8 +396,9 @@ impl StoreBuilder {
     /// bounded whatever the consumer's speed; a durable subscription stops
     /// reading the log until the consumer catches up. On a cluster, the
     /// events of a batch message (see [`Self::batched_events`], up to 1,000)
-    /// arrive at once: a buffer of fewer events yields a `Gap` for any
-    /// batch larger than it.
+    /// arrive at once: a buffer of fewer events than a batch can overflow on
+    /// one message (and yield a `Gap`) when the consumer is not taking them
+    /// as they come.
     pub fn subscription_buffer(mut self, events: usize, bytes: usize) -> Self {
         self.settings.subscription_buffer_events = events.max(1);
         self.settings.subscription_buffer_bytes = bytes.max(1);
