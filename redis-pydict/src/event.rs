@@ -272,10 +272,7 @@ pub(crate) enum RawKind {
 /// versions may add some. The value of a `set` is kept as its CBOR bytes,
 /// to be decoded once, straight into the subscriber's type.
 pub(crate) fn parse(payload: &[u8]) -> Result<RawEvent, String> {
-    let parts = parse_one(payload)?;
-    let value = parts.value.clone().map(|range| payload[range].to_vec());
-    let prev = parts.prev_bytes(payload);
-    parts.into_event(value, prev)
+    parse_one(payload)?.copied_event(payload)
 }
 
 /// [`parse`] of a payload the caller owns: the value of a `set` is the
@@ -297,11 +294,7 @@ pub(crate) fn parse_owned(mut payload: Vec<u8>) -> Result<RawEvent, String> {
 /// the others). A message that is neither is one `Err`.
 pub(crate) fn parse_message(payload: &[u8]) -> Vec<Result<RawEvent, String>> {
     match parse_parts(payload) {
-        Ok(Parsed::One(parts)) => {
-            let value = parts.value.clone().map(|range| payload[range].to_vec());
-            let prev = parts.prev_bytes(payload);
-            vec![parts.into_event(value, prev)]
-        }
+        Ok(Parsed::One(parts)) => vec![parts.copied_event(payload)],
         Ok(Parsed::Batch(events)) => events
             .into_iter()
             .map(|range| parse(&payload[range]))
@@ -329,7 +322,6 @@ struct Parts {
 }
 
 impl Parts {
-    /// The event, given the value's bytes (those of `self.value`).
     /// The previous value's bytes (copied out of `payload`).
     fn prev_bytes(&self, payload: &[u8]) -> Option<Option<Vec<u8>>> {
         self.prev
@@ -337,6 +329,15 @@ impl Parts {
             .map(|range| range.map(|range| payload[range].to_vec()))
     }
 
+    /// The event, its value and previous value copied out of `payload`.
+    fn copied_event(self, payload: &[u8]) -> Result<RawEvent, String> {
+        let value = self.value.clone().map(|range| payload[range].to_vec());
+        let prev = self.prev_bytes(payload);
+        self.into_event(value, prev)
+    }
+
+    /// The event, given the value's bytes (those of `self.value`) and the
+    /// previous value's.
     fn into_event(
         self,
         value: Option<Vec<u8>>,
