@@ -316,7 +316,7 @@ impl<T: RedisDict> Shared<T> {
             key.and_then(|key| T::SCHEMA.fields.iter().position(|f| f.key == key))
         };
         // Per field, its newest stored value among the events taken.
-        let mut latest: Vec<Option<Option<Vec<u8>>>> = Vec::new();
+        let mut latest: Vec<Option<Option<Vec<u8>>>> = vec![None; T::SCHEMA.fields.len()];
         let mut seq = None;
         let mut in_order = true;
         while let Some((number, key, kind)) = pending.pop_front() {
@@ -331,16 +331,16 @@ impl<T: RedisDict> Shared<T> {
                 }
             }
             seq = Some(number);
-            let updates = match kind {
-                RawKind::Set(bytes) => field(key.as_deref()).map(|i| vec![(i, Some(bytes))]),
-                RawKind::Del => field(key.as_deref()).map(|i| vec![(i, None)]),
-                RawKind::Clear => Some((0..T::SCHEMA.fields.len()).map(|i| (i, None)).collect()),
+            let update = match kind {
+                RawKind::Set(bytes) => field(key.as_deref()).map(|i| (i, Some(bytes))),
+                RawKind::Del => field(key.as_deref()).map(|i| (i, None)),
+                RawKind::Clear => {
+                    latest.fill(Some(None));
+                    None
+                }
                 RawKind::Expire(_) | RawKind::Expired | RawKind::Gap => None,
             };
-            for (i, value) in updates.unwrap_or_default() {
-                if latest.is_empty() {
-                    latest.resize(T::SCHEMA.fields.len(), None);
-                }
+            if let Some((i, value)) = update {
                 if let Some(slot) = latest.get_mut(i) {
                     *slot = Some(value);
                 }
