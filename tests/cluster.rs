@@ -776,6 +776,21 @@ fn batch_of(payload: &[u8]) -> Option<(usize, &[u8])> {
     Some((n, &rest[skip..]))
 }
 
+/// A [`shard_listener`] on namespace `ns`'s channel `{ns}#ev`, at the
+/// master of its slot; `None` before Redis 7.0 (no sharded pub/sub).
+async fn namespace_shard_listener(
+    ns: &str,
+) -> Option<(
+    redis::aio::MultiplexedConnection,
+    tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+)> {
+    if cluster().major_version() < 7 {
+        return None;
+    }
+    let channel = format!("{{{ns}}}#ev");
+    Some(shard_listener(cluster().master_for_key(&channel), &channel).await)
+}
+
 /// How many events each of the next `messages` sharded messages carries (1
 /// for a single event); a batch's events take at most 1 MiB.
 async fn events_per_message(
@@ -805,23 +820,16 @@ async fn events_per_message(
 #[tokio::test]
 async fn set_many_on_a_cluster_publishes_its_events_in_batches() {
     let ctx = shared("sharded_batch").await;
-    let sharded = cluster().major_version() >= 7;
     let (batched_ns, single_ns) = (ctx.ns("batched"), ctx.ns("single"));
-    let listen = |ns: &str| {
-        let channel = format!("{{{ns}}}#ev");
-        async move { shard_listener(cluster().master_for_key(&channel), &channel).await }
-    };
     let entries: Vec<(String, u32)> = (0..2_500).map(|i| (format!("k{i}"), i)).collect();
     let d = ctx.store.dict::<String, u32>(&batched_ns).unwrap();
     let mut all = d.subscribe("*").await.unwrap();
     let mut one = d.subscribe_key("k1234").await.unwrap();
     let mut glob = d.subscribe("k24??").await.unwrap();
-    if !sharded {
-        d.set_many(entries.clone()).await.unwrap();
-    } else {
-        let (_b, mut batched_rx) = listen(&batched_ns).await;
-        let (_s, mut single_rx) = listen(&single_ns).await;
-        d.set_many(entries.clone()).await.unwrap();
+    let batched_raw = namespace_shard_listener(&batched_ns).await;
+    let single_raw = namespace_shard_listener(&single_ns).await;
+    d.set_many(entries.clone()).await.unwrap();
+    if let (Some((_b, mut batched_rx)), Some((_s, mut single_rx))) = (batched_raw, single_raw) {
         let unbatched = ctx.builder().batched_events(false).connect().await.unwrap();
         let s = unbatched.dict::<String, u32>(&single_ns).unwrap();
         s.set_many(entries.clone()).await.unwrap();
@@ -870,7 +878,6 @@ async fn set_many_on_a_cluster_publishes_its_events_in_batches() {
 async fn a_batch_message_holds_at_most_a_mebibyte_of_events() {
     let ctx = shared("sharded_batch_size").await;
     let ns = ctx.ns("big");
-    let channel = format!("{{{ns}}}#ev");
     let d = ctx.store.dict::<String, String>(&ns).unwrap();
     let mut all = d.subscribe("*").await.unwrap();
     let value = |c: char, len: usize| c.to_string().repeat(len);
@@ -882,13 +889,11 @@ async fn a_batch_message_holds_at_most_a_mebibyte_of_events() {
         ("e".to_owned(), value('e', 10)),
         ("f".to_owned(), value('f', 10)),
     ];
-    if cluster().major_version() >= 7 {
-        let (_conn, mut rx) = shard_listener(cluster().master_for_key(&channel), &channel).await;
-        d.set_many(entries.clone()).await.unwrap();
+    let mut raw = namespace_shard_listener(&ns).await;
+    d.set_many(entries.clone()).await.unwrap();
+    if let Some((_conn, rx)) = raw.as_mut() {
         // a+b (c would pass 1 MiB), c alone (d would), d alone (larger), e+f.
-        assert_eq!(events_per_message(&mut rx, 4).await, [2, 1, 1, 2]);
-    } else {
-        d.set_many(entries.clone()).await.unwrap();
+        assert_eq!(events_per_message(rx, 4).await, [2, 1, 1, 2]);
     }
     for (key, value) in &entries {
         assert_eq!(next(&mut all).await, set(key, None, value.clone()));
@@ -903,17 +908,13 @@ async fn a_batch_message_holds_at_most_a_mebibyte_of_events() {
 async fn every_unit_of_several_events_is_batched() {
     let ctx = shared("sharded_units").await;
     let ns = ctx.ns("units");
-    let channel = format!("{{{ns}}}#ev");
     let d = ctx
         .store
         .dict::<String, u32>(&ns)
         .unwrap()
         .with_previous_values(true);
     let mut all = d.subscribe("*").await.unwrap();
-    let mut raw = match cluster().major_version() >= 7 {
-        true => Some(shard_listener(cluster().master_for_key(&channel), &channel).await),
-        false => None,
-    };
+    let mut raw = namespace_shard_listener(&ns).await;
     d.set_many([("a", 1), ("b", 2)]).await.unwrap();
     d.set("c", &3).await.unwrap();
     d.delete("c").await.unwrap();
