@@ -88,8 +88,12 @@ pub struct Args {
     pub split: bool,
     pub cluster: bool,
     /// With `--cluster`: the client on the first CPU, the nodes spread over
-    /// the others (`--spread`), instead of all on one CPU.
+    /// the others (`--spread`), replicas that share a master's CPU at idle
+    /// priority, instead of all on one CPU.
     pub spread: bool,
+    /// With `--spread`: leave the replicas at normal priority
+    /// (`--no-idle-replicas`), competing with the masters for their CPU.
+    pub idle_replicas: bool,
     /// Internal: run as the memory probe child (`--rss-probe ours|raw`).
     pub rss_probe: Option<String>,
     pub entries: usize,
@@ -104,7 +108,7 @@ pub const GROUPS: [&str; 8] = [
 
 /// The usage line, printed for `--help` and bad arguments.
 pub const USAGE: &str =
-    "usage: cargo run --release -p redis-pydict-bench -- [--quick] [--split | --one-cpu | --no-pin] [--only single,items,bulk,cache,events,durable,live,scale] [--url redis://host:port/db] [--cluster [--spread] [--url redis://seed1,redis://seed2,...]]";
+    "usage: cargo run --release -p redis-pydict-bench -- [--quick] [--split | --one-cpu | --no-pin] [--only single,items,bulk,cache,events,durable,live,scale] [--url redis://host:port/db] [--cluster [--spread [--no-idle-replicas]] [--url redis://seed1,redis://seed2,...]]";
 
 /// Parses the command line; the error is the message to print.
 pub fn parse_args() -> Result<Args, String> {
@@ -115,6 +119,7 @@ pub fn parse_args() -> Result<Args, String> {
         split: true,
         cluster: false,
         spread: false,
+        idle_replicas: true,
         rss_probe: None,
         entries: 0,
         only: Vec::new(),
@@ -128,6 +133,7 @@ pub fn parse_args() -> Result<Args, String> {
             "--one-cpu" => args.split = false,
             "--cluster" => args.cluster = true,
             "--spread" => args.spread = true,
+            "--no-idle-replicas" => args.idle_replicas = false,
             "--url" => args.url = Some(it.next().ok_or("--url needs a value")?),
             s if s.starts_with("--url=") => args.url = Some(s["--url=".len()..].to_owned()),
             "--rss-probe" => args.rss_probe = Some(it.next().ok_or("--rss-probe needs a value")?),
@@ -151,6 +157,9 @@ pub fn parse_args() -> Result<Args, String> {
     }
     if args.spread && !args.cluster {
         return Err(format!("--spread goes with --cluster\n{USAGE}"));
+    }
+    if !args.idle_replicas && !args.spread {
+        return Err(format!("--no-idle-replicas goes with --spread\n{USAGE}"));
     }
     Ok(args)
 }

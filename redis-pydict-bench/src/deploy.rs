@@ -83,15 +83,29 @@ pub fn pin_server(server: &RedisServer, cpu: &str) -> bool {
 /// --spread`; the client runs on CPU 0), masters first so that they get CPUs
 /// of their own before the replicas. Each node's `redis-server` process is
 /// found by the `process_id` its `INFO server` reports (the nodes run under
-/// a wrapper shell). Returns the CPUs used, e.g. "1-3", or `None` when a
-/// node could not be pinned (it is then said why).
-pub fn spread_cluster(cluster: &RedisCluster, last: usize) -> Option<String> {
+/// a wrapper shell).
+///
+/// A replica that shares its CPU with a master runs at idle priority
+/// (`SCHED_IDLE`, see [`idle_priority`]): in a deployment replicas run on
+/// hosts of their own, but here the replica woken by its master's
+/// replication stream would take the CPU from the master before the master
+/// has written its replies and messages (Redis writes the replica's stream
+/// first), which puts the replica's work into the latency of every
+/// replicated write and into none of the raw side's SPUBLISH rows.
+/// `idle_replicas` false (`--no-idle-replicas`) leaves them at normal
+/// priority.
+///
+/// Returns where the nodes run, e.g. "CPUs 1-3", or `None` when a node
+/// could not be pinned (it is then said why).
+pub fn spread_cluster(cluster: &RedisCluster, last: usize, idle_replicas: bool) -> Option<String> {
     let masters = cluster.masters();
     let mut ports = masters.clone();
     ports.extend(cluster.ports().into_iter().filter(|p| !masters.contains(p)));
     let first = 1.min(last);
+    let cpus = last - first + 1;
+    let mut idled = 0;
     for (i, port) in ports.iter().enumerate() {
-        let cpu = (first + i % (last - first + 1)).to_string();
+        let cpu = (first + i % cpus).to_string();
         let pid = redis::Client::open(redis_pydict_test::node_url(*port))
             .and_then(|client| client.get_connection())
             .and_then(|mut conn| redis::cmd("INFO").arg("server").query::<String>(&mut conn))
@@ -112,12 +126,43 @@ pub fn spread_cluster(cluster: &RedisCluster, last: usize) -> Option<String> {
             eprintln!("note: could not pin the cluster node on port {port} to CPU {cpu}");
             return None;
         }
+        let replica = i >= masters.len();
+        let shares_with_a_master = cpus < masters.len() || i % cpus < masters.len();
+        if idle_replicas && replica && shares_with_a_master {
+            match pid.map(idle_priority) {
+                Some(Ok(())) => idled += 1,
+                Some(Err(why)) => eprintln!(
+                    "note: the replica on port {port} shares CPU {cpu} with a master at normal priority ({why})"
+                ),
+                None => {}
+            }
+        }
     }
-    Some(if first == last {
-        first.to_string()
+    let cpus = if cpus == 1 {
+        format!("CPU {first}")
     } else {
-        format!("{first}-{last}")
+        format!("CPUs {first}-{last}")
+    };
+    Some(match idled {
+        0 => cpus,
+        n => format!("{cpus}, {n} replicas sharing a master's CPU at idle priority"),
     })
+}
+
+/// Puts every thread of process `pid` under `SCHED_IDLE`: it runs only when
+/// no normal-priority thread wants its CPU (`chrt --idle`).
+fn idle_priority(pid: u32) -> Result<(), String> {
+    let status = std::process::Command::new("chrt")
+        .args(["--idle", "-a", "-p", "0", &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run chrt: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("chrt --idle failed: {status}"))
+    }
 }
 
 /// Says why the benchmark cannot start `what` and how to get on.
@@ -206,12 +251,14 @@ pub fn deploy(
         _ => None,
     };
     let spread_cpus = match (&cluster, server_cpu.as_deref().map(str::parse::<usize>)) {
-        (Some(cluster), Some(Ok(last))) if args.spread => spread_cluster(cluster, last),
+        (Some(cluster), Some(Ok(last))) if args.spread => {
+            spread_cluster(cluster, last, args.idle_replicas)
+        }
         _ => None,
     };
     let place = match (pinned_cpu, args.cluster) {
         (Some(cpu), true) if spread_cpus.is_some() => format!(
-            "its 6 nodes spread over CPUs {} (masters first) and the client on CPU {cpu}",
+            "its 6 nodes spread over {} (masters first) and the client on CPU {cpu}",
             spread_cpus.as_deref().unwrap_or_default()
         ),
         (Some(cpu), false) if split_cpu.is_some() => format!(

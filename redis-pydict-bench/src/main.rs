@@ -11,6 +11,7 @@
 //! cargo run --release -p redis-pydict-bench -- --no-pin    # let the OS place threads
 //! cargo run --release -p redis-pydict-bench -- --cluster   # against a private 3+3 cluster
 //! cargo run --release -p redis-pydict-bench -- --cluster --spread   # nodes spread over the CPUs
+//! cargo run --release -p redis-pydict-bench -- --cluster --spread --no-idle-replicas
 //! cargo run --release -p redis-pydict-bench -- --cluster --url redis://h1:p1,redis://h2:p2
 //! ```
 //!
@@ -34,7 +35,9 @@
 //! strictest comparison); `--cluster --spread` puts the client on the first
 //! CPU and deals the nodes out over the others, masters first (with 2 CPUs,
 //! all six nodes share the second), so that cluster figures are not all CPU
-//! contention. With `--url` it writes
+//! contention; a replica that shares a master's CPU runs at idle priority
+//! (`SCHED_IDLE`), as if on a host of its own (see `deploy::spread_cluster`).
+//! With `--url` it writes
 //! only keys under the `bench-*` namespaces and the `{bench-raw}:` /
 //! `bench-filler:` prefixes, and deletes them when done; use an otherwise
 //! empty database for figures comparable to the README's.

@@ -49,7 +49,8 @@
 //! (seconds, one measurement per operation, batches counted once) under this
 //! crate's prefix. Labels stay low-cardinality: the namespace is a label only
 //! of the durable reader lag (one series per namespace with a durable
-//! subscriber). [`describe`] registers their descriptions and units.
+//! subscriber). `describe()` (feature `metrics`) registers their
+//! descriptions and units.
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
