@@ -85,27 +85,44 @@ pub fn pin_server(server: &RedisServer, cpu: &str) -> bool {
 /// found by the `process_id` its `INFO server` reports (the nodes run under
 /// a wrapper shell).
 ///
-/// A replica that shares its CPU with a master runs at idle priority
-/// (`SCHED_IDLE`, see [`idle_priority`]): in a deployment replicas run on
-/// hosts of their own, but here the replica woken by its master's
-/// replication stream would take the CPU from the master before the master
-/// has written its replies and messages (Redis writes the replica's stream
-/// first), which puts the replica's work into the latency of every
-/// replicated write and into none of the raw side's SPUBLISH rows.
-/// `idle_replicas` false (`--no-idle-replicas`) leaves them at normal
-/// priority.
+/// Replicas that would share a CPU with a master instead run at idle
+/// priority (`SCHED_IDLE`, see [`idle_priority`]) on every CPU, the
+/// client's included: they take only time the masters and the client leave,
+/// as replicas on hosts of their own take none of theirs. Sharing a
+/// master's CPU at normal priority, a replica woken by its master's
+/// replication stream took the CPU before the master had written its
+/// replies and messages (Redis writes the replica's stream first), which put
+/// the replica's work into the latency of every replicated write and into
+/// none of the raw side's SPUBLISH rows. Confined to the masters' CPU at idle
+/// priority, replicas got no CPU while their master was saturated, and the
+/// raw side's SPUBLISH floods ran at a third of their speed.
+/// `idle_replicas` false (`--no-idle-replicas`) deals the replicas out like
+/// the masters, at normal priority.
 ///
-/// Returns where the nodes run, e.g. "CPUs 1-3", or `None` when a node
-/// could not be pinned (it is then said why).
+/// Returns where the nodes run, e.g. "3 masters on CPU 1, 3 replicas at
+/// idle priority on CPUs 0-1", or `None` when a node could not be pinned
+/// (it is then said why).
 pub fn spread_cluster(cluster: &RedisCluster, last: usize, idle_replicas: bool) -> Option<String> {
     let masters = cluster.masters();
     let mut ports = masters.clone();
     ports.extend(cluster.ports().into_iter().filter(|p| !masters.contains(p)));
     let first = 1.min(last);
     let cpus = last - first + 1;
+    let idle_cpus = if last == 0 {
+        "0".to_owned()
+    } else {
+        format!("0-{last}")
+    };
     let mut idled = 0;
     for (i, port) in ports.iter().enumerate() {
-        let cpu = (first + i % cpus).to_string();
+        let replica = i >= masters.len();
+        let shares_with_a_master = cpus < masters.len() || i % cpus < masters.len();
+        let idle = idle_replicas && replica && shares_with_a_master;
+        let cpu = if idle {
+            idle_cpus.clone()
+        } else {
+            (first + i % cpus).to_string()
+        };
         let pid = redis::Client::open(redis_pydict_test::node_url(*port))
             .and_then(|client| client.get_connection())
             .and_then(|mut conn| redis::cmd("INFO").arg("server").query::<String>(&mut conn))
@@ -126,13 +143,11 @@ pub fn spread_cluster(cluster: &RedisCluster, last: usize, idle_replicas: bool) 
             eprintln!("note: could not pin the cluster node on port {port} to CPU {cpu}");
             return None;
         }
-        let replica = i >= masters.len();
-        let shares_with_a_master = cpus < masters.len() || i % cpus < masters.len();
-        if idle_replicas && replica && shares_with_a_master {
+        if idle {
             match pid.map(idle_priority) {
                 Some(Ok(())) => idled += 1,
                 Some(Err(why)) => eprintln!(
-                    "note: the replica on port {port} shares CPU {cpu} with a master at normal priority ({why})"
+                    "note: the replica on port {port} runs on CPUs {cpu} at normal priority ({why})"
                 ),
                 None => {}
             }
@@ -144,8 +159,11 @@ pub fn spread_cluster(cluster: &RedisCluster, last: usize, idle_replicas: bool) 
         format!("CPUs {first}-{last}")
     };
     Some(match idled {
-        0 => cpus,
-        n => format!("{cpus}, {n} replicas sharing a master's CPU at idle priority"),
+        0 => format!("6 nodes spread over {cpus} (masters first)"),
+        n => format!(
+            "{} masters on {cpus}, {n} replicas at idle priority on CPUs {idle_cpus}",
+            masters.len()
+        ),
     })
 }
 
@@ -190,12 +208,18 @@ pub fn start_server() -> Result<RedisServer, String> {
     }
 }
 
+/// The private cluster's `cluster-node-timeout`: Redis's default, as in a
+/// deployment. The tests' 2 s makes their failovers quick; here a replica at
+/// idle priority may get no CPU for a while, which must not count as its
+/// failure.
+const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Starts a private cluster (3 masters, 3 replicas), trying again when a
 /// node loses the race for its free port to another process.
 pub fn start_cluster() -> Result<RedisCluster, String> {
     let mut last_error = String::new();
     for _ in 0..3 {
-        match RedisCluster::try_start_with(RedisCluster::DEFAULT_NODE_TIMEOUT, &[]) {
+        match RedisCluster::try_start_with(NODE_TIMEOUT, &[]) {
             Ok(cluster) => return Ok(cluster),
             Err(msg) if msg.contains("was not found on PATH") => return Err(msg),
             Err(msg) => last_error = msg,
@@ -258,7 +282,7 @@ pub fn deploy(
     };
     let place = match (pinned_cpu, args.cluster) {
         (Some(cpu), true) if spread_cpus.is_some() => format!(
-            "its 6 nodes spread over {} (masters first) and the client on CPU {cpu}",
+            "its {} and the client on CPU {cpu}",
             spread_cpus.as_deref().unwrap_or_default()
         ),
         (Some(cpu), false) if split_cpu.is_some() => format!(
