@@ -87,12 +87,12 @@ pub struct Args {
     /// Server and client on separate CPUs (the default; `--one-cpu` clears it).
     pub split: bool,
     pub cluster: bool,
-    /// With `--cluster`: the client on the first CPU, the nodes spread over
-    /// the others (`--spread`), replicas that share a master's CPU at idle
-    /// priority, instead of all on one CPU.
+    /// With `--cluster`: the client on the first CPU, the masters spread over
+    /// the others, replicas that would share a master's CPU at idle priority
+    /// on every CPU (`--spread`), instead of all on one CPU.
     pub spread: bool,
-    /// With `--spread`: leave the replicas at normal priority
-    /// (`--no-idle-replicas`), competing with the masters for their CPU.
+    /// With `--spread`: deal the replicas out like the masters, at normal
+    /// priority (`--no-idle-replicas`), competing with them for their CPUs.
     pub idle_replicas: bool,
     /// Internal: run as the memory probe child (`--rss-probe ours|raw`).
     pub rss_probe: Option<String>,

@@ -35,8 +35,10 @@
 //! strictest comparison); `--cluster --spread` puts the client on the first
 //! CPU and deals the nodes out over the others, masters first (with 2 CPUs,
 //! all six nodes share the second), so that cluster figures are not all CPU
-//! contention; a replica that shares a master's CPU runs at idle priority
-//! (`SCHED_IDLE`), as if on a host of its own (see `deploy::spread_cluster`).
+//! contention; replicas that would share a master's CPU run at idle priority
+//! (`SCHED_IDLE`) on every CPU, taking only time the masters and the client
+//! leave, as on hosts of their own (see `deploy::spread_cluster`;
+//! `--no-idle-replicas` deals them out like the masters).
 //! With `--url` it writes
 //! only keys under the `bench-*` namespaces and the `{bench-raw}:` /
 //! `bench-filler:` prefixes, and deletes them when done; use an otherwise
