@@ -372,8 +372,8 @@ return finish(n)
 
 /// The single-entry plain write, the path of almost every `set`: the
 /// PLAIN script's effects (same KEYS, same checks in the same order, events
-/// byte for byte) for exactly one entry and a dict without a log of its own
-/// (a log the namespace declares in `{ns}#meta` is honoured). It runs
+/// byte for byte) for exactly one entry, appending to the dict's own log or
+/// to the one the namespace declares in `{ns}#meta`. It runs
 /// without the prelude (only the CBOR helpers go before it), and the client
 /// sends the parts of the event it can build, so that the server does the
 /// least string work: the prelude's setup (two dozen closures, the general
@@ -389,20 +389,27 @@ return finish(n)
 /// mode (as the prelude's, 'p' appended for previous values), the index
 /// member (the key), the key's event channel (`{ns}#ev:<key>`, for PUBLISH),
 /// the event payload up to the value (`event::set_payload_prefix`, its map
-/// header counting `"seq"` and, with 'p', `"prev"`), the value. Returns 1.
+/// header counting `"seq"` and, with 'p', `"prev"`), the value, and the
+/// length cap of the dict's own log ('' without one). With its own log, as
+/// in the prelude: the cap the metadata declares is not checked but
+/// replaced (HSET, just before the append) when it differs. Returns 1.
 const PLAIN_ONE_BODY: &str = r#"
 local key, seqkey, log, meta, idx = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local own = ARGV[6]
 local t = redis.call('TYPE', idx).ok
 if t ~= 'none' and t ~= 'zset' then return redis.error_reply('PYDICTTYPE ' .. t .. ' ' .. idx) end
-local maxlen = redis.pcall('HGET', meta, 'log_maxlen')
-if type(maxlen) == 'table' then
-  if not string.find(maxlen.err, 'WRONGTYPE', 1, true) then return redis.error_reply(maxlen.err) end
+local declared = redis.pcall('HGET', meta, 'log_maxlen')
+if type(declared) == 'table' then
+  if not string.find(declared.err, 'WRONGTYPE', 1, true) then return redis.error_reply(declared.err) end
   return redis.error_reply('PYDICTTYPE ' .. redis.call('TYPE', meta).ok .. ' ' .. meta)
 end
+local maxlen = declared
+if own ~= '' then
+  maxlen = own
+elseif maxlen and not string.match(maxlen, '^[1-9][0-9]*$') then
+  return redis.error_reply('PYDICTMETA ' .. meta .. ' ' .. maxlen)
+end
 if maxlen then
-  if not string.match(maxlen, '^[1-9][0-9]*$') then
-    return redis.error_reply('PYDICTMETA ' .. meta .. ' ' .. maxlen)
-  end
   t = redis.call('TYPE', log).ok
   if t ~= 'none' and t ~= 'stream' then return redis.error_reply('PYDICTTYPE ' .. t .. ' ' .. log) end
 end
@@ -442,7 +449,10 @@ if publish == 115 and (redis.REDIS_VERSION_NUM or 0) >= 458752 then
 elseif publish ~= 48 then
   redis.call('PUBLISH', ARGV[3], payload)
 end
-if maxlen then redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload) end
+if maxlen then
+  if own ~= '' and declared ~= own then redis.call('HSET', meta, 'log_maxlen', own) end
+  redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'e', payload)
+end
 return 1
 "#;
 

@@ -885,11 +885,9 @@ impl Space {
             self.check_size(key, value)?;
             bytes += key.len() + value.len();
         }
-        // One entry by a dict without a log of its own: almost every `set`.
+        // One entry: almost every `set`.
         if let [(key, value)] = entries {
-            if self.log_maxlen.is_none() {
-                return Ok(self.plain_one_cmd(key.as_ref(), value.as_ref()));
-            }
+            return Ok(self.plain_one_cmd(key.as_ref(), value.as_ref()));
         }
         let n = entries.len();
         let prefix = ns.entry_prefix();
@@ -925,9 +923,10 @@ impl Space {
     }
 
     /// The EVALSHA command of the single-entry script (`scripts::PLAIN_ONE_BODY`)
-    /// writing one entry without TTL, for a space without a log of its own:
-    /// the client builds the member, channel and the event up to the value,
-    /// the script adds the value, `"seq"` and (when asked) `"prev"`.
+    /// writing one entry without TTL: the client builds the member, channel
+    /// and the event up to the value, the script adds the value, `"seq"` and
+    /// (when asked) `"prev"`, and appends to the space's own log if it has
+    /// one.
     fn plain_one_cmd(&self, key: &str, value: &[u8]) -> redis::Cmd {
         let ns = &self.ns;
         let extra = if self.previous_values { 2 } else { 1 };
@@ -937,9 +936,10 @@ impl Space {
         } else {
             String::new()
         };
+        let own_log = self.log_maxlen.map(|maxlen| maxlen.to_string());
         let mut cmd = redis::Cmd::with_capacity(
-            13,
-            160 + 3 * key.len() + prefix.len() + value.len() + ns.entry_prefix().len(),
+            14,
+            180 + 3 * key.len() + prefix.len() + value.len() + ns.entry_prefix().len(),
         );
         let mut scratch: Vec<u8> = Vec::with_capacity(ns.entry_prefix().len() + key.len());
         cmd.arg("EVALSHA")
@@ -950,7 +950,12 @@ impl Space {
             cmd.arg(shared);
         }
         let [mode, _, _] = self.common_args();
-        cmd.arg(mode).arg(key).arg(channel).arg(prefix).arg(value);
+        cmd.arg(mode)
+            .arg(key)
+            .arg(channel)
+            .arg(prefix)
+            .arg(value)
+            .arg(own_log.as_deref().unwrap_or(""));
         cmd
     }
 
@@ -1392,6 +1397,114 @@ mod tests {
                 .await
                 .unwrap();
         }
+    }
+
+    /// A single `set` by a space with a log of its own goes through
+    /// PLAIN_ONE and does what PLAIN does for it: appends the same payload,
+    /// declares the log's cap in `{ns}#meta` (replacing another cap, even a
+    /// malformed one, unchecked), and refuses a log key of another type
+    /// before writing anything.
+    #[tokio::test]
+    async fn a_single_set_with_its_own_log_does_what_a_batch_does() {
+        let server = RedisServer::start();
+        let store = Store::connect(&server.url()).await.unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let mut space = store.space("own-log").unwrap();
+        space.set_log_maxlen(Some(5_000));
+        let declared = |raw: &mut redis::aio::MultiplexedConnection| {
+            let mut raw = raw.clone();
+            let meta = space.ns.meta_key().to_owned();
+            async move {
+                redis::cmd("HGET")
+                    .arg(meta)
+                    .arg("log_maxlen")
+                    .query_async::<Option<String>>(&mut raw)
+                    .await
+                    .unwrap()
+            }
+        };
+        let hset_cap = |raw: &mut redis::aio::MultiplexedConnection, cap: &str| {
+            let mut raw = raw.clone();
+            let meta = space.ns.meta_key().to_owned();
+            let cap = cap.to_owned();
+            async move {
+                let _: () = redis::cmd("HSET")
+                    .arg(meta)
+                    .arg("log_maxlen")
+                    .arg(cap)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+            }
+        };
+
+        // No metadata yet: the single set declares the cap and appends.
+        space
+            .set(SetMode::Set, None, &[("a", &b"\x01"[..])])
+            .await
+            .unwrap();
+        assert_eq!(declared(&mut raw).await.as_deref(), Some("5000"));
+        // Another cap, then a malformed one: replaced, as by a batch.
+        hset_cap(&mut raw, "7").await;
+        space
+            .set(SetMode::Set, None, &[("b", &b"\x02"[..])])
+            .await
+            .unwrap();
+        assert_eq!(declared(&mut raw).await.as_deref(), Some("5000"));
+        hset_cap(&mut raw, "abc").await;
+        space
+            .set(SetMode::Set, None, &[("c", &b"\x03"[..])])
+            .await
+            .unwrap();
+        assert_eq!(declared(&mut raw).await.as_deref(), Some("5000"));
+        hset_cap(&mut raw, "abc").await;
+        let batch = vec![("d".to_owned(), vec![4]), ("e".to_owned(), vec![5])];
+        space.set_many(std::iter::once(Ok(batch))).await.unwrap();
+        assert_eq!(declared(&mut raw).await.as_deref(), Some("5000"));
+        let want: Vec<Vec<u8>> = [("a", 1u8), ("b", 2), ("c", 3), ("d", 4), ("e", 5)]
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                let payload = event::payload(Op::Set, Some(k), None, Some(&[*v]), None);
+                event::with_seq(payload, i as u64 + 1)
+            })
+            .collect();
+        assert_eq!(logged_payloads(&mut raw, &space).await, want);
+
+        // A log key of another type: refused, and nothing written.
+        let _: () = redis::cmd("DEL")
+            .arg(space.ns.log_key())
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(space.ns.log_key())
+            .arg("foreign")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let err = space
+            .set(SetMode::Set, None, &[("f", &b"\x06"[..])])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::WrongType {
+                    role: "durable log",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let (seq, entry): (u64, Option<Vec<u8>>) = redis::pipe()
+            .get(space.ns.seq_key())
+            .get(space.ns.entry_key("f"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!((seq, entry), (5, None));
     }
 
     /// The `"seq"` field the PLAIN script appends to each event of a batch
