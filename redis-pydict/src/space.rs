@@ -1439,25 +1439,20 @@ mod tests {
             }
         };
 
-        // No metadata yet: the single set declares the cap and appends.
-        space
-            .set(SetMode::Set, None, &[("a", &b"\x01"[..])])
-            .await
-            .unwrap();
-        assert_eq!(declared(&mut raw).await.as_deref(), Some("5000"));
-        // Another cap, then a malformed one: replaced, as by a batch.
-        hset_cap(&mut raw, "7").await;
-        space
-            .set(SetMode::Set, None, &[("b", &b"\x02"[..])])
-            .await
-            .unwrap();
-        assert_eq!(declared(&mut raw).await.as_deref(), Some("5000"));
-        hset_cap(&mut raw, "abc").await;
-        space
-            .set(SetMode::Set, None, &[("c", &b"\x03"[..])])
-            .await
-            .unwrap();
-        assert_eq!(declared(&mut raw).await.as_deref(), Some("5000"));
+        // No metadata yet, another cap, a malformed one: each single set
+        // declares its own, as the batch after them does.
+        for (key, value, cap_before) in
+            [("a", 1u8, None), ("b", 2, Some("7")), ("c", 3, Some("abc"))]
+        {
+            if let Some(cap) = cap_before {
+                hset_cap(&mut raw, cap).await;
+            }
+            space
+                .set(SetMode::Set, None, &[(key, &[value][..])])
+                .await
+                .unwrap();
+            assert_eq!(declared(&mut raw).await.as_deref(), Some("5000"), "{key}");
+        }
         hset_cap(&mut raw, "abc").await;
         let batch = vec![("d".to_owned(), vec![4]), ("e".to_owned(), vec![5])];
         space.set_many(std::iter::once(Ok(batch))).await.unwrap();
