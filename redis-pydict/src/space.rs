@@ -936,7 +936,6 @@ impl Space {
         } else {
             String::new()
         };
-        let own_log = self.log_maxlen.map(|maxlen| maxlen.to_string());
         let mut cmd = redis::Cmd::with_capacity(
             14,
             180 + 3 * key.len() + prefix.len() + value.len() + ns.entry_prefix().len(),
@@ -949,13 +948,19 @@ impl Space {
         for shared in self.shared_keys() {
             cmd.arg(shared);
         }
-        let [mode, _, _] = self.common_args();
+        // The own log's cap as the general scripts get it, or '' without one.
+        let [mode, _, maxlen] = self.common_args();
+        let own_log_cap: &[u8] = if self.log_maxlen.is_some() {
+            &maxlen
+        } else {
+            b""
+        };
         cmd.arg(mode)
             .arg(key)
             .arg(channel)
             .arg(prefix)
             .arg(value)
-            .arg(own_log.as_deref().unwrap_or(""));
+            .arg(own_log_cap);
         cmd
     }
 
