@@ -107,7 +107,7 @@ pub fn spread_cluster(cluster: &RedisCluster, last: usize, idle_replicas: bool) 
     let mut ports = masters.clone();
     ports.extend(cluster.ports().into_iter().filter(|p| !masters.contains(p)));
     let first = 1.min(last);
-    let cpus = last - first + 1;
+    let node_cpus = last - first + 1;
     let idle_cpus = if last == 0 {
         "0".to_owned()
     } else {
@@ -116,12 +116,12 @@ pub fn spread_cluster(cluster: &RedisCluster, last: usize, idle_replicas: bool) 
     let mut idled = 0;
     for (i, port) in ports.iter().enumerate() {
         let replica = i >= masters.len();
-        let shares_with_a_master = cpus < masters.len() || i % cpus < masters.len();
+        let shares_with_a_master = node_cpus < masters.len() || i % node_cpus < masters.len();
         let idle = idle_replicas && replica && shares_with_a_master;
         let cpu = if idle {
             idle_cpus.clone()
         } else {
-            (first + i % cpus).to_string()
+            (first + i % node_cpus).to_string()
         };
         let pid = redis::Client::open(redis_pydict_test::node_url(*port))
             .and_then(|client| client.get_connection())
@@ -153,7 +153,7 @@ pub fn spread_cluster(cluster: &RedisCluster, last: usize, idle_replicas: bool) 
             }
         }
     }
-    let cpus = if cpus == 1 {
+    let cpus = if node_cpus == 1 {
         format!("CPU {first}")
     } else {
         format!("CPUs {first}-{last}")
